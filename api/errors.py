@@ -1,0 +1,64 @@
+"""The one table from domain refusals to HTTP statuses, and the JSON error shape."""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from mfa import errors
+
+log = logging.getLogger("mfa.api")
+
+STATUS = {
+    errors.BadRequest: 400,
+    errors.InvalidCode: 400,
+    errors.InvalidCredentials: 401,
+    errors.NotFound: 404,
+    errors.NotPending: 409,
+    errors.Conflict: 409,
+    errors.Unprocessable: 422,
+    errors.AccountLocked: 423,
+    errors.TooManyAttempts: 423,
+    errors.RateLimited: 429,
+    errors.ProviderUnavailable: 503,
+}
+
+
+def status_for(exc: errors.MfaError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 400
+
+
+def error_response(code: str, message: str, status: int, **extra):
+    response = jsonify({"error": code, "message": message, **extra})
+    response.status_code = status
+    if "retry_after" in extra:
+        response.headers["Retry-After"] = str(extra["retry_after"])
+    return response
+
+
+def mfa_error_response(exc: errors.MfaError):
+    return error_response(exc.code, exc.message, status_for(exc), **exc.extra)
+
+
+def install_json_errors(app: Flask, prefix: str) -> None:
+    """Under `prefix`, HTTP errors and crashes answer in the JSON error shape too."""
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):
+        if not request.path.startswith(prefix):
+            return exc
+        code = {413: "too_large", 404: "not_found", 405: "method_not_allowed"}.get(
+            exc.code, "bad_request" if (exc.code or 500) < 500 else "server_error"
+        )
+        return error_response(code, exc.description or exc.name, exc.code or 500)
+
+    @app.errorhandler(Exception)
+    def _crash(exc: Exception):
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        if request.path.startswith(prefix):
+            return error_response("server_error", "Something went wrong on our side.", 500)
+        return "Something went wrong on our side.", 500

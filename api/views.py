@@ -1,0 +1,70 @@
+"""Each view parses JSON, runs one use case, and renders the result."""
+from __future__ import annotations
+
+from flask import jsonify
+
+from api import bp, json_body
+from api.serialize import authentication_json, challenge_json
+from edge import client_ip, db, services
+from mfa import app_passwords, authentications, challenges, checks, methods, phone_registration
+from mfa.errors import BadRequest
+from mfa.unit_of_work import use_case
+
+
+@bp.post("/authentications")
+def create_authentication():
+    body = json_body()
+    with use_case(db()):
+        auth = authentications.start(db(), services(), body.get("username"), body.get("password"), client_ip())
+    return jsonify(authentication_json(auth)), 201
+
+
+@bp.get("/authentications/<auth_id>")
+def show_authentication(auth_id: str):
+    with use_case(db()):
+        auth = authentications.get(db(), services(), auth_id)
+    return jsonify(authentication_json(auth))
+
+
+@bp.post("/authentications/<auth_id>/challenges")
+def create_challenge(auth_id: str):
+    body = json_body()
+    with use_case(db()):
+        challenge = challenges.start_challenge(db(), services(), auth_id, body.get("method_id"), client_ip())
+    return jsonify(challenge_json(challenge)), 201
+
+
+@bp.post("/authentications/<auth_id>/checks")
+def create_check(auth_id: str):
+    body = json_body()
+    with use_case(db()):
+        auth = checks.check_code(db(), services(), auth_id, body.get("code"), client_ip())
+    return jsonify(authentication_json(auth))
+
+
+@bp.post("/authentications/<auth_id>/registrations")
+def create_registration(auth_id: str):
+    body = json_body()
+    kind = body.get("type")
+    with use_case(db()):
+        if kind == "totp":
+            method, uri = methods.register_totp(db(), services(), auth_id, client_ip())
+            result = {"method_id": method.id, "otpauth_uri": uri}
+        elif kind == "phone":
+            challenge = phone_registration.register_phone(
+                db(), services(), auth_id, body.get("number"), body.get("kind"),
+                body.get("delivery"), client_ip(),
+            )
+            result = challenge_json(challenge)
+        else:
+            raise BadRequest("'type' must be 'phone' or 'totp'.", field="type")
+    return jsonify(result), 201
+
+
+@bp.post("/app-passwords/verify")
+def verify_app_password():
+    body = json_body()
+    with use_case(db()):
+        app_passwords.verify(db(), services(), body.get("username"), body.get("app_password"), client_ip())
+    return jsonify({"valid": True})
+

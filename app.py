@@ -1,0 +1,62 @@
+"""The application factory. `python app.py` runs the embedded development server."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from flask import Flask, jsonify
+
+import api
+import cli
+import edge
+from mfa.clock import SystemClock
+from mfa.policy import Policy
+from mfa.services import Services
+from mfa.vault import Vault
+from models.database import make_engine, make_session_factory
+from settings import load
+
+HERE = Path(__file__).resolve().parent
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Build the app from the environment; `config` overrides settings by their env names.
+
+    Two non-string keys serve tests and tools: CLOCK (a Clock) and INSTANCE_PATH.
+    """
+    config = dict(config or {})
+    clock = config.pop("CLOCK", None) or SystemClock()
+    instance = Path(config.pop("INSTANCE_PATH", None) or os.environ.get("INSTANCE_PATH") or HERE / "instance")
+    app = Flask(__name__, instance_path=str(instance))
+    settings = load({**os.environ, **config}, instance)
+
+    engine = make_engine(settings.database_url)
+    services = Services(
+        clock=clock,
+        vault=Vault(settings.data_keys),
+        policy=Policy(settings.mfa_required_roles, settings.mfa_required_regions),
+        service_name=settings.service_name,
+        public_host=settings.public_host,
+    )
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        MAX_CONTENT_LENGTH=64 * 1024,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.production,
+    )
+    edge.install(app, edge.Runtime(settings, engine, make_session_factory(engine), services))
+    api.register(app)
+    cli.register(app)
+
+    @app.get("/healthz")
+    def healthz():
+        return jsonify({"status": "ok"})
+
+    return app
+
+
+if __name__ == "__main__":
+    from devserver import main
+
+    main()

@@ -1,0 +1,12 @@
+"""The command line of ../shared/CONTRACT.md §2 (`flask --app app …`)."""
+from __future__ import annotations
+
+from flask import Flask
+
+from cli.accounts import apikeys_group, users_group
+from cli.database import db_group
+
+
+def register(app: Flask) -> None:
+    for group in (db_group, users_group, apikeys_group):
+        app.cli.add_command(group)

@@ -1,0 +1,110 @@
+"""`users …` and `apikeys …`: each command runs one use case and prints its outcome."""
+from __future__ import annotations
+
+import click
+from flask.cli import with_appcontext
+
+from edge import runtime
+from mfa import accounts, api_keys, app_passwords
+from mfa.errors import MfaError
+from mfa.unit_of_work import use_case
+from models.user import ROLES
+
+
+def run(use):
+    """Run one use case in its own session; a refusal becomes one line and exit 1."""
+    rt = runtime()
+    with rt.sessions() as session:
+        try:
+            with use_case(session):
+                return use(session, rt.services)
+        except MfaError as exc:
+            raise click.ClickException(exc.message) from None
+
+
+@click.group("users", help="People who sign in.")
+def users_group():
+    pass
+
+
+@users_group.command("create")
+@click.argument("username")
+@click.option("--password", help="Prompted for (hidden, twice) when absent.")
+@click.option("--role", type=click.Choice(ROLES), default="user", show_default=True)
+@click.option("--region", default="england", show_default=True, help="e.g. england, wales, scotland, northern-ireland")
+@click.option("--hybrid", is_flag=True, help="The person's mailbox is hybrid (office phones are refused).")
+@click.option("--language", type=click.Choice(["en-GB", "cy-GB"]), default="en-GB", show_default=True)
+@with_appcontext
+def create_user(username, password, role, region, hybrid, language):
+    if password is None:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    user = run(lambda db, svc: accounts.create_user(
+        db, svc, username, password, role=role, region=region, hybrid=hybrid, language=language))
+    click.echo(f"Created {user.username} ({user.role}, {user.region}{', hybrid' if user.hybrid else ''}).")
+
+
+@users_group.command("show")
+@click.argument("username")
+@with_appcontext
+def show_user(username):
+    def describe(db, svc):
+        user = accounts.get_user(db, username)
+        now = svc.clock.now()
+        lines = [
+            f"username:  {user.username}",
+            f"role:      {user.role}",
+            f"region:    {user.region}",
+            f"hybrid:    {'yes' if user.hybrid else 'no'}",
+            f"language:  {user.language}",
+            f"MFA:       {'required' if svc.policy.requires_mfa(user) else 'not required'} ({svc.policy.explain(user)})",
+            f"status:    {_status(user, now)}",
+            f"app passwords: {len(app_passwords.list_for(db, user))}",
+            "methods:" if user.methods else "methods:   none (registration at next sign-in)",
+        ]
+        for m in user.methods:
+            flags = ", ".join(f for f in (
+                m.kind, "default" if m.is_default else None,
+                "verified" if m.is_verified else "not verified",
+            ) if f)
+            lines.append(f"  {m.id}  {m.type:<6} {m.label}  ({flags})")
+        return "\n".join(lines)
+
+    click.echo(run(describe))
+
+
+def _status(user, now) -> str:
+    if user.fraud_blocked_at:
+        return f"blocked after a fraud report at {user.fraud_blocked_at:%Y-%m-%d %H:%M} UTC (users unlock)"
+    if user.locked_until and user.locked_until > now:
+        return f"locked until {user.locked_until:%Y-%m-%d %H:%M} UTC"
+    return "active"
+
+
+@users_group.command("reset-methods", help="Forget every method: registration happens again at next sign-in.")
+@click.argument("username")
+@with_appcontext
+def reset_methods(username):
+    count = run(lambda db, svc: accounts.reset_methods(db, svc, username))
+    click.echo(f"Removed {count} method(s) from {username.lower()}; they will register again at next sign-in.")
+
+
+@users_group.command("unlock", help="Clear a lockout or a fraud block.")
+@click.argument("username")
+@with_appcontext
+def unlock(username):
+    user = run(lambda db, svc: accounts.unlock(db, svc, username))
+    click.echo(f"Unlocked {user.username}.")
+
+
+@click.group("apikeys", help="Keys for relying applications.")
+def apikeys_group():
+    pass
+
+
+@apikeys_group.command("create")
+@click.argument("name")
+@with_appcontext
+def create_api_key(name):
+    key = run(lambda db, svc: api_keys.create(db, svc, name))
+    click.echo(f"API key {name!r} created. It is shown once; store it now:")
+    click.echo(key)

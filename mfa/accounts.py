@@ -1,0 +1,135 @@
+"""Accounts: creation, look-up, lockout after consecutive failures, unlocking."""
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from models import Method, User
+from models.user import LANGUAGES, ROLES
+from mfa import audit
+from mfa.errors import BadRequest, Conflict, NotFound
+from mfa.passwords import hash_password
+from mfa.services import Services
+
+LOCKOUT_THRESHOLD = 10
+LOCKOUT_DURATION = timedelta(minutes=15)
+USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,253}$")
+REGION_RE = re.compile(r"^[a-z]+(-[a-z]+)*$")
+
+
+def normalise_username(username: str) -> str:
+    return username.strip().lower()
+
+
+def find_user(db: Session, username: str) -> User | None:
+    return db.scalar(select(User).where(User.username == normalise_username(username)))
+
+
+def get_user(db: Session, username: str) -> User:
+    user = find_user(db, username)
+    if user is None:
+        raise NotFound(f"No user called {username!r}.", code="unknown_user")
+    return user
+
+
+def create_user(
+    db: Session,
+    svc: Services,
+    username: str,
+    password: str,
+    *,
+    role: str = "user",
+    region: str = "england",
+    hybrid: bool = False,
+    language: str = "en-GB",
+) -> User:
+    if not USERNAME_RE.match(username or ""):
+        raise BadRequest(
+            "Usernames are letters, digits and . _ @ + - (at most 254).", code="invalid_username"
+        )
+    if role not in ROLES:
+        raise BadRequest(f"Role must be one of: {', '.join(ROLES)}.", code="invalid_role")
+    if not REGION_RE.match(region or ""):
+        raise BadRequest(
+            "Regions are lower-case words joined by hyphens, e.g. england, northern-ireland.",
+            code="invalid_region",
+        )
+    if language not in LANGUAGES:
+        raise BadRequest(f"Language must be one of: {', '.join(LANGUAGES)}.", code="invalid_language")
+    if find_user(db, username):
+        raise Conflict(f"A user called {username!r} already exists.", code="user_exists")
+    user = User(
+        username=normalise_username(username),
+        password_hash=hash_password(password),
+        role=role,
+        region=region,
+        hybrid=hybrid,
+        language=language,
+        created_at=svc.clock.now(),
+    )
+    db.add(user)
+    db.flush()
+    audit.record(db, svc.clock, "user_created", "ok", user=user, detail=f"role={role} region={region}")
+    return user
+
+
+def record_failure(db: Session, svc: Services, user: User, source_ip: str | None) -> bool:
+    """Count one failed password or code; lock the account at the threshold.
+
+    Atomic, so two workers failing at once cannot both slip under the limit.
+    Returns True when this failure locked the account.
+    """
+    count = db.execute(
+        update(User)
+        .where(User.id == user.id)
+        .values(failed_count=User.failed_count + 1)
+        .returning(User.failed_count)
+        .execution_options(synchronize_session=False)
+    ).scalar_one()
+    if count < LOCKOUT_THRESHOLD:
+        return False
+    until = svc.clock.now() + LOCKOUT_DURATION
+    locked = db.execute(
+        update(User)
+        .where(User.id == user.id, User.failed_count >= LOCKOUT_THRESHOLD)
+        .values(failed_count=0, locked_until=until)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    db.refresh(user)
+    if locked:
+        audit.record(
+            db, svc.clock, "account_locked", "locked", user=user, source_ip=source_ip,
+            reason="too_many_failures", detail=f"until {until.isoformat()}",
+        )
+    return bool(locked)
+
+
+def reset_failures(db: Session, user: User) -> None:
+    db.execute(
+        update(User)
+        .where(User.id == user.id)
+        .values(failed_count=0)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def unlock(db: Session, svc: Services, username: str) -> User:
+    user = get_user(db, username)
+    was = "fraud_block" if user.fraud_blocked_at else ("lockout" if user.locked_until else "none")
+    user.failed_count = 0
+    user.locked_until = None
+    user.fraud_blocked_at = None
+    audit.record(db, svc.clock, "account_unlocked", "ok", user=user, reason=was)
+    return user
+
+
+def reset_methods(db: Session, svc: Services, username: str) -> int:
+    user = get_user(db, username)
+    count = len(user.methods)
+    db.execute(delete(Method).where(Method.user_id == user.id))
+    db.expire(user, ["methods"])
+    audit.record(db, svc.clock, "methods_reset", "ok", user=user, detail=f"{count} removed")
+    return count

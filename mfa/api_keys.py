@@ -1,0 +1,35 @@
+"""API keys for relying applications: shown once, stored as SHA-256."""
+from __future__ import annotations
+
+import secrets
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from models import ApiKey
+from mfa import audit
+from mfa.errors import BadRequest, Conflict
+from mfa.services import Services
+from mfa.vault import token_hash
+
+PREFIX = "mfa_"
+
+
+def create(db: Session, svc: Services, name: str) -> str:
+    name = (name or "").strip()
+    if not name or len(name) > 100:
+        raise BadRequest("Give the key a name of up to 100 characters.")
+    if db.scalar(select(ApiKey).where(ApiKey.name == name)):
+        raise Conflict(f"An API key called {name!r} already exists.", code="api_key_exists")
+    key = PREFIX + secrets.token_urlsafe(32)
+    db.add(ApiKey(name=name, key_hash=token_hash(key), created_at=svc.clock.now()))
+    audit.record(db, svc.clock, "api_key_created", "ok", detail=name)
+    return key
+
+
+def authenticate(db: Session, key: str | None) -> ApiKey | None:
+    if not key or not key.startswith(PREFIX) or len(key) > 100:
+        return None
+    return db.scalar(
+        select(ApiKey).where(ApiKey.key_hash == token_hash(key), ApiKey.revoked_at.is_(None))
+    )

@@ -1,0 +1,123 @@
+"""Sign-ins: from a correct password to approved, denied, expired or locked."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from models import Authentication, Challenge, User
+from models.authentication import OPEN_STATUSES
+from mfa import audit
+from mfa.accounts import find_user, record_failure, reset_failures
+from mfa.errors import AccountLocked, BadRequest, InvalidCredentials, NotFound
+from mfa.passwords import MAX_LENGTH, rehash_if_needed, verify_password
+from mfa.services import Services
+
+AUTHENTICATION_TTL = timedelta(minutes=10)
+
+
+def _require_text(value, field: str, max_length: int = MAX_LENGTH) -> str:
+    if not isinstance(value, str) or not value:
+        raise BadRequest(f"'{field}' is required and must be a string.", field=field)
+    if len(value) > max_length:
+        raise BadRequest(f"'{field}' is too long.", field=field)
+    return value
+
+
+def start(
+    db: Session, svc: Services, username, password, source_ip: str | None
+) -> Authentication:
+    """Check the first factor and decide what the sign-in needs next."""
+    username = _require_text(username, "username", 254)
+    password = _require_text(password, "password")
+    now = svc.clock.now()
+    user = find_user(db, username)
+    if user is None:
+        verify_password(None, password)  # same work as a real check: no timing oracle
+        audit.record(db, svc.clock, "sign_in", "failed", username=username.lower(),
+                     reason="unknown_user", source_ip=source_ip)
+        raise InvalidCredentials()
+    if user.is_locked(now):
+        # Answer before checking the password, so a locked account reveals nothing.
+        reason = "fraud_block" if user.fraud_blocked_at else "locked"
+        audit.record(db, svc.clock, "sign_in", "refused", user=user, reason=reason,
+                     source_ip=source_ip)
+        raise AccountLocked()
+    if not verify_password(user.password_hash, password):
+        audit.record(db, svc.clock, "sign_in", "failed", user=user, reason="wrong_password",
+                     source_ip=source_ip)
+        if record_failure(db, svc, user, source_ip):
+            raise AccountLocked()
+        raise InvalidCredentials()
+    user.password_hash = rehash_if_needed(user.password_hash, password)
+    return _open(db, svc, user, source_ip)
+
+
+def _open(db: Session, svc: Services, user: User, source_ip: str | None) -> Authentication:
+    now = svc.clock.now()
+    auth = Authentication(
+        user=user, source_ip=source_ip, created_at=now, expires_at=now + AUTHENTICATION_TTL,
+        attempts=0,
+    )
+    why = svc.policy.explain(user)
+    if not svc.policy.requires_mfa(user):
+        auth.status, auth.reason, auth.completed_at = "approved", "mfa_not_required", now
+        reset_failures(db, user)
+        audit.record(db, svc.clock, "sign_in", "approved", user=user, reason="mfa_not_required",
+                     source_ip=source_ip, detail=why)
+    else:
+        auth.status = "mfa_required" if user.verified_methods() else "registration_required"
+        audit.record(db, svc.clock, "password_checked", auth.status, user=user,
+                     source_ip=source_ip, detail=why)
+    db.add(auth)
+    db.flush()
+    return auth
+
+
+def get(db: Session, svc: Services, auth_id) -> Authentication:
+    """The authentication as it stands now (an overdue one is marked expired)."""
+    if not isinstance(auth_id, str) or len(auth_id) > 64:
+        raise NotFound("No such authentication.", code="not_found")
+    auth = db.get(Authentication, auth_id)
+    if auth is None:
+        raise NotFound("No such authentication.", code="not_found")
+    if auth.has_expired(svc.clock.now()):
+        if finish(db, svc, auth, "expired", "timed_out"):
+            audit.record(db, svc.clock, "sign_in", "expired", user=auth.user, reason="timed_out")
+    return auth
+
+
+def finish(db: Session, svc: Services, auth: Authentication, status: str, reason: str) -> bool:
+    """Move an open authentication to a final status; False if it had already ended.
+
+    A compare-and-set, so of two workers finishing the same sign-in only one wins.
+    """
+    now = svc.clock.now()
+    won = db.execute(
+        update(Authentication)
+        .where(Authentication.id == auth.id, Authentication.status.in_(OPEN_STATUSES))
+        .values(status=status, reason=reason, completed_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount == 1
+    if won:
+        db.execute(
+            update(Challenge)
+            .where(Challenge.authentication_id == auth.id, Challenge.status == "pending")
+            .values(status="ended", reason=reason)
+            .execution_options(synchronize_session=False)
+        )
+    db.refresh(auth)
+    return won
+
+
+def set_status(db: Session, auth: Authentication, status: str) -> bool:
+    """Move between open statuses (e.g. mfa_required -> pending)."""
+    moved = db.execute(
+        update(Authentication)
+        .where(Authentication.id == auth.id, Authentication.status.in_(OPEN_STATUSES))
+        .values(status=status, reason=None)
+        .execution_options(synchronize_session=False)
+    ).rowcount == 1
+    db.refresh(auth)
+    return moved

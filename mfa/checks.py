@@ -1,0 +1,142 @@
+"""Checking a typed code (authenticator app or texted code) against a sign-in."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from models import Authentication, Challenge, Method
+from models.authentication import OPEN_STATUSES
+from mfa import audit, totp
+from mfa.accounts import record_failure, reset_failures
+from mfa.authentications import finish, get
+from mfa.errors import AccountLocked, BadRequest, InvalidCode, NotPending, TooManyAttempts
+from mfa.methods import activate
+from mfa.services import Services
+
+MAX_CODE_ATTEMPTS = 5
+MAX_CODE_LENGTH = 32
+
+
+@dataclass
+class Candidate:
+    """Something a typed code may be for: a TOTP method, or a texted code's challenge."""
+
+    method: Method
+    challenge: Challenge | None = None
+
+
+def check_code(db: Session, svc: Services, auth_id, code, source_ip: str | None) -> Authentication:
+    if not isinstance(code, str) or not code.strip() or len(code) > MAX_CODE_LENGTH:
+        raise BadRequest("'code' is required and must be a short string.", field="code")
+    code = "".join(code.split())
+    auth = get(db, svc, auth_id)
+    _require_checkable(auth, svc)
+    candidates = _candidates(db, svc, auth)
+    if not candidates:
+        raise NotPending("No code is expected for this sign-in. Start a challenge first.")
+    reason = "wrong_code"
+    for candidate in candidates:
+        outcome = _try(db, svc, candidate, code)
+        if outcome == "ok":
+            return _approve(db, svc, auth, candidate, source_ip)
+        if outcome != "wrong_code":
+            reason = outcome
+    return _refuse(db, svc, auth, reason, source_ip)
+
+
+def _require_checkable(auth: Authentication, svc: Services) -> None:
+    if auth.status == "denied" and auth.reason == "too_many_attempts":
+        raise TooManyAttempts()
+    if auth.status == "locked" or (auth.is_open() and auth.user.is_locked(svc.clock.now())):
+        raise AccountLocked()
+    if not auth.is_open():
+        raise NotPending(f"This sign-in has already ended ({auth.status}).")
+
+
+def _candidates(db: Session, svc: Services, auth: Authentication) -> list[Candidate]:
+    now = svc.clock.now()
+    registering = auth.status == "registration_required"
+    challenges = db.scalars(
+        select(Challenge).where(
+            Challenge.authentication_id == auth.id,
+            Challenge.status == "pending",
+            Challenge.code_hash.is_not(None),
+        )
+    ).all()
+    found = [Candidate(c.method, c) for c in challenges if c.is_pending(now)]
+    for method in auth.user.methods:
+        if method.type != "totp":
+            continue
+        # While registering, only the app being enrolled; afterwards, only enrolled apps.
+        if registering != method.is_verified:
+            found.append(Candidate(method))
+    return found
+
+
+def _try(db: Session, svc: Services, candidate: Candidate, code: str) -> str:
+    if candidate.challenge is not None:
+        return _try_texted_code(db, svc, candidate.challenge, code)
+    secret = svc.vault.decrypt(candidate.method.totp_secret_encrypted)
+    step = totp.matching_step(secret, code, svc.clock.now())
+    if step is None:
+        return "wrong_code"
+    # Each time step is good once: the winner of this compare-and-set uses it.
+    used = db.execute(
+        update(Method)
+        .where(
+            Method.id == candidate.method.id,
+            or_(Method.totp_last_step.is_(None), Method.totp_last_step < step),
+        )
+        .values(totp_last_step=step)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    return "ok" if used == 1 else "replayed_code"
+
+
+def _try_texted_code(db: Session, svc: Services, challenge: Challenge, code: str) -> str:
+    if not svc.vault.matches(f"{challenge.id}:{code}", challenge.code_hash):
+        return "wrong_code"
+    used = db.execute(
+        update(Challenge)
+        .where(Challenge.id == challenge.id, Challenge.status == "pending")
+        .values(status="approved")
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    return "ok" if used == 1 else "replayed_code"
+
+
+def _approve(db, svc, auth: Authentication, candidate: Candidate, source_ip) -> Authentication:
+    if not finish(db, svc, auth, "approved", "verified"):
+        raise NotPending(f"This sign-in has already ended ({auth.status}).")
+    method = candidate.method
+    if not method.is_verified:
+        activate(db, svc, method, source_ip)
+    reset_failures(db, auth.user)
+    audit.record(db, svc.clock, "sign_in", "approved", user=auth.user, method=method.label,
+                 reason="verified", source_ip=source_ip)
+    return auth
+
+
+def _refuse(db, svc, auth: Authentication, reason: str, source_ip) -> Authentication:
+    attempts = db.execute(
+        update(Authentication)
+        .where(Authentication.id == auth.id, Authentication.status.in_(OPEN_STATUSES))
+        .values(attempts=Authentication.attempts + 1)
+        .returning(Authentication.attempts)
+        .execution_options(synchronize_session=False)
+    ).scalar_one_or_none()
+    if attempts is None:  # another request finished this sign-in meanwhile
+        db.refresh(auth)
+        raise NotPending(f"This sign-in has already ended ({auth.status}).")
+    audit.record(db, svc.clock, "code_check", "failed", user=auth.user, reason=reason,
+                 source_ip=source_ip)
+    if record_failure(db, svc, auth.user, source_ip):
+        finish(db, svc, auth, "locked", "account_locked")
+        raise AccountLocked()
+    if attempts >= MAX_CODE_ATTEMPTS:
+        finish(db, svc, auth, "denied", "too_many_attempts")
+        raise TooManyAttempts()
+    db.refresh(auth)
+    raise InvalidCode(attempts_left=MAX_CODE_ATTEMPTS - attempts)

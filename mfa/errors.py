@@ -1,0 +1,79 @@
+"""The domain's exceptions. Each carries a stable `code` and a message for people.
+
+The HTTP status for each class lives in one table at the edge (api/errors.py).
+A refusal is raised only after its own bookkeeping (attempt counters, audit
+rows) is done, and that bookkeeping is committed with it: see unit_of_work.
+"""
+from __future__ import annotations
+
+
+class MfaError(Exception):
+    code = "error"
+    message = "Something went wrong."
+
+    def __init__(self, message: str | None = None, *, code: str | None = None, **extra):
+        self.message = message or self.message
+        self.code = code or self.code
+        self.extra = extra
+        super().__init__(self.message)
+
+
+class BadRequest(MfaError):
+    code = "bad_request"
+    message = "The request is not valid."
+
+
+class InvalidCredentials(MfaError):
+    code = "invalid_credentials"
+    message = "The username or password is incorrect."
+
+
+class AccountLocked(MfaError):
+    code = "locked"
+    message = "This account is locked. Try again later or ask an administrator to unlock it."
+
+
+class NotFound(MfaError):
+    code = "not_found"
+    message = "Not found."
+
+
+class InvalidCode(MfaError):
+    code = "invalid_code"
+    # One vague message for wrong, expired and replayed codes; the audit log has the reason.
+    message = "That code is not valid. Check it and try again."
+
+
+class TooManyAttempts(MfaError):
+    code = "too_many_attempts"
+    message = "Too many wrong codes. Start signing in again."
+
+
+class NotPending(MfaError):
+    code = "not_pending"
+    message = "This sign-in is not waiting for that step."
+
+
+class Unprocessable(MfaError):
+    """Well-formed, but the request cannot be carried out (e.g. an invalid phone number)."""
+
+    code = "unprocessable"
+    message = "The request cannot be carried out."
+
+
+class Conflict(MfaError):
+    code = "conflict"
+    message = "That already exists."
+
+
+class RateLimited(MfaError):
+    code = "rate_limited"
+    message = "Too many requests. Wait a moment and try again."
+
+    def __init__(self, retry_after: int, message: str | None = None):
+        super().__init__(message, retry_after=max(1, int(retry_after)))
+
+
+class ProviderUnavailable(MfaError):
+    code = "provider_unavailable"
+    message = "The telephone service cannot be reached just now. Try again shortly."

@@ -1,0 +1,63 @@
+"""A person's methods: enrolling, activating after proof, choosing the default."""
+from __future__ import annotations
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from models import Method, User
+from mfa import audit, totp
+from mfa.authentications import get
+from mfa.errors import NotPending, Unprocessable
+from mfa.services import Services
+
+TOTP_LABEL = "Authenticator app"
+
+
+def register_totp(db: Session, svc: Services, auth_id, source_ip: str | None) -> tuple[Method, str]:
+    """Start enrolling an authenticator app; a following valid code activates it."""
+    auth = get(db, svc, auth_id)
+    if auth.status != "registration_required":
+        raise NotPending("Registration is only possible while the sign-in asks for it.")
+    return enrol_totp(db, svc, auth.user, source_ip)
+
+
+def enrol_totp(db: Session, svc: Services, user: User, source_ip: str | None) -> tuple[Method, str]:
+    # An enrolment never finished is useless: forget it rather than pile them up.
+    db.execute(
+        delete(Method).where(
+            Method.user_id == user.id, Method.type == "totp", Method.verified_at.is_(None)
+        )
+    )
+    db.expire(user, ["methods"])
+    secret = totp.new_secret()
+    method = Method(
+        user_id=user.id, type="totp", label=TOTP_LABEL, created_at=svc.clock.now(),
+        totp_secret_encrypted=svc.vault.encrypt(secret), is_default=False,
+    )
+    db.add(method)
+    db.flush()
+    db.expire(user, ["methods"])
+    audit.record(db, svc.clock, "method_enrolment_started", "pending", user=user,
+                 method=TOTP_LABEL, source_ip=source_ip)
+    return method, totp.provisioning_uri(secret, user.username, svc.service_name)
+
+
+def activate(db: Session, svc: Services, method: Method, source_ip: str | None) -> None:
+    """The person proved they hold this method: it becomes verified and the default."""
+    method.verified_at = svc.clock.now()
+    make_default(db, method)
+    audit.record(db, svc.clock, "method_registered", "ok", user=method.user, method=method.label,
+                 source_ip=source_ip, detail=f"type={method.type}")
+
+
+def make_default(db: Session, method: Method) -> None:
+    for other in db.scalars(select(Method).where(Method.user_id == method.user_id)):
+        other.is_default = other.id == method.id
+
+
+def owned_verified_method(user: User, method_id) -> Method:
+    for method in user.verified_methods():
+        if method.id == method_id:
+            return method
+    raise Unprocessable("That method is not one of this person's verified methods.",
+                        code="unknown_method")

@@ -1,0 +1,19 @@
+"""What domain functions need from outside, passed in as values (never Flask globals)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from mfa.clock import Clock
+from mfa.policy import Policy
+from mfa.vault import Vault
+
+
+@dataclass(frozen=True)
+class Services:
+    clock: Clock
+    vault: Vault
+    policy: Policy
+    service_name: str
+    public_host: str  # for origin-bound SMS codes and the TOTP issuer
+    telephony: Any = None  # ivr provider; None where no telephony is configured

@@ -1,0 +1,10 @@
+"""SQLAlchemy 2 typed tables. Small pure methods only: no I/O, no commits."""
+from models.audit import AuditEvent
+from models.authentication import Authentication, Challenge
+from models.base import Base
+from models.method import Method
+from models.user import ApiKey, AppPassword, User
+
+__all__ = [
+    "ApiKey", "AppPassword", "AuditEvent", "Authentication", "Base", "Challenge", "Method", "User",
+]

@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from models.base import Base, UTCDateTime, new_id
+
+# Statuses a sign-in can still move on from; everything else is final.
+OPEN_STATUSES = ("mfa_required", "registration_required", "pending")
+FINAL_STATUSES = ("approved", "denied", "fraud_reported", "expired", "locked")
+
+
+class Authentication(Base):
+    """One sign-in attempt, from a correct password to its final outcome."""
+
+    __tablename__ = "authentications"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    status: Mapped[str] = mapped_column(String(24))
+    reason: Mapped[str | None] = mapped_column(String(48), nullable=True)
+    # Wrong codes entered during this sign-in (any method).
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    source_ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    user: Mapped["User"] = relationship()  # noqa: F821
+
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
+
+    def has_expired(self, now: datetime) -> bool:
+        return self.is_open() and now >= self.expires_at
+
+
+class Challenge(Base):
+    """A call, text or push sent for one authentication, with its own expiry and tries.
+
+    Keyed by the provider's id (CallSid, MessageSid) so any worker can take a
+    webhook for it: no call state lives in process memory.
+    """
+
+    __tablename__ = "challenges"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    authentication_id: Mapped[str] = mapped_column(
+        ForeignKey("authentications.id", ondelete="CASCADE"), index=True
+    )
+    method_id: Mapped[str] = mapped_column(ForeignKey("methods.id", ondelete="CASCADE"))
+    type: Mapped[str] = mapped_column(String(8))
+    # "sign_in", or "registration" when completing it verifies a new method.
+    purpose: Mapped[str] = mapped_column(String(16), default="sign_in")
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    reason: Mapped[str | None] = mapped_column(String(48), nullable=True)
+    code_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    sends: Mapped[int] = mapped_column(Integer, default=1)
+    provider_sid: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    # Where a phone call's flow has got to (prompts repeated, wrong keys so far).
+    call_step: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    call_retries: Mapped[int] = mapped_column(Integer, default=0)
+    number_match: Mapped[str | None] = mapped_column(String(4), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_sent_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    method: Mapped["Method"] = relationship()  # noqa: F821
+    authentication: Mapped[Authentication] = relationship()
+
+    def is_pending(self, now: datetime) -> bool:
+        return self.status == "pending" and now < self.expires_at

@@ -1,0 +1,149 @@
+"""Every setting in one table, read from the environment and checked at start-up.
+
+A setting that is missing or malformed where it is needed stops start-up with
+one line naming it. Names and defaults follow ../shared/CONTRACT.md §1.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import phonenumbers
+from cryptography.fernet import Fernet
+
+SIMULATOR_ACCOUNT_SID = "AC" + "5" * 32
+SIMULATOR_AUTH_TOKEN = "simulator-auth-token-not-secret"
+# 01632 960xxx is Ofcom's range reserved for drama: it reaches nobody.
+SIMULATOR_FROM_NUMBER = "+441632960000"
+SIMULATOR_API_BASE_URL = "http://127.0.0.1:5001"
+
+
+class SettingsError(SystemExit):
+    """Printed as one line on stderr with exit status 1 (a SystemExit with a message)."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str
+    database_url: str
+    secret_key: str
+    data_keys: list[str]
+    public_base_url: str
+    telephony_provider: str
+    twilio_account_sid: str
+    twilio_auth_token: str
+    twilio_from_number: str
+    twilio_messaging_service_sid: str | None
+    twilio_api_base_url: str
+    redis_url: str | None
+    mfa_required_roles: frozenset[str]
+    mfa_required_regions: frozenset[str]
+    service_name: str
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def public_host(self) -> str:
+        return urlsplit(self.public_base_url).hostname or "localhost"
+
+
+def _comma_list(value: str) -> frozenset[str]:
+    return frozenset(v.strip().lower() for v in value.split(",") if v.strip())
+
+
+def _dev_secret(instance: Path, name: str, make) -> str:
+    """Generated once and kept in the instance folder (development only)."""
+    path = instance / name
+    if path.exists():
+        return path.read_text().strip()
+    instance.mkdir(parents=True, exist_ok=True)
+    value = make()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(value)
+    return value
+
+
+def load(environ: dict, instance: Path) -> Settings:
+    get = lambda name, default=None: (environ.get(name) or "").strip() or default  # noqa: E731
+    env = get("MFA_ENV", "development")
+    if env not in ("development", "production"):
+        raise SettingsError("MFA_ENV must be 'development' or 'production'.")
+    production = env == "production"
+
+    def secret(name: str, make) -> str:
+        value = get(name)
+        if value:
+            return value
+        if production:
+            raise SettingsError(f"{name} is required when MFA_ENV=production.")
+        return _dev_secret(instance, name.lower(), make)
+
+    secret_key = secret("SECRET_KEY", lambda: secrets.token_urlsafe(48))
+    data_keys = [k.strip() for k in secret("DATA_KEY", lambda: Fernet.generate_key().decode()).split(",") if k.strip()]
+    for key in data_keys:
+        try:
+            Fernet(key)
+        except (ValueError, TypeError):
+            raise SettingsError("DATA_KEY must be Fernet keys (url-safe base64 of 32 bytes), comma-separated.") from None
+
+    database_url = get("DATABASE_URL", f"sqlite:///{instance / 'mfa.sqlite3'}")
+    if "://" not in database_url:
+        raise SettingsError("DATABASE_URL must be a SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db.")
+    if database_url.startswith("postgresql://"):
+        database_url = "postgresql+psycopg://" + database_url[len("postgresql://"):]
+
+    public_base_url = get("PUBLIC_BASE_URL", "http://127.0.0.1:5000").rstrip("/")
+    parts = urlsplit(public_base_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SettingsError("PUBLIC_BASE_URL must be an http(s) URL such as https://mfa.example.org.")
+
+    provider = get("TELEPHONY_PROVIDER", "simulator")
+    if provider not in ("twilio", "simulator"):
+        raise SettingsError("TELEPHONY_PROVIDER must be 'twilio' or 'simulator'.")
+    if provider == "twilio":
+        for name in ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_FROM_NUMBER"):
+            if not get(name):
+                raise SettingsError(f"{name} is required when TELEPHONY_PROVIDER=twilio.")
+    elif production:
+        raise SettingsError("TELEPHONY_PROVIDER=simulator reaches no real phones; set TELEPHONY_PROVIDER=twilio in production.")
+    simulated = provider == "simulator"
+    from_number = get("TWILIO_FROM_NUMBER", SIMULATOR_FROM_NUMBER if simulated else None)
+    try:
+        parsed = phonenumbers.parse(from_number, None)
+        valid = from_number.startswith("+") and phonenumbers.is_possible_number(parsed)
+    except phonenumbers.NumberParseException:
+        valid = False
+    if not valid:
+        raise SettingsError("TWILIO_FROM_NUMBER must be an E.164 number such as +441134960000.")
+    api_base = get("TWILIO_API_BASE_URL", SIMULATOR_API_BASE_URL if simulated else "https://api.twilio.com").rstrip("/")
+    if urlsplit(api_base).scheme not in ("http", "https"):
+        raise SettingsError("TWILIO_API_BASE_URL must be an http(s) URL.")
+
+    redis_url = get("REDIS_URL")
+    if redis_url and urlsplit(redis_url).scheme not in ("redis", "rediss", "unix"):
+        raise SettingsError("REDIS_URL must be a redis:// URL.")
+
+    return Settings(
+        env=env,
+        database_url=database_url,
+        secret_key=secret_key,
+        data_keys=data_keys,
+        public_base_url=public_base_url,
+        telephony_provider=provider,
+        twilio_account_sid=get("TWILIO_ACCOUNT_SID", SIMULATOR_ACCOUNT_SID if simulated else ""),
+        twilio_auth_token=get("TWILIO_AUTH_TOKEN", SIMULATOR_AUTH_TOKEN if simulated else ""),
+        twilio_from_number=from_number,
+        twilio_messaging_service_sid=get("TWILIO_MESSAGING_SERVICE_SID"),
+        twilio_api_base_url=api_base,
+        redis_url=redis_url,
+        mfa_required_roles=_comma_list(get("MFA_REQUIRED_ROLES", "admin")),
+        mfa_required_regions=_comma_list(get("MFA_REQUIRED_REGIONS", "england")),
+        service_name=get("SERVICE_NAME", "Secure Sign-in"),
+    )

@@ -1,0 +1,149 @@
+"""Shared fixtures: an app on a fresh database, a fixed clock, an API client, personas.
+
+Tests run on SQLite by default and on PostgreSQL when TEST_DATABASE_URL is set.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from datetime import datetime, timezone
+
+import pytest
+from cryptography.fernet import Fernet
+from sqlalchemy import create_engine, text
+
+from app import create_app
+from cli.database import upgrade
+from mfa import accounts, api_keys
+from mfa.clock import FixedClock
+from mfa.unit_of_work import use_case
+from models import Base
+from tests.helpers import ApiClient
+
+TEST_DATA_KEY = Fernet.generate_key().decode()
+PASSWORD = "correct horse battery staple"
+START = datetime(2026, 11, 28, 9, 0, 0, tzinfo=timezone.utc)
+
+
+def _pg_url() -> str | None:
+    url = os.environ.get("TEST_DATABASE_URL")
+    if url and url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    return url
+
+
+@pytest.fixture(scope="session")
+def migrated_database(tmp_path_factory):
+    """Migrate once per run: a template SQLite file, or the PostgreSQL database itself."""
+    pg = _pg_url()
+    if pg:
+        engine = create_engine(pg)
+        with engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+        engine.dispose()
+        upgrade(pg)
+        return pg
+    template = tmp_path_factory.mktemp("db") / "template.sqlite3"
+    upgrade(f"sqlite:///{template}")
+    return template
+
+
+@pytest.fixture
+def database_url(migrated_database, tmp_path):
+    pg = _pg_url()
+    if not pg:
+        path = tmp_path / "test.sqlite3"
+        shutil.copy(migrated_database, path)
+        yield f"sqlite:///{path}"
+        return
+    yield pg
+    engine = create_engine(pg)
+    with engine.begin() as conn:
+        tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture
+def clock():
+    return FixedClock(START)
+
+
+@pytest.fixture
+def app_config(database_url, clock, tmp_path):
+    return {
+        "DATABASE_URL": database_url,
+        "CLOCK": clock,
+        "INSTANCE_PATH": str(tmp_path / "instance"),
+        "SECRET_KEY": "test-secret-key",
+        "DATA_KEY": TEST_DATA_KEY,
+        "MFA_ENV": "development",
+        "TELEPHONY_PROVIDER": "simulator",
+        "PUBLIC_BASE_URL": "http://localhost",
+        "MFA_REQUIRED_ROLES": "admin",
+        "MFA_REQUIRED_REGIONS": "england",
+    }
+
+
+@pytest.fixture
+def app(app_config):
+    app = create_app(app_config)
+    app.config["TESTING"] = True
+    yield app
+    app.extensions["mfa"].engine.dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runtime(app):
+    return app.extensions["mfa"]
+
+
+@pytest.fixture
+def session(runtime):
+    with runtime.sessions() as s:
+        yield s
+
+
+@pytest.fixture
+def run(runtime):
+    """Run one use case the way an edge does, in its own committed session."""
+
+    def _run(use):
+        with runtime.sessions() as s, use_case(s):
+            return use(s, runtime.services)
+
+    return _run
+
+
+@pytest.fixture
+def api(client, run):
+    key = run(lambda db, svc: api_keys.create(db, svc, "tests"))
+    return ApiClient(client, key)
+
+
+def _person(run, username, **kwargs):
+    return run(lambda db, svc: accounts.create_user(db, svc, username, PASSWORD, **kwargs))
+
+
+@pytest.fixture
+def bob(run):
+    """An administrator in England who has not registered any method yet."""
+    return _person(run, "bob", role="admin", region="england")
+
+
+@pytest.fixture
+def carol(run):
+    """An administrator in England with a hybrid mailbox."""
+    return _person(run, "carol", role="admin", region="england", hybrid=True)
+
+
+@pytest.fixture
+def dave(run):
+    """An ordinary user in Wales: policy needs no second factor."""
+    return _person(run, "dave", role="user", region="wales")
