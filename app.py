@@ -10,6 +10,7 @@ import api
 import cli
 import edge
 from mfa.clock import SystemClock
+from mfa.passwords import Passwords
 from mfa.policy import Policy
 from mfa.services import Services
 from mfa.vault import Vault
@@ -22,10 +23,12 @@ HERE = Path(__file__).resolve().parent
 def create_app(config: dict | None = None) -> Flask:
     """Build the app from the environment; `config` overrides settings by their env names.
 
-    Two non-string keys serve tests and tools: CLOCK (a Clock) and INSTANCE_PATH.
+    Non-string keys serve tests and tools: CLOCK (a Clock), PASSWORD_HASHER (an
+    argon2 PasswordHasher) and INSTANCE_PATH.
     """
     config = dict(config or {})
     clock = config.pop("CLOCK", None) or SystemClock()
+    passwords = Passwords(config.pop("PASSWORD_HASHER", None))
     instance = Path(config.pop("INSTANCE_PATH", None) or os.environ.get("INSTANCE_PATH") or HERE / "instance")
     app = Flask(__name__, instance_path=str(instance))
     settings = load({**os.environ, **config}, instance)
@@ -37,6 +40,7 @@ def create_app(config: dict | None = None) -> Flask:
         policy=Policy(settings.mfa_required_roles, settings.mfa_required_regions),
         service_name=settings.service_name,
         public_host=settings.public_host,
+        passwords=passwords,
     )
     app.config.update(
         SECRET_KEY=settings.secret_key,

@@ -11,7 +11,6 @@ from models import Method, User
 from models.user import LANGUAGES, ROLES
 from mfa import audit
 from mfa.errors import BadRequest, Conflict, NotFound
-from mfa.passwords import hash_password
 from mfa.services import Services
 
 LOCKOUT_THRESHOLD = 10
@@ -63,7 +62,7 @@ def create_user(
         raise Conflict(f"A user called {username!r} already exists.", code="user_exists")
     user = User(
         username=normalise_username(username),
-        password_hash=hash_password(password),
+        password_hash=svc.passwords.hash(password),
         role=role,
         region=region,
         hybrid=hybrid,

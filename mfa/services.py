@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mfa.clock import Clock
+from mfa.passwords import Passwords
 from mfa.policy import Policy
 from mfa.vault import Vault
 
@@ -16,4 +17,5 @@ class Services:
     policy: Policy
     service_name: str
     public_host: str  # for origin-bound SMS codes and the TOTP issuer
+    passwords: Passwords
     telephony: Any = None  # ivr provider; None where no telephony is configured

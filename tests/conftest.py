@@ -9,6 +9,7 @@ import shutil
 from datetime import datetime, timezone
 
 import pytest
+from argon2 import PasswordHasher
 from cryptography.fernet import Fernet
 from sqlalchemy import create_engine, text
 
@@ -75,6 +76,8 @@ def app_config(database_url, clock, tmp_path):
     return {
         "DATABASE_URL": database_url,
         "CLOCK": clock,
+        # Same algorithm, far cheaper parameters: keeps the suite fast.
+        "PASSWORD_HASHER": PasswordHasher(time_cost=1, memory_cost=8, parallelism=1),
         "INSTANCE_PATH": str(tmp_path / "instance"),
         "SECRET_KEY": "test-secret-key",
         "DATA_KEY": TEST_DATA_KEY,
