@@ -9,6 +9,8 @@ from flask import Flask, jsonify
 import api
 import cli
 import edge
+from ivr import webhooks
+from ivr.provider import TwilioProvider
 from mfa.clock import SystemClock
 from mfa.passwords import Passwords
 from mfa.policy import Policy
@@ -41,6 +43,7 @@ def create_app(config: dict | None = None) -> Flask:
         service_name=settings.service_name,
         public_host=settings.public_host,
         passwords=passwords,
+        telephony=TwilioProvider(settings),
     )
     app.config.update(
         SECRET_KEY=settings.secret_key,
@@ -51,6 +54,7 @@ def create_app(config: dict | None = None) -> Flask:
     )
     edge.install(app, edge.Runtime(settings, engine, make_session_factory(engine), services))
     api.register(app)
+    webhooks.register(app)
     cli.register(app)
 
     @app.get("/healthz")

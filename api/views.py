@@ -51,11 +51,13 @@ def create_registration(auth_id: str):
             method, uri = methods.register_totp(db(), services(), auth_id, client_ip())
             result = {"method_id": method.id, "otpauth_uri": uri}
         elif kind == "phone":
-            challenge = phone_registration.register_phone(
+            registration = phone_registration.register_phone(
                 db(), services(), auth_id, body.get("number"), body.get("kind"),
                 body.get("delivery"), client_ip(),
             )
-            result = challenge_json(challenge)
+            result = challenge_json(registration.challenge)
+            if registration.notice:
+                result["notice"] = registration.notice
         else:
             raise BadRequest("'type' must be 'phone' or 'totp'.", field="type")
     return jsonify(result), 201

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import update
+from sqlalchemy import and_, or_, update
 from sqlalchemy.orm import Session
 
 from models import Authentication, Challenge, User
-from models.authentication import OPEN_STATUSES
+from models.authentication import OPEN_STATUSES, RETRYABLE_DENIALS
 from mfa import audit
 from mfa.accounts import find_user, record_failure, reset_failures
 from mfa.errors import AccountLocked, BadRequest, InvalidCredentials, NotFound
@@ -68,6 +68,7 @@ def _open(db: Session, svc: Services, user: User, source_ip: str | None) -> Auth
                      source_ip=source_ip, detail=why)
     else:
         auth.status = "mfa_required" if user.verified_methods() else "registration_required"
+        auth.registering = auth.status == "registration_required"
         audit.record(db, svc.clock, "password_checked", auth.status, user=user,
                      source_ip=source_ip, detail=why)
     db.add(auth)
@@ -111,11 +112,23 @@ def finish(db: Session, svc: Services, auth: Authentication, status: str, reason
     return won
 
 
-def set_status(db: Session, auth: Authentication, status: str) -> bool:
-    """Move between open statuses (e.g. mfa_required -> pending)."""
+def can_continue(auth: Authentication, now) -> bool:
+    """Open, or denied for a reason that ends only that challenge, and not yet expired."""
+    return (auth.is_open() or auth.can_retry()) and now < auth.expires_at
+
+
+def set_status(db: Session, svc: Services, auth: Authentication, status: str) -> bool:
+    """Move a sign-in that can continue to another open status (e.g. to `pending`)."""
     moved = db.execute(
         update(Authentication)
-        .where(Authentication.id == auth.id, Authentication.status.in_(OPEN_STATUSES))
+        .where(
+            Authentication.id == auth.id,
+            Authentication.expires_at > svc.clock.now(),
+            or_(
+                Authentication.status.in_(OPEN_STATUSES),
+                and_(Authentication.status == "denied", Authentication.reason.in_(RETRYABLE_DENIALS)),
+            ),
+        )
         .values(status=status, reason=None)
         .execution_options(synchronize_session=False)
     ).rowcount == 1

@@ -1,20 +1,30 @@
-"""Starting a challenge (call, text or push) for a sign-in."""
+"""Starting a challenge (text or call) for a sign-in, with the spacing rules that protect phones."""
 from __future__ import annotations
 
+import logging
+from datetime import timedelta
+
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from models import Challenge
-from mfa.authentications import get
-from mfa.errors import NotPending, Unprocessable
+from models import Authentication, Challenge, Method
+from models.base import new_id
+from mfa import audit, sms
+from mfa.authentications import can_continue, get, set_status
+from mfa.errors import NotPending, RateLimited, Unprocessable
 from mfa.methods import owned_verified_method
 from mfa.services import Services
 
-CHALLENGE_STATUSES = ("mfa_required", "pending")
+log = logging.getLogger("mfa.challenges")
+
+CHALLENGE_TTL = {"sms": timedelta(minutes=5), "voice": timedelta(minutes=2)}
+RESEND_AFTER = timedelta(seconds=30)
+MAX_SENDS = 5
 
 
 def start_challenge(db: Session, svc: Services, auth_id, method_id, source_ip) -> Challenge:
     auth = get(db, svc, auth_id)
-    if auth.status not in CHALLENGE_STATUSES:
+    if auth.registering or not can_continue(auth, svc.clock.now()):
         raise NotPending(f"This sign-in is not waiting for a second factor ({auth.status}).")
     method = owned_verified_method(auth.user, method_id)
     if method.type == "totp":
@@ -22,7 +32,80 @@ def start_challenge(db: Session, svc: Services, auth_id, method_id, source_ip) -
             "Authenticator-app codes need no challenge: send the code to /checks.",
             code="no_challenge_needed",
         )
-    raise Unprocessable(
-        f"Verification by {method.type} is not available on this server yet.",
-        code="method_not_available",
+    return issue(db, svc, auth, method, "sign_in", source_ip)
+
+
+def issue(db: Session, svc: Services, auth: Authentication, method: Method, purpose: str, source_ip) -> Challenge:
+    """Send a code or place a call for `method`; replaces any pending challenge.
+
+    Nothing is stored unless the provider accepted the request, so a failed
+    send leaves no half-made challenge behind.
+    """
+    if method.type not in CHALLENGE_TTL:
+        raise Unprocessable(f"Verification by {method.type} is not available on this server.",
+                            code="method_not_available")
+    _lock(db, auth)
+    _check_spacing(db, svc, auth)
+    now = svc.clock.now()
+    challenge = Challenge(
+        id=new_id(), authentication_id=auth.id, method=method, type=method.type, purpose=purpose,
+        status="pending", attempts=0, sends=1, created_at=now, last_sent_at=now,
+        expires_at=min(now + CHALLENGE_TTL[method.type], auth.expires_at),
     )
+    number = svc.vault.decrypt(method.phone_encrypted)
+    if method.type == "sms":
+        sms.send_code(svc, challenge, number, auth.user.language)
+    else:
+        challenge.provider_sid = svc.telephony.place_verification_call(
+            number, challenge.id, machine_detection=False
+        )
+    for call_sid in _supersede(db, auth):
+        _end_call_quietly(svc, call_sid)
+    db.add(challenge)
+    set_status(db, svc, auth, "pending")
+    audit.record(db, svc.clock, "challenge_started", "pending", user=auth.user, method=method.label,
+                 source_ip=source_ip, detail=f"type={method.type} purpose={purpose}")
+    return challenge
+
+
+def _lock(db: Session, auth: Authentication) -> None:
+    """Serialise challenge starts for one sign-in (row lock on PostgreSQL)."""
+    db.execute(select(Authentication.id).where(Authentication.id == auth.id).with_for_update())
+
+
+def _check_spacing(db: Session, svc: Services, auth: Authentication) -> None:
+    sent = db.scalars(
+        select(Challenge.last_sent_at)
+        .where(Challenge.authentication_id == auth.id)
+        .order_by(Challenge.last_sent_at.desc())
+    ).all()
+    now = svc.clock.now()
+    if len(sent) >= MAX_SENDS:
+        raise RateLimited(
+            (auth.expires_at - now).total_seconds(),
+            f"No more than {MAX_SENDS} codes or calls per sign-in. Start signing in again.",
+        )
+    if sent and now - sent[0] < RESEND_AFTER:
+        wait = (sent[0] + RESEND_AFTER - now).total_seconds()
+        raise RateLimited(wait, f"Wait {int(wait) + 1} seconds before asking for another code or call.")
+
+
+def _supersede(db: Session, auth: Authentication) -> list[str]:
+    """Mark pending challenges replaced; returns the calls that must now be ended."""
+    pending = db.scalars(
+        select(Challenge).where(Challenge.authentication_id == auth.id, Challenge.status == "pending")
+    ).all()
+    db.execute(
+        update(Challenge)
+        .where(Challenge.authentication_id == auth.id, Challenge.status == "pending")
+        .values(status="replaced", reason="replaced")
+        .execution_options(synchronize_session=False)
+    )
+    return [c.provider_sid for c in pending if c.type == "voice" and c.provider_sid]
+
+
+def _end_call_quietly(svc: Services, call_sid: str) -> None:
+    try:
+        svc.telephony.end_call(call_sid)
+    except Exception:  # the call's own webhooks will say goodbye; never fail the new challenge
+        log.warning("could not end superseded call %s", call_sid, exc_info=True)

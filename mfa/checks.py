@@ -57,7 +57,7 @@ def _require_checkable(auth: Authentication, svc: Services) -> None:
 
 def _candidates(db: Session, svc: Services, auth: Authentication) -> list[Candidate]:
     now = svc.clock.now()
-    registering = auth.status == "registration_required"
+    registering = auth.registering
     challenges = db.scalars(
         select(Challenge).where(
             Challenge.authentication_id == auth.id,
@@ -96,7 +96,7 @@ def _try(db: Session, svc: Services, candidate: Candidate, code: str) -> str:
 
 
 def _try_texted_code(db: Session, svc: Services, challenge: Challenge, code: str) -> str:
-    if not svc.vault.matches(f"{challenge.id}:{code}", challenge.code_hash):
+    if not svc.vault.matches(f"{challenge.id}:{code}", challenge.code_hash):  # see codes.code_hash
         return "wrong_code"
     used = db.execute(
         update(Challenge)

@@ -4,9 +4,9 @@ from __future__ import annotations
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from models import Method, User
+from models import Authentication, Method, User
 from mfa import audit, totp
-from mfa.authentications import get
+from mfa.authentications import can_continue, get, set_status
 from mfa.errors import NotPending, Unprocessable
 from mfa.services import Services
 
@@ -15,10 +15,16 @@ TOTP_LABEL = "Authenticator app"
 
 def register_totp(db: Session, svc: Services, auth_id, source_ip: str | None) -> tuple[Method, str]:
     """Start enrolling an authenticator app; a following valid code activates it."""
-    auth = get(db, svc, auth_id)
-    if auth.status != "registration_required":
-        raise NotPending("Registration is only possible while the sign-in asks for it.")
+    auth = require_registering(db, svc, auth_id)
+    set_status(db, svc, auth, "registration_required")
     return enrol_totp(db, svc, auth.user, source_ip)
+
+
+def require_registering(db: Session, svc: Services, auth_id) -> Authentication:
+    auth = get(db, svc, auth_id)
+    if not (auth.registering and can_continue(auth, svc.clock.now())):
+        raise NotPending("Registration is only possible while the sign-in asks for it.")
+    return auth
 
 
 def enrol_totp(db: Session, svc: Services, user: User, source_ip: str | None) -> tuple[Method, str]:
@@ -43,8 +49,27 @@ def enrol_totp(db: Session, svc: Services, user: User, source_ip: str | None) ->
 
 
 def activate(db: Session, svc: Services, method: Method, source_ip: str | None) -> None:
-    """The person proved they hold this method: it becomes verified and the default."""
-    method.verified_at = svc.clock.now()
+    """The person proved they hold this method: it becomes verified and the default.
+
+    A phone replaces the verified phone of the same kind (a changed number),
+    and a mobile proven by text can take calls too, and the other way round.
+    """
+    now = svc.clock.now()
+    if method.kind:
+        db.execute(delete(Method).where(
+            Method.user_id == method.user_id, Method.kind == method.kind,
+            Method.verified_at.is_not(None), Method.id != method.id,
+        ))
+    method.verified_at = now
+    if method.kind == "mobile":
+        twin_type = "voice" if method.type == "sms" else "sms"
+        db.add(Method(
+            user_id=method.user_id, type=twin_type, kind="mobile", label=method.label,
+            phone_encrypted=method.phone_encrypted, phone_lookup=method.phone_lookup,
+            verified_at=now, created_at=now, is_default=False,
+        ))
+    db.flush()
+    db.expire(method.user, ["methods"])
     make_default(db, method)
     audit.record(db, svc.clock, "method_registered", "ok", user=method.user, method=method.label,
                  source_ip=source_ip, detail=f"type={method.type}")

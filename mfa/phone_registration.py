@@ -1,19 +1,62 @@
-"""Registering a phone by proving it answers: a texted code or a call."""
+"""Registering a phone by proving it answers: a texted code, or a call where `#` is pressed.
+
+The phone is saved as a method straight away but stays unverified (unusable)
+until its challenge succeeds; an unfinished attempt is cleared by the next.
+"""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
-from models import Challenge
-from mfa.authentications import get
-from mfa.errors import NotPending, Unprocessable
+from models import Challenge, Method
+from models.base import new_id
+from models.method import PHONE_KINDS
+from mfa import phones
+from mfa.challenges import issue
+from mfa.errors import BadRequest, Unprocessable
+from mfa.methods import require_registering
 from mfa.services import Services
 
+DELIVERIES = ("sms", "voice")
 
-def register_phone(db: Session, svc: Services, auth_id, number, kind, delivery, source_ip) -> Challenge:
-    auth = get(db, svc, auth_id)
-    if auth.status != "registration_required":
-        raise NotPending("Registration is only possible while the sign-in asks for it.")
-    raise Unprocessable(
-        "Phone registration is not available on this server yet; register an authenticator app.",
-        code="method_not_available",
+
+@dataclass
+class PhoneRegistration:
+    challenge: Challenge
+    notice: str | None
+
+
+def register_phone(db: Session, svc: Services, auth_id, number, kind, delivery, source_ip) -> PhoneRegistration:
+    if kind not in PHONE_KINDS:
+        raise BadRequest(f"'kind' must be one of: {', '.join(PHONE_KINDS)}.", field="kind")
+    if delivery not in DELIVERIES:
+        raise BadRequest("'delivery' must be 'sms' or 'voice'.", field="delivery")
+    auth = require_registering(db, svc, auth_id)
+    phone = phones.parse(number)
+    check_phone_rules(phone, kind, delivery, auth.user.hybrid)
+    db.execute(delete(Method).where(
+        Method.user_id == auth.user_id, Method.verified_at.is_(None), Method.phone_lookup.is_not(None),
+    ))
+    db.expire(auth.user, ["methods"])
+    method = Method(
+        id=new_id(), user_id=auth.user_id, type=delivery, kind=kind, label=phone.label,
+        phone_encrypted=svc.vault.encrypt(phone.e164), phone_lookup=svc.vault.keyed_hash(phone.e164),
+        created_at=svc.clock.now(), is_default=False,
     )
+    challenge = issue(db, svc, auth, method, "registration", source_ip)
+    return PhoneRegistration(challenge, None if phone.is_uk else phones.ROAMING_NOTICE)
+
+
+def check_phone_rules(phone: phones.ParsedPhone, kind: str, delivery: str, hybrid: bool) -> None:
+    if kind == "office" and hybrid:
+        raise Unprocessable(
+            "Office phones cannot be used with a hybrid mailbox. Use a mobile phone or the app.",
+            code="office_phone_not_allowed",
+        )
+    if delivery == "sms" and (kind == "office" or not phone.is_mobile):
+        raise Unprocessable(
+            "Text messages need a mobile number. Choose a call for this number instead.",
+            code="sms_needs_mobile",
+        )

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Integer, String
+from sqlalchemy import Boolean, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import Base, UTCDateTime, new_id
@@ -10,6 +10,12 @@ from models.base import Base, UTCDateTime, new_id
 # Statuses a sign-in can still move on from; everything else is final.
 OPEN_STATUSES = ("mfa_required", "registration_required", "pending")
 FINAL_STATUSES = ("approved", "denied", "fraud_reported", "expired", "locked")
+# A denial for one of these reasons ends that challenge, not the sign-in: the
+# person may try again, or another method, until the sign-in expires.
+RETRYABLE_DENIALS = (
+    "no_answer", "busy", "call_failed", "no_input", "wrong_key", "delivery_failed",
+    "hung_up", "machine_answered", "canceled", "declined",
+)
 
 
 class Authentication(Base):
@@ -20,6 +26,8 @@ class Authentication(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     status: Mapped[str] = mapped_column(String(24))
+    # True when this sign-in began as registration_required: finishing it registers a method.
+    registering: Mapped[bool] = mapped_column(Boolean, default=False)
     reason: Mapped[str | None] = mapped_column(String(48), nullable=True)
     # Wrong codes entered during this sign-in (any method).
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -32,6 +40,9 @@ class Authentication(Base):
 
     def is_open(self) -> bool:
         return self.status in OPEN_STATUSES
+
+    def can_retry(self) -> bool:
+        return self.status == "denied" and self.reason in RETRYABLE_DENIALS
 
     def has_expired(self, now: datetime) -> bool:
         return self.is_open() and now >= self.expires_at

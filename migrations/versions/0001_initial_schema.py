@@ -82,6 +82,7 @@ def upgrade() -> None:
     sa.Column('id', sa.String(length=32), nullable=False),
     sa.Column('user_id', sa.String(length=32), nullable=False),
     sa.Column('status', sa.String(length=24), nullable=False),
+    sa.Column('registering', sa.Boolean(), nullable=False),
     sa.Column('reason', sa.String(length=48), nullable=True),
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('source_ip', sa.String(length=64), nullable=True),

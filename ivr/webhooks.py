@@ -1,0 +1,46 @@
+"""Twilio's webhooks. Every request must carry a valid X-Twilio-Signature.
+
+The signed URL is rebuilt from PUBLIC_BASE_URL, not from what Flask sees:
+behind a proxy the Host and scheme here are not what Twilio signed.
+"""
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, Flask, request
+from twilio.request_validator import RequestValidator
+
+from edge import db, runtime, services
+from mfa import sms
+from mfa.unit_of_work import use_case
+
+log = logging.getLogger("mfa.webhooks")
+
+bp = Blueprint("twilio", __name__, url_prefix="/twilio")
+
+
+def signed_url() -> str:
+    query = request.query_string.decode()
+    return runtime().settings.public_base_url + request.path + (f"?{query}" if query else "")
+
+
+@bp.before_request
+def _require_twilio_signature():
+    validator = RequestValidator(runtime().settings.twilio_auth_token)
+    signature = request.headers.get("X-Twilio-Signature", "")
+    if not signature or not validator.validate(signed_url(), request.form, signature):
+        log.warning("rejected unsigned or forged webhook %s", request.path)
+        return "Invalid signature", 403
+
+
+@bp.post("/sms/status")
+def sms_status():
+    form = request.form
+    with use_case(db()):
+        sms.record_delivery(db(), services(), form.get("MessageSid", ""),
+                            form.get("MessageStatus", ""), form.get("ErrorCode"))
+    return "", 204
+
+
+def register(app: Flask) -> None:
+    app.register_blueprint(bp)

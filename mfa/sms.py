@@ -1,0 +1,44 @@
+"""Texted codes: sending, and what the provider reports about delivery."""
+from __future__ import annotations
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from models import Challenge
+from mfa import audit
+from mfa.authentications import finish
+from mfa.codes import code_hash, new_code
+from mfa.services import Services
+
+FAILED_DELIVERY = ("undelivered", "failed")
+
+
+def send_code(svc: Services, challenge: Challenge, number: str, language: str) -> None:
+    code = new_code()
+    challenge.code_hash = code_hash(svc.vault, challenge.id, code)
+    challenge.provider_sid = svc.telephony.send_code_sms(number, code, language)
+
+
+def record_delivery(db: Session, svc: Services, message_sid: str, status: str, error_code: str | None) -> None:
+    """A delivery report. A failure ends the challenge and denies with `delivery_failed`.
+
+    Only a pending challenge changes, so a repeated or late report changes nothing twice.
+    """
+    if status not in FAILED_DELIVERY:
+        return
+    challenge = db.scalar(select(Challenge).where(Challenge.provider_sid == message_sid))
+    if challenge is None:
+        return
+    failed = db.execute(
+        update(Challenge)
+        .where(Challenge.id == challenge.id, Challenge.status == "pending")
+        .values(status="failed", reason="delivery_failed")
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if not failed:
+        return
+    auth = challenge.authentication
+    finish(db, svc, auth, "denied", "delivery_failed")
+    audit.record(db, svc.clock, "challenge_failed", "denied", user=auth.user,
+                 method=challenge.method.label, reason="delivery_failed",
+                 detail=f"provider status={status} error={error_code or '-'}")
