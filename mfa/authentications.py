@@ -58,7 +58,7 @@ def _open(db: Session, svc: Services, user: User, source_ip: str | None) -> Auth
     now = svc.clock.now()
     auth = Authentication(
         user=user, source_ip=source_ip, created_at=now, expires_at=now + AUTHENTICATION_TTL,
-        attempts=0,
+        attempts=0, sends=0,
     )
     why = svc.policy.explain(user)
     if not svc.policy.requires_mfa(user):

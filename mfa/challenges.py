@@ -62,6 +62,7 @@ def issue(db: Session, svc: Services, auth: Authentication, method: Method, purp
     for call_sid in _supersede(db, auth):
         _end_call_quietly(svc, call_sid)
     db.add(challenge)
+    _count_send(db, svc, auth)
     set_status(db, svc, auth, "pending")
     audit.record(db, svc.clock, "challenge_started", "pending", user=auth.user, method=method.label,
                  source_ip=source_ip, detail=f"type={method.type} purpose={purpose}")
@@ -74,20 +75,25 @@ def _lock(db: Session, auth: Authentication) -> None:
 
 
 def _check_spacing(db: Session, svc: Services, auth: Authentication) -> None:
-    sent = db.scalars(
-        select(Challenge.last_sent_at)
-        .where(Challenge.authentication_id == auth.id)
-        .order_by(Challenge.last_sent_at.desc())
-    ).all()
+    db.refresh(auth)  # read the counters after taking the lock
     now = svc.clock.now()
-    if len(sent) >= MAX_SENDS:
+    if auth.sends >= MAX_SENDS:
         raise RateLimited(
             (auth.expires_at - now).total_seconds(),
             f"No more than {MAX_SENDS} codes or calls per sign-in. Start signing in again.",
         )
-    if sent and now - sent[0] < RESEND_AFTER:
-        wait = (sent[0] + RESEND_AFTER - now).total_seconds()
-        raise RateLimited(wait, f"Wait {int(wait) + 1} seconds before asking for another code or call.")
+    if auth.last_sent_at and now - auth.last_sent_at < RESEND_AFTER:
+        wait = (auth.last_sent_at + RESEND_AFTER - now).total_seconds()
+        raise RateLimited(wait, f"Wait {int(wait)} seconds before asking for another code or call.")
+
+
+def _count_send(db: Session, svc: Services, auth: Authentication) -> None:
+    db.execute(
+        update(Authentication)
+        .where(Authentication.id == auth.id)
+        .values(sends=Authentication.sends + 1, last_sent_at=svc.clock.now())
+        .execution_options(synchronize_session=False)
+    )
 
 
 def _supersede(db: Session, auth: Authentication) -> list[str]:

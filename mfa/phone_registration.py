@@ -36,16 +36,18 @@ def register_phone(db: Session, svc: Services, auth_id, number, kind, delivery, 
     auth = require_registering(db, svc, auth_id)
     phone = phones.parse(number)
     check_phone_rules(phone, kind, delivery, auth.user.hybrid)
-    db.execute(delete(Method).where(
-        Method.user_id == auth.user_id, Method.verified_at.is_(None), Method.phone_lookup.is_not(None),
-    ))
-    db.expire(auth.user, ["methods"])
     method = Method(
         id=new_id(), user_id=auth.user_id, type=delivery, kind=kind, label=phone.label,
         phone_encrypted=svc.vault.encrypt(phone.e164), phone_lookup=svc.vault.keyed_hash(phone.e164),
         created_at=svc.clock.now(), is_default=False,
     )
     challenge = issue(db, svc, auth, method, "registration", source_ip)
+    # Earlier unfinished attempts (and with them their codes) are now superseded.
+    db.execute(delete(Method).where(
+        Method.user_id == auth.user_id, Method.verified_at.is_(None),
+        Method.phone_lookup.is_not(None), Method.id != method.id,
+    ))
+    db.expire(auth.user, ["methods"])
     return PhoneRegistration(challenge, None if phone.is_uk else phones.ROAMING_NOTICE)
 
 

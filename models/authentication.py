@@ -31,6 +31,9 @@ class Authentication(Base):
     reason: Mapped[str | None] = mapped_column(String(48), nullable=True)
     # Wrong codes entered during this sign-in (any method).
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Texts and calls sent for this sign-in, for the resend spacing and cap.
+    sends: Mapped[int] = mapped_column(Integer, default=0)
+    last_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     source_ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -19,7 +19,8 @@ from mfa import accounts, api_keys
 from mfa.clock import FixedClock
 from mfa.unit_of_work import use_case
 from models import Base
-from tests.helpers import ApiClient
+from settings import SIMULATOR_ACCOUNT_SID, SIMULATOR_AUTH_TOKEN
+from tests.helpers import ApiClient, LiveApi, LiveServer
 
 TEST_DATA_KEY = Fernet.generate_key().decode()
 PASSWORD = "correct horse battery staple"
@@ -150,3 +151,51 @@ def carol(run):
 def dave(run):
     """An ordinary user in Wales: policy needs no second factor."""
     return _person(run, "dave", role="user", region="wales")
+
+
+# --- the Twilio stand-in and the app served over real HTTP ---------------------------
+
+
+@pytest.fixture(scope="session")
+def standin_server():
+    from ivr.standin import StandinServer, create_standin_app
+
+    server = StandinServer(create_standin_app(SIMULATOR_ACCOUNT_SID, SIMULATOR_AUTH_TOKEN, realtime=False))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def phones(standin_server):
+    """The stand-in's simulated telephone network, emptied for each test."""
+    network = standin_server.network
+    network.reset()
+    yield network
+    network.wait_idle()
+    network.reset()
+
+
+@pytest.fixture
+def live(app_config, standin_server, phones):
+    """The app on a real port, with the stand-in as its Twilio; `live.api` speaks JSON to it."""
+    server = LiveServer()
+    app = create_app({
+        **app_config,
+        "PUBLIC_BASE_URL": server.url,
+        "TWILIO_API_BASE_URL": standin_server.url,
+    })
+    server.start(app)
+    key = _run_in(app, lambda db, svc: api_keys.create(db, svc, "live-tests"))
+    server.api = LiveApi(server.url, key)
+    server.app = app
+    yield server
+    phones.wait_idle()
+    server.stop()
+    app.extensions["mfa"].engine.dispose()
+
+
+def _run_in(app, use):
+    rt = app.extensions["mfa"]
+    with rt.sessions() as s, use_case(s):
+        return use(s, rt.services)

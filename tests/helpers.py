@@ -39,3 +39,45 @@ def oathtool_code(secret: str, when) -> str:
 
 def pyotp_code(secret: str, when) -> str:
     return pyotp.TOTP(secret).at(when)
+
+
+class LiveServer:
+    """Serves an app on a free port in a thread; the port is known before the app exists,
+    because PUBLIC_BASE_URL (which webhooks are signed against) must name it."""
+
+    def __init__(self):
+        from werkzeug.serving import make_server
+
+        self._app = None
+        self._server = make_server("127.0.0.1", 0, self._dispatch, threaded=True)
+        self.url = f"http://127.0.0.1:{self._server.server_port}"
+
+    def _dispatch(self, environ, start_response):
+        return self._app(environ, start_response)
+
+    def start(self, app):
+        import threading
+
+        self._app = app
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+
+    def stop(self):
+        self._server.shutdown()
+        self._server.server_close()
+
+
+class LiveApi:
+    """JSON API calls over real HTTP."""
+
+    def __init__(self, base_url: str, key: str):
+        import requests
+
+        self.base = base_url + "/api/v1"
+        self.http = requests.Session()
+        self.http.headers["Authorization"] = f"Bearer {key}"
+
+    def post(self, path: str, json=None):
+        return self.http.post(self.base + path, json=json, timeout=15)
+
+    def get(self, path: str):
+        return self.http.get(self.base + path, timeout=15)

@@ -85,6 +85,8 @@ def upgrade() -> None:
     sa.Column('registering', sa.Boolean(), nullable=False),
     sa.Column('reason', sa.String(length=48), nullable=True),
     sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('sends', sa.Integer(), nullable=False),
+    sa.Column('last_sent_at', sa.DateTime(), nullable=True),
     sa.Column('source_ip', sa.String(length=64), nullable=True),
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.Column('expires_at', sa.DateTime(), nullable=False),
