@@ -11,6 +11,9 @@ import cli
 import edge
 from ivr import webhooks
 from ivr.provider import TwilioProvider
+from ivr.twiml import PromptVoice
+from voice_prompts import catalogue
+from voice_prompts.library import PromptLibrary
 from mfa.clock import SystemClock
 from mfa.passwords import Passwords
 from mfa.policy import Policy
@@ -52,7 +55,9 @@ def create_app(config: dict | None = None) -> Flask:
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.production,
     )
-    edge.install(app, edge.Runtime(settings, engine, make_session_factory(engine), services))
+    prompt_voice = PromptVoice(PromptLibrary(service=settings.service_name), catalogue,
+                               settings.service_name, settings.public_base_url)
+    edge.install(app, edge.Runtime(settings, engine, make_session_factory(engine), services, prompt_voice))
     api.register(app)
     webhooks.register(app)
     cli.register(app)

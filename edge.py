@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from flask import Flask, current_app, g, request
 from sqlalchemy.engine import Engine
@@ -17,6 +18,7 @@ class Runtime:
     engine: Engine
     sessions: sessionmaker[Session]
     services: Services
+    prompt_voice: Any = None  # ivr.twiml.PromptVoice: recorded prompts, loaded once
 
 
 def runtime() -> Runtime:

@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 import phonenumbers
 from cryptography.fernet import Fernet
 
+from ivr.sms_texts import GSM7
+
 SIMULATOR_ACCOUNT_SID = "AC" + "5" * 32
 SIMULATOR_AUTH_TOKEN = "simulator-auth-token-not-secret"
 # 01632 960xxx is Ofcom's range reserved for drama: it reaches nobody.
@@ -42,6 +44,7 @@ class Settings:
     mfa_required_roles: frozenset[str]
     mfa_required_regions: frozenset[str]
     service_name: str
+    voice_machine_detection: bool
     extra: dict = field(default_factory=dict)
 
     @property
@@ -51,6 +54,14 @@ class Settings:
     @property
     def public_host(self) -> str:
         return urlsplit(self.public_base_url).hostname or "localhost"
+
+
+def _flag(value: str, name: str) -> bool:
+    if value.lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.lower() in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name} must be true or false.")
 
 
 def _comma_list(value: str) -> frozenset[str]:
@@ -126,6 +137,10 @@ def load(environ: dict, instance: Path) -> Settings:
     if urlsplit(api_base).scheme not in ("http", "https"):
         raise SettingsError("TWILIO_API_BASE_URL must be an http(s) URL.")
 
+    service_name = get("SERVICE_NAME", "Secure Sign-in")
+    if len(service_name) > 30 or not set(service_name) <= GSM7:
+        raise SettingsError("SERVICE_NAME must be at most 30 plain characters (it goes into one-segment texts).")
+
     redis_url = get("REDIS_URL")
     if redis_url and urlsplit(redis_url).scheme not in ("redis", "rediss", "unix"):
         raise SettingsError("REDIS_URL must be a redis:// URL.")
@@ -145,5 +160,6 @@ def load(environ: dict, instance: Path) -> Settings:
         redis_url=redis_url,
         mfa_required_roles=_comma_list(get("MFA_REQUIRED_ROLES", "admin")),
         mfa_required_regions=_comma_list(get("MFA_REQUIRED_REGIONS", "england")),
-        service_name=get("SERVICE_NAME", "Secure Sign-in"),
+        service_name=service_name,
+        voice_machine_detection=_flag(get("VOICE_MACHINE_DETECTION", "false"), "VOICE_MACHINE_DETECTION"),
     )

@@ -5,8 +5,9 @@ from flask import Flask
 
 from cli.accounts import apikeys_group, users_group
 from cli.database import db_group
+from voice_prompts.cli import prompts_group
 
 
 def register(app: Flask) -> None:
-    for group in (db_group, users_group, apikeys_group):
+    for group in (db_group, users_group, apikeys_group, prompts_group):
         app.cli.add_command(group)

@@ -37,6 +37,7 @@ class TwilioProvider:
         self.base_url = settings.public_base_url
         self.host = settings.public_host
         self.service_name = settings.service_name
+        self.machine_detection = settings.voice_machine_detection
         self.attempts = attempts
         self.backoff = backoff
         self.sleep = sleep
@@ -53,8 +54,9 @@ class TwilioProvider:
         ))
         return message.sid
 
-    def place_verification_call(self, to: str, challenge_id: str, machine_detection: bool) -> str:
-        options = {"machine_detection": "Enable"} if machine_detection else {}
+    def place_verification_call(self, to: str, challenge_id: str) -> str:
+        # Optional: a key press is what approves, so voicemail cannot approve without it.
+        options = {"machine_detection": "Enable"} if self.machine_detection else {}
         call = self._send("call", to, lambda: self.client.calls.create(
             to=to, from_=self.from_number,
             url=f"{self.base_url}/twilio/voice/answer?challenge={challenge_id}",

@@ -43,4 +43,7 @@ def sms_status():
 
 
 def register(app: Flask) -> None:
+    from ivr import voice_webhooks  # voice routes attach to bp
+
     app.register_blueprint(bp)
+    app.register_blueprint(voice_webhooks.prompts_bp)

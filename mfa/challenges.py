@@ -7,7 +7,7 @@ from datetime import timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from models import Authentication, Challenge, Method
+from models import Authentication, Challenge, DoNotCall, Method
 from models.base import new_id
 from mfa import audit, sms
 from mfa.authentications import can_continue, get, set_status
@@ -53,12 +53,14 @@ def issue(db: Session, svc: Services, auth: Authentication, method: Method, purp
         expires_at=min(now + CHALLENGE_TTL[method.type], auth.expires_at),
     )
     number = svc.vault.decrypt(method.phone_encrypted)
+    if method.type == "voice" and is_do_not_call(db, svc, number):
+        raise Unprocessable(
+            "Whoever answers this number asked us not to call it again. Choose another method, "
+            "or prove the number is yours with a text message.", code="do_not_call")
     if method.type == "sms":
         sms.send_code(svc, challenge, number, auth.user.language)
     else:
-        challenge.provider_sid = svc.telephony.place_verification_call(
-            number, challenge.id, machine_detection=False
-        )
+        challenge.provider_sid = svc.telephony.place_verification_call(number, challenge.id)
     for call_sid in _supersede(db, auth):
         _end_call_quietly(svc, call_sid)
     db.add(challenge)
@@ -67,6 +69,10 @@ def issue(db: Session, svc: Services, auth: Authentication, method: Method, purp
     audit.record(db, svc.clock, "challenge_started", "pending", user=auth.user, method=method.label,
                  source_ip=source_ip, detail=f"type={method.type} purpose={purpose}")
     return challenge
+
+
+def is_do_not_call(db: Session, svc: Services, number: str) -> bool:
+    return db.scalar(select(DoNotCall.id).where(DoNotCall.phone_lookup.in_(svc.vault.keyed_hashes(number)))) is not None
 
 
 def _lock(db: Session, auth: Authentication) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from models import Authentication, Method, User
+from models import Authentication, DoNotCall, Method, User
 from mfa import audit, totp
 from mfa.authentications import can_continue, get, set_status
 from mfa.errors import NotPending, Unprocessable
@@ -61,6 +61,8 @@ def activate(db: Session, svc: Services, method: Method, source_ip: str | None) 
             Method.verified_at.is_not(None), Method.id != method.id,
         ))
     method.verified_at = now
+    if method.type == "sms":  # the owner proved the number: calls to it may resume
+        db.execute(delete(DoNotCall).where(DoNotCall.phone_lookup == method.phone_lookup))
     if method.kind == "mobile":
         twin_type = "voice" if method.type == "sms" else "sms"
         db.add(Method(

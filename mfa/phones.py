@@ -1,7 +1,11 @@
 """Phone number parsing and masking with `phonenumbers`."""
 from __future__ import annotations
 
+import re
+
 import phonenumbers
+
+from mfa.errors import Unprocessable
 
 MASK = "\u2022"
 
@@ -56,13 +60,29 @@ class ParsedPhone:
         return self.region == UK
 
 
-def parse(number) -> ParsedPhone:
-    """National UK input or E.164; raises Unprocessable(invalid_number) when it is not a number."""
-    from mfa.errors import Unprocessable
+# An extension, or pauses and tones dialled after answer: the call would reach a switchboard.
+EXTENSION_MARKERS = re.compile(r"(?i)ext|[xw,;#*p]")
+# Numbers that are not one person's direct line (or cost the caller dearly).
+NOT_DIRECT_DIAL = {
+    phonenumbers.PhoneNumberType.TOLL_FREE: "freephone (080) numbers",
+    phonenumbers.PhoneNumberType.PREMIUM_RATE: "premium-rate and business-rate (09, 0845, 0870) numbers",
+    phonenumbers.PhoneNumberType.SHARED_COST: "shared-cost numbers",
+    phonenumbers.PhoneNumberType.PERSONAL_NUMBER: "personal (070) numbers",
+    phonenumbers.PhoneNumberType.UAN: "organisation-wide (03) numbers",
+    phonenumbers.PhoneNumberType.PAGER: "pagers",
+    phonenumbers.PhoneNumberType.VOICEMAIL: "voicemail access numbers",
+}
 
+
+def parse(number) -> ParsedPhone:
+    """National UK input or E.164, one person's direct line; raises Unprocessable otherwise."""
     if not isinstance(number, str) or not number.strip() or len(number) > 40:
-        raise Unprocessable("Enter a phone number, such as 07700 900123 or +44 7700 900123.",
+        raise Unprocessable("Enter a phone number, such as 07400 123456 or +44 7400 123456.",
                             code="invalid_number")
+    if EXTENSION_MARKERS.search(number):
+        raise Unprocessable(
+            "Extensions cannot be used: verification calls cannot go through a switchboard. "
+            "Give a number that rings the phone directly.", code="extension_not_allowed")
     try:
         parsed = phonenumbers.parse(number, UK)
     except phonenumbers.NumberParseException:
@@ -70,4 +90,9 @@ def parse(number) -> ParsedPhone:
     if parsed is None or not phonenumbers.is_valid_number(parsed):
         raise Unprocessable("That is not a valid phone number. Check it and try again.",
                             code="invalid_number")
-    return ParsedPhone(parsed)
+    phone = ParsedPhone(parsed)
+    if phone.type in NOT_DIRECT_DIAL:
+        raise Unprocessable(
+            f"That number cannot be used: {NOT_DIRECT_DIAL[phone.type]} do not ring one person's "
+            "phone directly. Give a direct-dial number.", code="not_direct_dial")
+    return phone

@@ -14,7 +14,7 @@ class Telephony(Protocol):
     def send_code_sms(self, to: str, code: str, language: str) -> str:
         """Text a one-time code; returns the provider's message id (MessageSid)."""
 
-    def place_verification_call(self, to: str, challenge_id: str, machine_detection: bool) -> str:
+    def place_verification_call(self, to: str, challenge_id: str) -> str:
         """Ring `to`; the call flow runs through webhooks. Returns the CallSid."""
 
     def end_call(self, call_sid: str) -> None:

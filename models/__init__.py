@@ -2,9 +2,10 @@
 from models.audit import AuditEvent
 from models.authentication import Authentication, Challenge
 from models.base import Base
+from models.do_not_call import DoNotCall
 from models.method import Method
 from models.user import ApiKey, AppPassword, User
 
 __all__ = [
-    "ApiKey", "AppPassword", "AuditEvent", "Authentication", "Base", "Challenge", "Method", "User",
+    "ApiKey", "AppPassword", "AuditEvent", "Authentication", "Base", "Challenge", "DoNotCall", "Method", "User",
 ]

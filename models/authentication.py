@@ -14,7 +14,7 @@ FINAL_STATUSES = ("approved", "denied", "fraud_reported", "expired", "locked")
 # person may try again, or another method, until the sign-in expires.
 RETRYABLE_DENIALS = (
     "no_answer", "busy", "call_failed", "no_input", "wrong_key", "delivery_failed",
-    "hung_up", "machine_answered", "canceled", "declined",
+    "hung_up", "machine_answered", "canceled", "do_not_call",
 )
 
 

@@ -34,7 +34,8 @@ class Received:
     form: dict
     args: dict
     headers: dict
-    signature_valid: bool
+    signature_valid: bool  # checked against request.url, as Twilio's Flask recipe does
+    raw_signature_valid: bool  # checked against the path and query exactly as sent
 
 
 class Customer:
@@ -51,7 +52,8 @@ class Customer:
         app.add_url_rule("/<path:path>", "any", self._handle, methods=["GET", "POST"])
         self._server = make_server("127.0.0.1", 0, app, threaded=True)
         self.base_url = f"http://127.0.0.1:{self._server.server_port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever,
+                                        kwargs={"poll_interval": 0.05}, daemon=True)
 
     def start(self) -> Customer:
         self._thread.start()
@@ -74,12 +76,15 @@ class Customer:
 
     def _handle(self, path: str) -> Response:
         signature = request.headers.get("X-Twilio-Signature", "")
+        query = request.query_string.decode("latin-1")
+        raw_url = self.base_url + request.path + ("?" + query if query else "")
         with self._lock:
             self._received.append(Received(
                 method=request.method, path="/" + path, url=request.url,
                 form=request.form.to_dict(), args=request.args.to_dict(),
                 headers=dict(request.headers),
                 signature_valid=self._validator.validate(request.url, request.form, signature),
+                raw_signature_valid=self._validator.validate(raw_url, request.form, signature),
             ))
         if "/" + path not in self.routes:
             return Response("", 204)  # status callbacks: any 2xx will do

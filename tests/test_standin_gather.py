@@ -118,9 +118,9 @@ def test_relative_action_resolves_against_the_current_document(
 def test_gather_without_action_posts_back_to_its_own_document(twilio, customer, network):
     sid = start(twilio, customer, network, "")
     network.press(sid, "7#")
-    requests = customer.received("/answer")
-    assert [r.form.get("Digits") for r in requests] == [None, "7"]
-    assert requests[1].method == "POST"
+    received = customer.received("/answer")
+    assert [r.form.get("Digits") for r in received] == [None, "7"]
+    assert received[1].method == "POST"
 
 
 def test_gather_method_get_sends_digits_in_the_query_string(twilio, customer, network):
@@ -129,6 +129,19 @@ def test_gather_method_get_sends_digits_in_the_query_string(twilio, customer, ne
     (request,) = customer.received("/action")
     assert request.method == "GET" and request.args["Digits"] == "9"
     assert request.signature_valid
+
+
+def test_redirect_defaults_to_post_and_honours_get(twilio, customer, network):
+    customer.serve("/answer", twiml("<Redirect>posted</Redirect>"))
+    customer.serve("/posted", twiml('<Redirect method="GET">/got</Redirect>'))
+    customer.serve("/got", twiml("<Hangup/>"))
+    call = network.call(answered_call(twilio, customer, network))
+    (posted,) = customer.received("/posted")
+    (got,) = customer.received("/got")
+    assert posted.method == "POST" and posted.form["CallSid"] == call.sid
+    assert got.method == "GET" and got.args["CallSid"] == call.sid and got.signature_valid
+    assert call.events("redirect") == [("redirect", customer.url("/posted")),
+                                       ("redirect", customer.url("/got"))]
 
 
 def test_action_response_replaces_the_document(twilio, customer, network):

@@ -48,6 +48,14 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_audit_events_at'), ['at'], unique=False)
         batch_op.create_index(batch_op.f('ix_audit_events_user_id'), ['user_id'], unique=False)
 
+    op.create_table('do_not_call',
+    sa.Column('id', sa.String(length=32), nullable=False),
+    sa.Column('phone_lookup', sa.String(length=64), nullable=False),
+    sa.Column('label', sa.String(length=64), nullable=False),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_do_not_call')),
+    sa.UniqueConstraint('phone_lookup', name=op.f('uq_do_not_call_phone_lookup'))
+    )
     op.create_table('users',
     sa.Column('id', sa.String(length=32), nullable=False),
     sa.Column('username', sa.String(length=254), nullable=False),
@@ -168,6 +176,7 @@ def downgrade() -> None:
 
     op.drop_table('app_passwords')
     op.drop_table('users')
+    op.drop_table('do_not_call')
     with op.batch_alter_table('audit_events', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_audit_events_user_id'))
         batch_op.drop_index(batch_op.f('ix_audit_events_at'))

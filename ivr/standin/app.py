@@ -1,0 +1,34 @@
+"""The stand-in as a WSGI app: Twilio's REST API plus the pages for people, sharing one
+simulated Network (app.extensions["standin"])."""
+
+from __future__ import annotations
+
+from flask import Flask, Response
+
+from . import pages, rest
+from .network import Network
+
+# Pages load only their own CSS and JS; audio may come from the app under test.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; media-src *; "
+    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
+
+
+def create_standin_app(account_sid: str, auth_token: str, *, realtime: bool = True) -> Flask:
+    """realtime=True for people (gather and ring timeouts run on real timers);
+    realtime=False for tests (nothing happens by itself in time: call lapse()/ring_out())."""
+    app = Flask(__name__)
+    app.jinja_env.trim_blocks = app.jinja_env.lstrip_blocks = True  # tidy HTML source
+    app.extensions["standin"] = Network(account_sid, auth_token, realtime=realtime)
+    app.register_blueprint(rest.bp)
+    app.register_blueprint(pages.bp)
+    rest.api_fallbacks(app)
+
+    @app.after_request
+    def protect(response: Response) -> Response:
+        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        return response
+
+    return app

@@ -1,0 +1,77 @@
+"""Signed HTTP requests to the customer app, made the way Twilio makes them.
+
+POST sends the parameters form-encoded and signs URL + sorted params; GET puts the parameters
+in the query string and signs that full URL alone (NOTES.md section 2.1). Each request carries
+a fresh I-Twilio-Idempotency-Token.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from urllib.parse import quote_plus, urlencode
+
+import requests
+from twilio.request_validator import RequestValidator
+
+# Left unescaped in GET query strings: these pass through `requests` untouched and Werkzeug's
+# request.url shows them unescaped, so the URL an app rebuilds is byte for byte the one signed.
+QUERY_SAFE = "!$'()*,/:;?@[]~"
+# Twilio allows 10 s to connect and 15 s for the whole response (error 11205).
+TIMEOUT = (10.0, 15.0)
+USER_AGENT = "TwilioProxy/1.1"
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int | None  # None when the app could not be reached at all
+    text: str
+    problem: str = ""  # why the exchange failed, for the call transcript
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+
+def with_query(url: str, params: dict[str, str]) -> str:
+    if not params:
+        return url
+    query = urlencode(params, quote_via=quote_plus, safe=QUERY_SAFE)
+    return url + ("&" if "?" in url else "?") + query
+
+
+class WebhookClient:
+    def __init__(self, auth_token: str):
+        self._validator = RequestValidator(auth_token)
+
+    def send(self, method: str, url: str, params: dict[str, str]) -> Reply:
+        method = "GET" if str(method).upper() == "GET" else "POST"
+        headers = {
+            "I-Twilio-Idempotency-Token": str(uuid.uuid4()),
+            "User-Agent": USER_AGENT,
+            "Accept": "*/*",
+        }
+        try:
+            if method == "GET":
+                full_url = with_query(url, params)
+                headers["X-Twilio-Signature"] = self._validator.compute_signature(full_url, {})
+                response = requests.get(full_url, headers=headers, timeout=TIMEOUT,
+                                        allow_redirects=False)
+            else:
+                headers["X-Twilio-Signature"] = self._validator.compute_signature(url, params)
+                response = requests.post(url, data=params, headers=headers, timeout=TIMEOUT,
+                                         allow_redirects=False)
+        except requests.RequestException as exc:
+            return Reply(None, "", f"11205 HTTP connection failure: {url}: {exc}")
+        problem = "" if 200 <= response.status_code < 300 else (
+            f"11200 HTTP retrieval failure: {method} {url} answered {response.status_code}")
+        return Reply(response.status_code, response.text, problem)
+
+    @staticmethod
+    def fetch_audio(url: str) -> int | None:
+        """Twilio fetches <Play> media with a plain GET; only the HTTP status matters here."""
+        try:
+            response = requests.get(url, timeout=TIMEOUT, headers={"User-Agent": USER_AGENT})
+        except requests.RequestException:
+            return None
+        return response.status_code

@@ -1,0 +1,79 @@
+"""The verification call's webhooks (signed, under /twilio) and the recorded prompts (public).
+
+A voice webhook always answers 200 with TwiML, even when something breaks:
+the caller hears a polite goodbye, never Twilio's "application error".
+"""
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, Response, abort, request, send_file
+
+from edge import db, runtime, services
+from ivr import twiml
+from ivr.call_flow import CallUrls, steps_for
+from ivr.webhooks import bp
+from mfa import calls
+from mfa.unit_of_work import use_case
+
+log = logging.getLogger("mfa.webhooks")
+
+prompts_bp = Blueprint("voice_prompts", __name__, url_prefix="/voice-prompts")
+
+
+def _challenge_id() -> str:
+    return request.args.get("challenge", "")
+
+
+def _answer_with(turn_of) -> Response:
+    voice = runtime().prompt_voice
+    try:
+        with use_case(db()):
+            turn = turn_of()
+        urls = CallUrls(runtime().settings.public_base_url, _challenge_id())
+        xml = twiml.render(steps_for(turn, urls), turn.language, voice)
+    except Exception:
+        log.exception("voice webhook %s failed; saying goodbye", request.path)
+        xml = twiml.goodbye("en-GB", voice)
+    return Response(xml, 200, mimetype="text/xml")
+
+
+@bp.post("/voice/answer")
+def voice_answer():
+    form = request.form
+    return _answer_with(lambda: calls.answered(
+        db(), services(), _challenge_id(), form.get("CallSid"), form.get("AnsweredBy")))
+
+
+@bp.post("/voice/keys")
+def voice_keys():
+    form = request.form
+    return _answer_with(lambda: calls.keys_pressed(
+        db(), services(), _challenge_id(), form.get("CallSid"), form.get("Digits")))
+
+
+@bp.post("/voice/no-input")
+def voice_no_input():
+    return _answer_with(lambda: calls.heard_nothing(
+        db(), services(), _challenge_id(), request.form.get("CallSid")))
+
+
+@bp.post("/voice/status")
+def voice_status():
+    form = request.form
+    try:
+        with use_case(db()):
+            calls.status_changed(db(), services(), _challenge_id(), form.get("CallSid"), form.get("CallStatus"))
+    except Exception:  # Twilio does not retry status callbacks; log and acknowledge
+        log.exception("voice status callback failed")
+    return "", 204
+
+
+@prompts_bp.get("/<language>/<filename>")
+def recorded_prompt(language: str, filename: str):
+    path = runtime().prompt_voice.library.file_path(language, filename)
+    if path is None:
+        abort(404)
+    response = send_file(path, mimetype="audio/wav", max_age=365 * 24 * 3600)
+    response.headers["Cache-Control"] = "public, max-age=31536000, immutable"  # URLs carry ?v=<hash>
+    return response

@@ -1,0 +1,260 @@
+"""Phone-call verification end to end: the stand-in rings, answers, presses keys over real HTTP."""
+from __future__ import annotations
+
+import logging
+
+import pytest
+from sqlalchemy import func, select
+
+from models import AuditEvent
+from tests.conftest import PASSWORD
+from tests.helpers import add_phone
+
+ALICE = "+447400111222"
+
+
+@pytest.fixture
+def alice(run):
+    """An administrator in England with a verified mobile (texts and calls)."""
+    from mfa import accounts
+
+    user = run(lambda db, svc: accounts.create_user(db, svc, "alice", PASSWORD, role="admin", region="england"))
+    add_phone(run, user, ALICE, "mobile", types=("voice", "sms"))
+    return user
+
+
+def start(live, username="alice"):
+    auth = live.api.post("/authentications", {"username": username, "password": PASSWORD}).json()
+    assert auth["status"] == "mfa_required", auth
+    return auth
+
+
+def ring(live, phones, auth, number=ALICE):
+    voice = next(m for m in auth["methods"] if m["type"] == "voice")
+    response = live.api.post(f"/authentications/{auth['id']}/challenges", {"method_id": voice["id"]})
+    assert response.status_code == 201, response.text
+    phones.wait_idle()
+    return phones.calls(to=number)[-1].sid
+
+
+def state(live, auth):
+    return live.api.get(f"/authentications/{auth['id']}").json()
+
+
+def heard(phones, sid) -> str:
+    """The prompts the callee heard, by catalogue name, whether played or spoken."""
+    from voice_prompts import catalogue
+
+    spoken = {catalogue.text(n, lang, "Secure Sign-in"): n
+              for n in catalogue.PROMPT_NAMES for lang in catalogue.LANGUAGES}
+    names = []
+    for event in phones.call(sid).transcript:
+        if event[0] == "play":
+            names.append(event[1].split("/")[-1].split(".wav")[0])
+        elif event[0] == "say":
+            names.append(spoken.get(event[1], event[1]))
+    return " | ".join(names)
+
+
+def test_pressing_hash_approves_the_sign_in(live, phones, alice):
+    auth = start(live)
+    sid = ring(live, phones, auth)
+    phones.answer(sid)
+    assert state(live, auth)["status"] == "pending"
+    phones.press(sid, "#")
+    phones.lapse(sid)  # a lone # arrives when the inter-digit timeout lapses
+    phones.wait_idle()
+    assert state(live, auth)["status"] == "approved"
+    assert "verified" in heard(phones, sid)
+    assert phones.call(sid).status == "completed"
+
+
+def test_the_prompt_is_heard_inside_the_gather_and_names_every_key(live, phones, alice):
+    auth = start(live)
+    sid = ring(live, phones, auth)
+    phones.answer(sid)
+    said = heard(phones, sid)
+    for prompt in ("greeting", "press_hash", "report_fraud", "not_mine"):
+        assert prompt in said
+    gather = next(e for e in phones.call(sid).transcript if e[0] == "gather")[1]
+    assert gather["finishOnKey"] == "" and gather["numDigits"] == "2"
+
+
+def test_zero_hash_reports_fraud_and_blocks_the_account(live, phones, alice, caplog):
+    caplog.set_level(logging.WARNING, logger="mfa.calls")
+    auth = start(live)
+    sid = ring(live, phones, auth)
+    phones.answer(sid)
+    phones.press(sid, "0#")
+    phones.wait_idle()
+    assert state(live, auth)["status"] == "fraud_reported"
+    assert "fraud_recorded" in heard(phones, sid)
+    blocked = live.api.post("/authentications", {"username": "alice", "password": PASSWORD})
+    assert blocked.status_code == 423
+    assert any("FRAUD REPORTED by alice" in r.getMessage() for r in caplog.records)
+    assert not any(ALICE[3:] in r.getMessage() for r in caplog.records)
+
+
+def test_a_fraud_block_lasts_until_users_unlock(live, phones, alice, clock):
+    from mfa import accounts
+
+    auth = start(live)
+    sid = ring(live, phones, auth)
+    phones.answer(sid)
+    phones.press(sid, "0#")
+    clock.advance(days=30)
+    assert live.api.post("/authentications", {"username": "alice", "password": PASSWORD}).status_code == 423
+    rt = live.app.extensions["mfa"]
+    with rt.sessions() as s:
+        accounts.unlock(s, rt.services, "alice")
+        s.commit()
+    assert live.api.post("/authentications", {"username": "alice", "password": PASSWORD}).status_code == 201
+
+
+def test_nine_puts_the_number_on_the_do_not_call_list(live, phones, alice, clock):
+    auth = start(live)
+    sid = ring(live, phones, auth)
+    phones.answer(sid)
+    phones.press(sid, "9")
+    phones.lapse(sid)
+    phones.wait_idle()
+    assert (state(live, auth)["status"], state(live, auth)["reason"]) == ("denied", "do_not_call")
+    assert "do_not_call" in heard(phones, sid)
+    clock.advance(60)
+    again = start(live)
+    voice = next(m for m in again["methods"] if m["type"] == "voice")
+    refused = live.api.post(f"/authentications/{again['id']}/challenges", {"method_id": voice["id"]})
+    assert refused.status_code == 422 and refused.json()["error"] == "do_not_call"
+    assert len(phones.calls(to=ALICE)) == 1
+
+
+def test_silence_repeats_the_prompt_once_then_denies_with_no_input(live, phones, alice):
+    auth = start(live)
+    sid = ring(live, phones, auth)
+    phones.answer(sid)
+    phones.lapse(sid)
+    assert "no_input" in heard(phones, sid)
+    assert state(live, auth)["status"] == "pending"
+    phones.lapse(sid)
+    phones.wait_idle()
+    assert (state(live, auth)["status"], state(live, auth)["reason"]) == ("denied", "no_input")
+    assert heard(phones, sid).endswith("no_input_goodbye")
+
+
+def test_a_wrong_key_twice_denies_with_wrong_key(live, phones, alice):
+    auth = start(live)
+    sid = ring(live, phones, auth)
+    phones.answer(sid)
+    phones.press(sid, "5")
+    phones.lapse(sid)
+    assert "not_recognised" in heard(phones, sid)
+    phones.press(sid, "55")
+    phones.wait_idle()
+    assert (state(live, auth)["status"], state(live, auth)["reason"]) == ("denied", "wrong_key")
+
+
+def test_hanging_up_denies(live, phones, alice):
+    auth = start(live)
+    sid = ring(live, phones, auth)
+    phones.answer(sid)
+    phones.hang_up(sid)
+    phones.wait_idle()
+    assert (state(live, auth)["status"], state(live, auth)["reason"]) == ("denied", "hung_up")
+
+
+@pytest.mark.parametrize("behaviour, reason", [
+    ("busy", "busy"), ("no-answer", "no_answer"), ("failed", "call_failed"),
+])
+def test_calls_that_are_not_answered_deny_with_their_reason(live, phones, alice, behaviour, reason):
+    phones.set_behaviour(ALICE, behaviour)
+    auth = start(live)
+    ring(live, phones, auth)
+    phones.wait_idle()
+    assert (state(live, auth)["status"], state(live, auth)["reason"]) == ("denied", reason)
+
+
+def test_ringing_out_denies_with_no_answer(live, phones, alice):
+    auth = start(live)
+    sid = ring(live, phones, auth)
+    phones.ring_out(sid)
+    phones.wait_idle()
+    assert state(live, auth)["reason"] == "no_answer"
+
+
+def test_a_voicemail_never_approves_anything(live, phones, alice):
+    phones.set_behaviour(ALICE, "machine")
+    auth = start(live)
+    sid = ring(live, phones, auth)
+    phones.wait_idle()
+    phones.lapse(sid)
+    phones.lapse(sid)
+    phones.wait_idle()
+    assert (state(live, auth)["status"], state(live, auth)["reason"]) == ("denied", "no_input")
+
+
+def test_with_machine_detection_an_answering_machine_is_hung_up_on(live, phones, alice):
+    live.app.extensions["mfa"].services.telephony.machine_detection = True
+    phones.set_behaviour(ALICE, "machine")
+    auth = start(live)
+    sid = ring(live, phones, auth)
+    phones.wait_idle()
+    assert (state(live, auth)["status"], state(live, auth)["reason"]) == ("denied", "machine_answered")
+    assert phones.call(sid).params.get("MachineDetection") == "Enable"
+
+
+def test_after_a_failed_call_the_person_may_try_again(live, phones, alice, clock):
+    phones.set_behaviour(ALICE, "busy")
+    auth = start(live)
+    ring(live, phones, auth)
+    phones.wait_idle()
+    phones.set_behaviour(ALICE, "ring")
+    clock.advance(30)
+    sid = ring(live, phones, auth)
+    phones.answer(sid)
+    phones.press(sid, "#")
+    phones.lapse(sid)
+    phones.wait_idle()
+    assert state(live, auth)["status"] == "approved"
+
+
+def test_a_new_challenge_ends_a_call_still_ringing(live, phones, alice, clock):
+    auth = start(live)
+    first = ring(live, phones, auth)
+    clock.advance(30)
+    second = ring(live, phones, auth)
+    phones.wait_idle()
+    assert first != second
+    assert phones.call(first).status in ("canceled", "completed")
+    assert phones.call(second).status == "ringing"
+
+
+def test_a_call_answered_after_its_sign_in_expired_says_goodbye(live, phones, alice, clock):
+    auth = start(live)
+    sid = ring(live, phones, auth)
+    clock.advance(minutes=10)
+    phones.answer(sid)
+    phones.wait_idle()
+    assert heard(phones, sid) == "goodbye"
+    assert phones.call(sid).status == "completed"
+    assert state(live, auth)["status"] == "expired"
+
+
+def test_calls_go_out_with_a_short_ring_time_a_time_limit_and_status_events(live, phones, alice):
+    auth = start(live)
+    sid = ring(live, phones, auth)
+    params = phones.call(sid).params
+    assert params["Timeout"] == "25" and params["TimeLimit"] == "90"
+    assert params["Url"].startswith(live.url + "/twilio/voice/answer")
+    assert params["StatusCallback"].startswith(live.url + "/twilio/voice/status")
+
+
+def test_a_person_who_answers_in_welsh_hears_welsh(live, phones, run):
+    from mfa import accounts
+
+    user = run(lambda db, svc: accounts.create_user(db, svc, "rhian", PASSWORD, role="admin", language="cy-GB"))
+    add_phone(run, user, "+447400333444", "mobile", types=("voice",))
+    auth = start(live, "rhian")
+    sid = ring(live, phones, auth, "+447400333444")
+    phones.answer(sid)
+    events = [e for e in phones.call(sid).transcript if e[0] in ("say", "play")]
+    assert events and all(("cy-GB" in str(e[1])) or (len(e) > 2 and e[2] == "cy-GB") for e in events)

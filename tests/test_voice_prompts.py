@@ -1,0 +1,270 @@
+"""Recorded voice prompts: the committed audio, freshness, safe serving, import and build."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import wave
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from flask import Flask
+from pydub import AudioSegment
+from pydub.generators import Sine
+
+from voice_prompts import catalogue
+from voice_prompts.build import PromptError, build_all, import_recording
+from voice_prompts.cli import prompts_group
+from voice_prompts.library import AUDIO_DIR, PromptLibrary
+
+ROOT = Path(__file__).resolve().parents[1]
+EVERY_PROMPT = [(language, name) for language in catalogue.LANGUAGES for name in catalogue.PROMPT_NAMES]
+needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None,
+                                  reason="espeak-ng is not installed; building prompts needs it")
+
+
+@pytest.fixture
+def audio_dir(tmp_path):
+    """A private copy of the committed recordings: tests never touch the real ones."""
+    return Path(shutil.copytree(AUDIO_DIR, tmp_path / "audio"))
+
+
+def tone(path: Path, seconds: float, rate: int = 44100, channels: int = 2, padding_ms: int = 0) -> Path:
+    sound = Sine(440, sample_rate=rate).to_audio_segment(duration=seconds * 1000, volume=-12)
+    silence = AudioSegment.silent(padding_ms, frame_rate=rate)
+    (silence + sound + silence).set_channels(channels).export(path, format=path.suffix[1:])
+    return path
+
+
+def wav_format(path: Path) -> tuple[int, int, int, float]:
+    with wave.open(str(path), "rb") as wav:
+        return wav.getframerate(), wav.getnchannels(), wav.getsampwidth(), wav.getnframes() / wav.getframerate()
+
+
+# --- the catalogue ------------------------------------------------------------------------
+
+
+def test_the_greeting_names_the_service_in_each_language():
+    assert catalogue.text("greeting", "en-GB", "Acme Bank") == "Hello. This is the Acme Bank verification call."
+    assert catalogue.text("greeting", "cy-GB", "Acme Bank") == "Helo. Dyma alwad ddilysu Acme Bank."
+
+
+def test_an_unknown_language_is_spoken_in_british_english():
+    assert catalogue.text("verified", "fr-FR") == catalogue.text("verified", "en-GB")
+    assert catalogue.text("verified", None) == "Your sign-in has been verified. Goodbye."
+    assert catalogue.say_voice("xx") == ("Polly.Amy", "en-GB")
+
+
+def test_welsh_is_recognised_by_its_bare_language_tag():
+    assert catalogue.text("goodbye", "cy") == "Mae'r dilysiad hwn wedi dod i ben. Hwyl fawr."
+    assert catalogue.say_voice("cy-GB") == ("Polly.Gwyneth", "cy-GB")
+
+
+def test_an_unknown_prompt_name_is_a_programming_error():
+    with pytest.raises(ValueError, match="unknown prompt 'hello'"):
+        catalogue.text("hello", "en-GB")
+
+
+def test_a_service_name_with_braces_is_spoken_literally():
+    assert catalogue.text("greeting", "en-GB", "{Acme}") == "Hello. This is the {Acme} verification call."
+
+
+# --- the committed recordings -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("language, name", EVERY_PROMPT)
+def test_every_prompt_has_a_fresh_8khz_mono_recording_within_limits(language, name):
+    recording = PromptLibrary().recording(name, language)
+    assert recording is not None, f"{language}/{name} has no fresh recording: run `prompts build`"
+    rate, channels, width, seconds = wav_format(recording.path)
+    assert (rate, channels, width) == (8000, 1, 2)
+    assert seconds < 20 and recording.path.stat().st_size < 1024 * 1024
+    assert recording.duration == pytest.approx(seconds, abs=0.01)
+
+
+def test_a_recording_url_carries_its_hash_to_bust_twilios_cache():
+    recording = PromptLibrary().recording("greeting", "cy-GB")
+    assert re.fullmatch(r"/voice-prompts/cy-GB/greeting\.wav\?v=[0-9a-f]{12}", recording.url_path)
+
+
+def test_changing_the_service_name_makes_only_the_greeting_stale():
+    library = PromptLibrary(service="Acme Bank")
+    assert library.recording("greeting", "en-GB") is None
+    assert library.recording("greeting", "cy-GB") is None
+    assert library.stale() == [("en-GB", "greeting"), ("cy-GB", "greeting")]
+    assert library.recording("press_hash", "en-GB") is not None
+
+
+def test_an_unknown_language_plays_the_english_recording():
+    library = PromptLibrary()
+    assert library.recording("verified", "fr-FR") == library.recording("verified", "en-GB")
+
+
+# --- the library at run time --------------------------------------------------------------
+
+
+def test_the_manifest_is_read_once_when_the_library_is_made(audio_dir):
+    library = PromptLibrary(audio_dir)
+    (audio_dir / "manifest.json").unlink()
+    assert library.recording("goodbye", "en-GB") is not None
+
+
+def test_a_file_replaced_by_hand_is_not_played(audio_dir):
+    shutil.copy(audio_dir / "en-GB" / "goodbye.wav", audio_dir / "en-GB" / "verified.wav")
+    library = PromptLibrary(audio_dir)
+    assert library.recording("verified", "en-GB") is None
+    assert library.recording("goodbye", "en-GB") is not None
+
+
+def test_a_broken_manifest_means_every_prompt_is_spoken_with_say(audio_dir):
+    (audio_dir / "manifest.json").write_text("{not json")
+    assert len(PromptLibrary(audio_dir).stale()) == len(EVERY_PROMPT)
+
+
+def test_the_library_serves_a_known_recording():
+    assert PromptLibrary().file_path("cy-GB", "greeting.wav") == AUDIO_DIR / "cy-GB" / "greeting.wav"
+
+
+@pytest.mark.parametrize("language, filename", [
+    ("en-GB", "../manifest.json"),
+    ("..", "manifest.json"),
+    ("en-GB/../cy-GB", "greeting.wav"),
+    ("en-GB", "..%2Fmanifest.json"),
+    ("en-GB", "/etc/passwd"),
+    ("en-GB", "hello.wav"),
+    ("en-GB", "greeting.mp3"),
+    ("en-gb", "greeting.wav"),
+    ("fr-FR", "greeting.wav"),
+    ("", ""),
+])
+def test_the_library_refuses_paths_outside_the_catalogue(language, filename):
+    assert PromptLibrary().file_path(language, filename) is None
+
+
+# --- importing an operator's recording ------------------------------------------------------
+
+
+def test_an_imported_wav_is_trimmed_converted_and_recorded(audio_dir, tmp_path):
+    source = tone(tmp_path / "mine.wav", 1.5, rate=44100, channels=2, padding_ms=1000)
+    entry = import_recording("verified", "en-GB", source, audio_dir=audio_dir)
+
+    rate, channels, width, seconds = wav_format(audio_dir / "en-GB" / "verified.wav")
+    assert (rate, channels, width) == (8000, 1, 2)
+    assert seconds == pytest.approx(1.5 + 2 * 0.15, abs=0.05)  # silence trimmed to ~150 ms a side
+    recorded = json.loads((audio_dir / "manifest.json").read_text())["recordings"]["en-GB"]["verified"]
+    assert recorded["source"] == "imported" == entry.source
+    assert recorded["text"] == "Your sign-in has been verified. Goodbye."
+    assert PromptLibrary(audio_dir).recording("verified", "en-GB").url_path.endswith(entry.sha256[:12])
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed; MP3 import needs it")
+def test_an_imported_mp3_is_converted_when_ffmpeg_is_installed(audio_dir, tmp_path):
+    source = tone(tmp_path / "mine.mp3", 1.0)
+    import_recording("goodbye", "cy-GB", source, audio_dir=audio_dir)
+    assert wav_format(audio_dir / "cy-GB" / "goodbye.wav")[:3] == (8000, 1, 2)
+
+
+def test_a_file_that_is_not_audio_is_refused(audio_dir, tmp_path):
+    source = tmp_path / "notes.wav"
+    source.write_text("this is not audio")
+    with pytest.raises(PromptError, match="is not a readable audio file"):
+        import_recording("verified", "en-GB", source, audio_dir=audio_dir)
+
+
+def test_a_recording_over_20_seconds_is_refused(audio_dir, tmp_path):
+    source = tone(tmp_path / "long.wav", 25, rate=8000, channels=1)
+    with pytest.raises(PromptError, match=r"is 25\.0 s long .* at most 20 s"):
+        import_recording("verified", "en-GB", source, audio_dir=audio_dir)
+
+
+def test_a_silent_recording_is_refused(audio_dir, tmp_path):
+    source = tmp_path / "silence.wav"
+    AudioSegment.silent(2000, frame_rate=8000).export(source, format="wav")
+    with pytest.raises(PromptError, match="contains only silence"):
+        import_recording("verified", "en-GB", source, audio_dir=audio_dir)
+
+
+@pytest.mark.parametrize("name, language, message", [
+    ("hello", "en-GB", "unknown prompt 'hello'"),
+    ("verified", "fr-FR", "unknown language 'fr-FR'"),
+])
+def test_an_unknown_prompt_or_language_is_refused(audio_dir, tmp_path, name, language, message):
+    source = tone(tmp_path / "mine.wav", 1.0)
+    with pytest.raises(PromptError, match=message):
+        import_recording(name, language, source, audio_dir=audio_dir)
+
+
+def test_a_refused_import_leaves_the_recordings_untouched(audio_dir, tmp_path):
+    before = (audio_dir / "manifest.json").read_bytes()
+    source = tmp_path / "notes.wav"
+    source.write_text("this is not audio")
+    with pytest.raises(PromptError):
+        import_recording("verified", "en-GB", source, audio_dir=audio_dir)
+    assert (audio_dir / "manifest.json").read_bytes() == before
+
+
+# --- building with espeak-ng ----------------------------------------------------------------
+
+
+@needs_espeak
+def test_building_one_welsh_prompt_speaks_the_configured_service_name(tmp_path):
+    [entry] = build_all("Acme Bank", tmp_path, languages=["cy-GB"], names=["greeting"])
+
+    assert entry.text == "Helo. Dyma alwad ddilysu Acme Bank." and entry.source == "espeak-ng"
+    rate, channels, width, seconds = wav_format(tmp_path / "cy-GB" / "greeting.wav")
+    assert (rate, channels, width) == (8000, 1, 2) and 0.5 < seconds < 20
+    library = PromptLibrary(tmp_path, service="Acme Bank")
+    assert library.recording("greeting", "cy-GB") is not None
+    assert library.recording("greeting", "en-GB") is None
+
+
+@needs_espeak
+def test_building_keeps_an_operators_fresh_imported_recording(audio_dir, tmp_path):
+    imported = import_recording("goodbye", "en-GB", tone(tmp_path / "mine.wav", 1.0), audio_dir=audio_dir)
+    [kept] = build_all(audio_dir=audio_dir, languages=["en-GB"], names=["goodbye"])
+    assert kept == imported
+    [replaced] = build_all(audio_dir=audio_dir, languages=["en-GB"], names=["goodbye"], replace_imported=True)
+    assert replaced.source == "espeak-ng"
+
+
+# --- the command line -----------------------------------------------------------------------
+
+
+def test_prompts_import_prints_one_line_per_file(audio_dir, tmp_path):
+    source = tone(tmp_path / "mine.wav", 1.0)
+    result = CliRunner().invoke(prompts_group, ["import", "no_input", "cy-GB", str(source), "--audio-dir", str(audio_dir)])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("\n") == 1 and result.output.startswith("cy-GB/no_input.wav")
+
+
+def test_prompts_import_fails_with_one_line_for_an_unknown_prompt(audio_dir, tmp_path):
+    source = tone(tmp_path / "mine.wav", 1.0)
+    result = CliRunner().invoke(prompts_group, ["import", "hello", "en-GB", str(source), "--audio-dir", str(audio_dir)])
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: unknown prompt 'hello'") and result.output.count("\n") == 1
+
+
+def test_prompts_status_lists_what_a_new_service_name_makes_stale(monkeypatch):
+    monkeypatch.setenv("SERVICE_NAME", "  Acme Bank ")  # the server's settings strip it too
+    result = CliRunner().invoke(prompts_group, ["status"])
+    assert result.exit_code == 0, result.output
+    assert "en-GB/greeting: <Say> (Hello. This is the Acme Bank verification call.)" in result.output
+    assert "22 of 24 prompts recorded and fresh" in result.output
+
+
+def test_prompts_commands_run_under_flask_without_an_app_context():
+    app = Flask(__name__)
+    app.cli.add_command(prompts_group)
+    result = app.test_cli_runner().invoke(args=["prompts", "status", "--service", "Secure Sign-in"])
+    assert result.exit_code == 0, result.output
+    assert "24 of 24 prompts recorded and fresh" in result.output
+
+
+def test_prompts_run_as_a_python_module():
+    result = subprocess.run([sys.executable, "-m", "voice_prompts.cli", "status", "--service", "Secure Sign-in"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "24 of 24 prompts recorded and fresh" in result.stdout
