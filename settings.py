@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import phonenumbers
 from cryptography.fernet import Fernet
 
-from ivr.sms_texts import GSM7
+from ivr.sms_texts import CODE_MESSAGE, GSM7, code_message, fits_one_gsm7_segment
 
 SIMULATOR_ACCOUNT_SID = "AC" + "5" * 32
 SIMULATOR_AUTH_TOKEN = "simulator-auth-token-not-secret"
@@ -140,6 +140,11 @@ def load(environ: dict, instance: Path) -> Settings:
     service_name = get("SERVICE_NAME", "Secure Sign-in")
     if len(service_name) > 30 or not set(service_name) <= GSM7:
         raise SettingsError("SERVICE_NAME must be at most 30 plain characters (it goes into one-segment texts).")
+
+    host = urlsplit(public_base_url).hostname
+    if not all(fits_one_gsm7_segment(code_message(service_name, "000000", host, lang)) for lang in CODE_MESSAGE):
+        raise SettingsError("SERVICE_NAME and the host of PUBLIC_BASE_URL are too long together: "
+                            "code texts must fit one 160-character segment.")
 
     redis_url = get("REDIS_URL")
     if redis_url and urlsplit(redis_url).scheme not in ("redis", "rediss", "unix"):

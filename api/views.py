@@ -53,7 +53,7 @@ def create_registration(auth_id: str):
         elif kind == "phone":
             registration = phone_registration.register_phone(
                 db(), services(), auth_id, body.get("number"), body.get("kind"),
-                body.get("delivery"), client_ip(),
+                body.get("delivery"), client_ip(), language=body.get("language"),
             )
             result = challenge_json(registration.challenge)
             if registration.notice:

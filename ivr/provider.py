@@ -25,7 +25,7 @@ CALL_TIME_LIMIT = 90
 
 
 class TwilioProvider:
-    def __init__(self, settings, *, attempts: int = 3, timeout: float = 3.0,
+    def __init__(self, settings, *, attempts: int = 3, timeout: float = 3.0, budget: float = 6.0,
                  backoff: tuple[float, ...] = (0.25, 0.75), sleep=time.sleep):
         self.client = Client(
             settings.twilio_account_sid, settings.twilio_auth_token,
@@ -39,6 +39,7 @@ class TwilioProvider:
         self.service_name = settings.service_name
         self.machine_detection = settings.voice_machine_detection
         self.attempts = attempts
+        self.budget = budget  # seconds a request may spend on Twilio, retries included
         self.backoff = backoff
         self.sleep = sleep
 
@@ -78,6 +79,7 @@ class TwilioProvider:
         second call or text to a person is worse than asking them to retry.
         """
         shown = mask(to) if to else "-"
+        started = time.monotonic()
         for attempt in range(1, self.attempts + 1):
             try:
                 return request()
@@ -92,6 +94,8 @@ class TwilioProvider:
             except requests.exceptions.RequestException as exc:
                 reason = type(exc).__name__
             log.warning("twilio %s to %s failed (%s), attempt %d of %d", what, shown, reason, attempt, self.attempts)
-            if attempt < self.attempts:
-                self.sleep(self.backoff[min(attempt - 1, len(self.backoff) - 1)])
+            pause = self.backoff[min(attempt - 1, len(self.backoff) - 1)]
+            if attempt == self.attempts or time.monotonic() - started + pause > self.budget:
+                break
+            self.sleep(pause)
         raise ProviderUnavailable()

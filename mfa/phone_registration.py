@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from models import Challenge, Method
 from models.base import new_id
 from models.method import PHONE_KINDS
+from models.user import LANGUAGES
 from mfa import phones
 from mfa.challenges import issue
 from mfa.errors import BadRequest, Unprocessable
@@ -28,7 +29,11 @@ class PhoneRegistration:
     notice: str | None
 
 
-def register_phone(db: Session, svc: Services, auth_id, number, kind, delivery, source_ip) -> PhoneRegistration:
+def register_phone(db: Session, svc: Services, auth_id, number, kind, delivery, source_ip,
+                   language=None) -> PhoneRegistration:
+    """`language` (optional) is the one calls to this person will speak: en-GB or cy-GB."""
+    if language is not None and language not in LANGUAGES:
+        raise BadRequest(f"'language' must be one of: {', '.join(LANGUAGES)}.", field="language")
     if kind not in PHONE_KINDS:
         raise BadRequest(f"'kind' must be one of: {', '.join(PHONE_KINDS)}.", field="kind")
     if delivery not in DELIVERIES:
@@ -36,6 +41,8 @@ def register_phone(db: Session, svc: Services, auth_id, number, kind, delivery, 
     auth = require_registering(db, svc, auth_id)
     phone = phones.parse(number)
     check_phone_rules(phone, kind, delivery, auth.user.hybrid)
+    if language is not None:
+        auth.user.language = language
     method = Method(
         id=new_id(), user_id=auth.user_id, type=delivery, kind=kind, label=phone.label,
         phone_encrypted=svc.vault.encrypt(phone.e164), phone_lookup=svc.vault.keyed_hash(phone.e164),

@@ -258,3 +258,23 @@ def test_a_person_who_answers_in_welsh_hears_welsh(live, phones, run):
     phones.answer(sid)
     events = [e for e in phones.call(sid).transcript if e[0] in ("say", "play")]
     assert events and all(("cy-GB" in str(e[1])) or (len(e) > 2 and e[2] == "cy-GB") for e in events)
+
+
+def test_the_call_language_can_be_chosen_at_registration(live, phones, bob):
+    auth = live.api.post("/authentications", {"username": "bob", "password": PASSWORD}).json()
+    response = live.api.post(f"/authentications/{auth['id']}/registrations", {
+        "type": "phone", "number": "07400 555666", "kind": "mobile", "delivery": "voice", "language": "cy-GB"})
+    assert response.status_code == 201
+    phones.wait_idle()
+    sid = phones.calls(to="+447400555666")[-1].sid
+    phones.answer(sid)
+    plays = [e[1] for e in phones.call(sid).transcript if e[0] == "play"]
+    assert plays and all("/voice-prompts/cy-GB/" in url for url in plays)
+
+
+def test_an_unknown_call_language_is_refused(live, phones, bob):
+    auth = live.api.post("/authentications", {"username": "bob", "password": PASSWORD}).json()
+    response = live.api.post(f"/authentications/{auth['id']}/registrations", {
+        "type": "phone", "number": "07400 555666", "kind": "mobile", "delivery": "voice", "language": "fr-FR"})
+    assert response.status_code == 400
+    assert phones.calls() == []

@@ -1,0 +1,64 @@
+"""The README's run command serves the API, the dev phone and the inbox within seconds."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(url: str, deadline: float) -> requests.Response | None:
+    while time.monotonic() < deadline:
+        try:
+            return requests.get(url, timeout=1)
+        except requests.RequestException:
+            time.sleep(0.1)
+    return None
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="`make` is not installed, so the README's run command cannot run")
+def test_make_run_serves_the_api_with_a_demo_account(tmp_path):
+    port, standin_port = free_port(), free_port()
+    env = {**os.environ, "PORT": str(port), "INSTANCE_PATH": str(tmp_path),
+           "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+           "TWILIO_API_BASE_URL": f"http://127.0.0.1:{standin_port}"}
+    for name in ("DATABASE_URL", "SECRET_KEY", "DATA_KEY", "TELEPHONY_PROVIDER", "MFA_ENV", "TEST_DATABASE_URL"):
+        env.pop(name, None)
+    log = open(tmp_path / "run.log", "w+")
+    started = time.monotonic()
+    server = subprocess.Popen(["make", "--no-print-directory", "run"], cwd=ROOT, env=env,
+                              stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        health = wait_for(f"http://127.0.0.1:{port}/healthz", started + 60)
+        elapsed = time.monotonic() - started
+        log.seek(0)
+        output = log.read()
+        assert health is not None and health.status_code == 200, output
+        print(f"\n`make run` answered HTTP after {elapsed:.1f} s")
+        password = re.search(r"Demo admin:\s+\S+\s+password: (\S+)", output).group(1)
+        key = re.search(r"Demo API key:\s+(\S+)", output).group(1)
+        auth = requests.post(f"http://127.0.0.1:{port}/api/v1/authentications",
+                             json={"username": "demo.admin@example.org", "password": password},
+                             headers={"Authorization": f"Bearer {key}"}, timeout=10)
+        assert auth.status_code == 201 and auth.json()["status"] == "registration_required"
+        for page in ("/phone", "/inbox"):
+            assert f"http://127.0.0.1:{standin_port}{page}" in output
+            assert requests.get(f"http://127.0.0.1:{standin_port}{page}", timeout=5).status_code == 200
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(10)
