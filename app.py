@@ -4,11 +4,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from flask import Flask, jsonify
+from flask import Flask
 
 import api
 import cli
 import edge
+import ops
 from ivr import webhooks
 from ivr.provider import TwilioProvider
 from ivr.twiml import PromptVoice
@@ -61,11 +62,7 @@ def create_app(config: dict | None = None) -> Flask:
     api.register(app)
     webhooks.register(app)
     cli.register(app)
-
-    @app.get("/healthz")
-    def healthz():
-        return jsonify({"status": "ok"})
-
+    ops.register(app)
     return app
 
 
