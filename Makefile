@@ -4,7 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench
+.PHONY: run test bench screenshots
+ASSETS := node_modules/nhsuk-frontend/package.json
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -12,15 +13,24 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(VENV)/bin/pip install --quiet -r requirements.txt -r requirements-dev.txt
 	touch $(STAMP)
 
+# The NHS.UK frontend styles for the pages (from the npm registry; never committed).
+$(ASSETS): package.json
+	@if command -v npm >/dev/null; then npm install --no-audit --no-fund --silent; \
+	else echo "npm not found: the pages will be unstyled (apt-get install npm)"; fi
+
 ## make run: the server on its embedded default (SQLite, local Twilio stand-in, demo account)
-run: $(STAMP)
+run: $(STAMP) $(ASSETS)
 	$(VENV)/bin/python app.py
 
 ## make test: the whole suite on SQLite, then on PostgreSQL when TEST_DATABASE_URL is set
-test: $(STAMP)
+test: $(STAMP) $(ASSETS)
 	scripts/install-test-tools
 	env -u TEST_DATABASE_URL $(VENV)/bin/python -m pytest -rs -q
 	@if [ -n "$$TEST_DATABASE_URL" ]; then \
 		echo "== again on PostgreSQL ($$TEST_DATABASE_URL)"; \
 		$(VENV)/bin/python -m pytest -rs -q -p no:cacheprovider || exit 1; \
 	else echo "(TEST_DATABASE_URL not set: PostgreSQL run skipped)"; fi
+
+## make screenshots: the browser tests, saving a picture of each page into docs/screenshots
+screenshots: $(STAMP) $(ASSETS)
+	SCREENSHOT_DIR=docs/screenshots $(VENV)/bin/python -m pytest -q tests/test_pages_browser.py

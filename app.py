@@ -10,6 +10,7 @@ import api
 import cli
 import edge
 import ops
+import web
 from ivr import webhooks
 from ivr.provider import TwilioProvider
 from ivr.twiml import PromptVoice
@@ -63,6 +64,7 @@ def create_app(config: dict | None = None) -> Flask:
     webhooks.register(app)
     cli.register(app)
     ops.register(app)
+    web.register(app)
     return app
 
 

@@ -46,6 +46,10 @@ class Settings:
     service_name: str
     voice_machine_detection: bool
     extra: dict = field(default_factory=dict)
+    # Operations (ops/): log format, Prometheus multiprocess directory, the benchmark's reference endpoint.
+    log_format: str | None = None  # None: logging is left to the host (development, tests)
+    prometheus_multiproc_dir: str | None = None
+    bench_reference_endpoint: bool = False
 
     @property
     def production(self) -> bool:
@@ -150,6 +154,16 @@ def load(environ: dict, instance: Path) -> Settings:
     if redis_url and urlsplit(redis_url).scheme not in ("redis", "rediss", "unix"):
         raise SettingsError("REDIS_URL must be a redis:// URL.")
 
+    log_format = get("LOG_FORMAT", "json" if production else None)
+    if log_format not in (None, "json", "text"):
+        raise SettingsError("LOG_FORMAT must be 'json' or 'text'.")
+    multiproc_dir = get("PROMETHEUS_MULTIPROC_DIR")
+    if multiproc_dir and not os.path.isdir(multiproc_dir):
+        raise SettingsError("PROMETHEUS_MULTIPROC_DIR must be an existing directory (emptied before each start).")
+    bench_reference = _flag(get("BENCH_REFERENCE_ENDPOINT", "false"), "BENCH_REFERENCE_ENDPOINT")
+    if bench_reference and production:
+        raise SettingsError("BENCH_REFERENCE_ENDPOINT is for benchmarks only; it is refused when MFA_ENV=production.")
+
     return Settings(
         env=env,
         database_url=database_url,
@@ -167,4 +181,7 @@ def load(environ: dict, instance: Path) -> Settings:
         mfa_required_regions=_comma_list(get("MFA_REQUIRED_REGIONS", "england")),
         service_name=service_name,
         voice_machine_detection=_flag(get("VOICE_MACHINE_DETECTION", "false"), "VOICE_MACHINE_DETECTION"),
+        log_format=log_format,
+        prometheus_multiproc_dir=multiproc_dir,
+        bench_reference_endpoint=bench_reference,
     )

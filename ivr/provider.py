@@ -14,6 +14,7 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
 from ivr import sms_texts
+from mfa import metrics
 from mfa.errors import ProviderUnavailable
 from mfa.phones import mask
 from mfa.telephony import TelephonyRejected
@@ -84,14 +85,17 @@ class TwilioProvider:
             try:
                 return request()
             except TwilioRestException as exc:
+                metrics.count_twilio_error(exc.code or f"http_{exc.status}")
                 if exc.status < 500 and exc.status != 429:
                     log.info("twilio refused %s to %s: %s %s", what, shown, exc.code, exc.msg)
                     raise TelephonyRejected(exc.code, str(exc.msg)) from None
                 reason = f"HTTP {exc.status} code {exc.code}"
             except requests.exceptions.ReadTimeout:
+                metrics.count_twilio_error("timeout")
                 log.warning("twilio timed out on %s to %s; not retried", what, shown)
                 raise ProviderUnavailable() from None
             except requests.exceptions.RequestException as exc:
+                metrics.count_twilio_error("connection")
                 reason = type(exc).__name__
             log.warning("twilio %s to %s failed (%s), attempt %d of %d", what, shown, reason, attempt, self.attempts)
             pause = self.backoff[min(attempt - 1, len(self.backoff) - 1)]

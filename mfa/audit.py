@@ -6,6 +6,7 @@ import logging
 from sqlalchemy.orm import Session
 
 from models import AuditEvent, User
+from mfa import metrics
 from mfa.clock import Clock
 
 log = logging.getLogger("mfa.audit")
@@ -41,4 +42,5 @@ def record(
         "audit event=%s outcome=%s user=%s method=%s reason=%s ip=%s",
         event, outcome, row.username, method, reason, source_ip,
     )
+    metrics.count_audit_event(db, event, outcome, method, reason, detail)  # counted on commit
     return row

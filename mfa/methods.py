@@ -49,17 +49,18 @@ def enrol_totp(db: Session, svc: Services, user: User, source_ip: str | None) ->
 
 
 def activate(db: Session, svc: Services, method: Method, source_ip: str | None) -> None:
-    """The person proved they hold this method: it becomes verified and the default.
+    """The person proved they hold this method: it becomes verified.
 
-    A phone replaces the verified phone of the same kind (a changed number),
-    and a mobile proven by text can take calls too, and the other way round.
+    It replaces the verified method in the same slot (the phone of the same
+    kind, or the authenticator app), and becomes the default when it replaced
+    the default or there was none. A mobile proven by text can take calls too,
+    and the other way round.
     """
     now = svc.clock.now()
-    if method.kind:
-        db.execute(delete(Method).where(
-            Method.user_id == method.user_id, Method.kind == method.kind,
-            Method.verified_at.is_not(None), Method.id != method.id,
-        ))
+    replaced = [m for m in method.user.verified_methods() if m.id != method.id and same_slot(m, method)]
+    had_default = any(m.is_default for m in replaced)
+    for old in replaced:
+        db.delete(old)
     method.verified_at = now
     if method.type == "sms":  # the owner proved the number: calls to it may resume
         db.execute(delete(DoNotCall).where(DoNotCall.phone_lookup == method.phone_lookup))
@@ -72,9 +73,18 @@ def activate(db: Session, svc: Services, method: Method, source_ip: str | None) 
         ))
     db.flush()
     db.expire(method.user, ["methods"])
-    make_default(db, method)
+    if had_default or not any(m.is_default for m in method.user.verified_methods()):
+        make_default(db, method)
     audit.record(db, svc.clock, "method_registered", "ok", user=method.user, method=method.label,
-                 source_ip=source_ip, detail=f"type={method.type}")
+                 source_ip=source_ip, detail=f"type={method.type} kind={method.kind or '-'}"
+                 + (" (replaced the previous one)" if replaced else ""))
+
+
+def same_slot(a: Method, b: Method) -> bool:
+    """One authentication phone, one alternate, one office phone, one app."""
+    if a.type == "totp" or b.type == "totp":
+        return a.type == b.type
+    return a.kind == b.kind
 
 
 def make_default(db: Session, method: Method) -> None:
@@ -88,3 +98,12 @@ def owned_verified_method(user: User, method_id) -> Method:
             return method
     raise Unprocessable("That method is not one of this person's verified methods.",
                         code="unknown_method")
+
+
+def pending_totp_uri(db: Session, svc: Services, user: User, method_id) -> str:
+    """The otpauth:// URI of an app enrolment this person has not finished (for its QR code)."""
+    method = db.get(Method, method_id) if isinstance(method_id, str) else None
+    if method is None or method.user_id != user.id or method.type != "totp" or method.is_verified:
+        raise NotPending("There is no authenticator-app set-up in progress.")
+    secret = svc.vault.decrypt(method.totp_secret_encrypted)
+    return totp.provisioning_uri(secret, user.username, svc.service_name)

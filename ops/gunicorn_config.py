@@ -1,0 +1,38 @@
+"""gunicorn settings for production: `gunicorn -c python:ops.gunicorn_config 'app:create_app()'`.
+
+Command-line flags override these. What this adds to plain gunicorn is Prometheus
+multiprocess housekeeping: when PROMETHEUS_MULTIPROC_DIR is set, the directory is emptied
+at start (values left by an earlier run would be added to this one's) and a worker's
+files are marked dead when it exits.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+timeout = 30
+# Twilio and the proxy reuse connections; a little longer than gunicorn's 2 s default.
+keepalive = 5
+
+
+def _multiproc_dir() -> Path | None:
+    value = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    return Path(value) if value else None
+
+
+def on_starting(server) -> None:
+    directory = _multiproc_dir()
+    if directory is not None:
+        directory.mkdir(parents=True, exist_ok=True)
+        for leftover in directory.glob("*.db"):
+            leftover.unlink()
+
+
+def child_exit(server, worker) -> None:
+    if _multiproc_dir() is not None:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

@@ -1,0 +1,48 @@
+"""GET /metrics (Prometheus text format) and the webhook latency histograms.
+
+Webhook latency is measured from the first before_request hook (ops registers it, so it
+runs before the signature check) to after_request, labelled by route, never by query.
+The domain's counters live in mfa/metrics.py.
+
+With several gunicorn workers, set PROMETHEUS_MULTIPROC_DIR to an empty directory before
+start-up (ops/gunicorn_config.py empties it): each worker then writes its values to files
+there, and /metrics, whichever worker answers, adds up all of them.
+"""
+from __future__ import annotations
+
+import time
+
+from flask import Flask, Response, g, request
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import multiprocess
+
+WEBHOOK_PREFIX = "/twilio/"
+WEBHOOK_SECONDS = Histogram(
+    "mfa_webhook_duration_seconds", "Time to answer a Twilio webhook, by route.", ["path"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+WEBHOOK_RESPONSES = Counter(
+    "mfa_webhook_responses", "Twilio webhook answers by route and HTTP status (403: bad signature).",
+    ["path", "status"],
+)
+
+
+def register(app: Flask, multiproc_dir: str | None) -> None:
+    @app.after_request
+    def _time_webhook(response):
+        if request.path.startswith(WEBHOOK_PREFIX):
+            route = request.url_rule.rule if request.url_rule is not None else "unmatched"
+            started = g.get("ops_started")  # set by ops.logs' before_request, the first to run
+            if started is not None:
+                WEBHOOK_SECONDS.labels(route).observe(time.perf_counter() - started)
+            WEBHOOK_RESPONSES.labels(route, str(response.status_code)).inc()
+        return response
+
+    @app.get("/metrics")
+    def metrics():
+        if multiproc_dir:
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry, path=multiproc_dir)
+        else:
+            registry = REGISTRY
+        return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)

@@ -1,0 +1,237 @@
+"""What people see, tested in a real browser: Playwright driving Debian's Chromium.
+
+Screenshots go to $SCREENSHOT_DIR when set (`make screenshots` writes docs/screenshots).
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.conftest import PASSWORD
+from tests.helpers import add_phone, oathtool_code, secret_from_uri
+
+CHROMIUM = "/usr/bin/chromium"
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
+                                reason=f"{CHROMIUM} is missing (Debian package chromium; `make test` installs it)")
+SHOTS = Path(os.environ["SCREENSHOT_DIR"]) if os.environ.get("SCREENSHOT_DIR") else None
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, live):
+    context = browser.new_context(viewport={"width": 1024, "height": 800}, base_url=live.url)
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    yield page
+    context.close()
+
+
+def shot(page, name: str) -> None:
+    """Save a picture of the page (when asked), and check it fits a phone's width."""
+    if SHOTS:
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1"), name
+
+
+def sign_in(page, username, password=PASSWORD):
+    page.goto("/sign-in")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def texted_code(phones, number) -> str:
+    phones.wait_idle()
+    return re.search(r"#(\d{6})$", phones.messages(to=number)[-1].body).group(1)
+
+
+def test_first_sign_in_registers_a_mobile_by_text_and_shows_an_app_password(page, live, phones, bob):
+    page.goto("/sign-in")
+    shot(page, "01-sign-in")
+    sign_in(page, "bob")
+    page.wait_for_url("**/register")
+    shot(page, "02-register-choose")
+    page.get_by_label("Authentication phone").check()
+    page.get_by_role("button", name="Continue").click()
+    page.get_by_label("Phone number").fill("07400 123456")
+    shot(page, "03-register-phone")
+    page.get_by_role("button", name="Continue").click()
+    page.wait_for_url("**/verify")
+    assert "+44 •••• ••3456" in page.content()
+    shot(page, "04-verify-text")
+    code_box = page.get_by_label("Code", exact=True)
+    assert code_box.get_attribute("autocomplete") == "one-time-code"
+    assert code_box.get_attribute("inputmode") == "numeric"
+    code_box.fill(texted_code(phones, "+447400123456"))
+    page.get_by_role("button", name="Verify").click()
+    page.get_by_text("You're set up").wait_for()
+    app_password = page.locator("#app-password").inner_text().strip()
+    assert re.fullmatch(r"[a-z]{4} [a-z]{4} [a-z]{4} [a-z]{4}", app_password)
+    shot(page, "05-registered")
+    page.get_by_role("link", name="Finish").click()
+    page.get_by_text("You're signed in").wait_for()
+    assert live.api.post("/app-passwords/verify", {"username": "bob", "app_password": app_password}).status_code == 200
+
+
+def test_a_wrong_code_shows_an_error_linked_to_the_code_box(page, live, phones, run, bob):
+    add_phone(run, bob, "+447400123456", types=("sms", "voice"))
+    sign_in(page, "bob")
+    page.wait_for_url("**/verify")
+    texted_code(phones, "+447400123456")
+    page.get_by_label("Code", exact=True).fill("000000" if texted_code(phones, "+447400123456") != "000000" else "111111")
+    page.get_by_role("button", name="Verify").click()
+    summary = page.locator(".nhsuk-error-summary")
+    assert "4 more tries" in summary.inner_text()
+    assert summary.locator("a").get_attribute("href") == "#code"
+    shot(page, "06-verify-wrong-code")
+
+
+def test_signing_in_by_call_moves_on_by_itself_when_hash_is_pressed(page, live, phones, run, bob):
+    add_phone(run, bob, "+447400111222", types=("voice", "sms"))
+    sign_in(page, "bob")
+    page.wait_for_url("**/verify")
+    page.get_by_text("Answer the call").wait_for()
+    shot(page, "07-verify-call")
+    phones.wait_idle()
+    sid = phones.calls(to="+447400111222")[-1].sid
+    phones.answer(sid)
+    phones.press(sid, "#")
+    phones.lapse(sid)
+    page.get_by_text("You're signed in").wait_for()  # the page polled and moved on: no click
+    shot(page, "08-account")
+
+
+def test_a_busy_line_is_explained_and_can_be_tried_again_or_another_way(page, live, phones, run, bob, clock):
+    add_phone(run, bob, "+447400111222", types=("voice", "sms"))
+    phones.set_behaviour("+447400111222", "busy")
+    sign_in(page, "bob")
+    page.get_by_text("The line was busy.").wait_for()
+    page.get_by_role("link", name="Sign in another way").click()
+    shot(page, "09-sign-in-another-way")
+    clock.advance(30)
+    page.get_by_role("button", name=re.compile(r"Text \+44")).click()
+    page.get_by_label("Code", exact=True).fill(texted_code(phones, "+447400111222"))
+    page.get_by_role("button", name="Verify").click()
+    page.get_by_text("You're signed in").wait_for()
+
+
+def test_registering_the_authenticator_app_by_qr_code(page, live, phones, clock, bob, tmp_path):
+    if shutil.which("zbarimg") is None:
+        pytest.skip("zbarimg is missing (Debian package zbar-tools; `make test` installs it)")
+    sign_in(page, "bob")
+    page.get_by_label("Mobile app (recommended)").check()
+    page.get_by_role("button", name="Continue").click()
+    page.get_by_role("img", name=re.compile("QR code")).wait_for()
+    shot(page, "10-register-app")
+    qr = tmp_path / "qr.png"
+    page.locator("img.app-qr").screenshot(path=str(qr))
+    decoded = subprocess.run(["zbarimg", "--quiet", "--raw", str(qr)], capture_output=True, text=True, check=True)
+    uri = decoded.stdout.strip()
+    assert uri.startswith("otpauth://totp/") and "issuer=Secure%20Sign-in" in uri
+    page.get_by_text("I can't scan the QR code").click()
+    typed = page.locator("#secret").inner_text().replace(" ", "")
+    assert typed == secret_from_uri(uri)
+    page.get_by_label("Enter the 6-digit code your app now shows").fill(oathtool_code(secret_from_uri(uri), clock.now()))
+    page.get_by_role("button", name="Verify").click()
+    page.get_by_text("You're set up").wait_for()
+
+
+def test_changing_the_phone_number_needs_the_new_number_verified(page, live, phones, run, bob):
+    add_phone(run, bob, "+447400123456", types=("sms", "voice"))
+    sign_in(page, "bob")
+    page.get_by_label("Code", exact=True).fill(texted_code(phones, "+447400123456"))
+    page.get_by_role("button", name="Verify").click()
+    page.get_by_role("link", name="Security info").click()
+    shot(page, "11-security-info")
+    page.locator("dd", has_text="+44 •••• ••3456").locator("xpath=..").get_by_role("button", name="Change").click()
+    page.get_by_label("Phone number").fill("07400 654321")
+    page.get_by_role("button", name="Continue").click()
+    page.wait_for_url("**/verify")
+    security = requests.Session()
+    assert "+44 •••• ••3456" in page.evaluate("fetch('/security-info').then(r => r.text())")  # not saved yet
+    page.get_by_label("Code", exact=True).fill(texted_code(phones, "+447400654321"))
+    page.get_by_role("button", name="Verify").click()
+    page.get_by_text("Your security info has been saved.").wait_for()
+    content = page.content()
+    assert "+44 •••• ••4321" in content and "••3456" not in content
+    security.close()
+
+
+def test_changes_need_a_recent_sign_in(page, live, phones, run, clock, bob):
+    add_phone(run, bob, "+447400123456", types=("sms", "voice"))
+    sign_in(page, "bob")
+    page.get_by_label("Code", exact=True).fill(texted_code(phones, "+447400123456"))
+    page.get_by_role("button", name="Verify").click()
+    page.get_by_text("You're signed in").wait_for()
+    clock.advance(minutes=11)
+    page.goto("/security-info")
+    page.get_by_role("button", name="Save language").click()
+    page.wait_for_url(re.compile(r".*/sign-in\?next=(%2F|/)security-info$"))
+    assert "sign in again" in page.content()
+
+
+def test_creating_and_revoking_an_app_password(page, live, dave):
+    sign_in(page, "dave")
+    page.get_by_text("You're signed in").wait_for()
+    page.get_by_role("link", name="App passwords").click()
+    page.get_by_label("Name").fill("Outlook on my laptop")
+    page.get_by_role("button", name="Create app password").click()
+    app_password = page.locator("#app-password").inner_text().strip()
+    shot(page, "12-app-password-created")
+    assert live.api.post("/app-passwords/verify", {"username": "dave", "app_password": app_password}).status_code == 200
+    page.get_by_role("link", name="Done").click()
+    shot(page, "13-app-passwords")
+    page.get_by_role("button", name="Revoke Outlook on my laptop").click()
+    page.get_by_text("has been revoked").wait_for()
+    assert live.api.post("/app-passwords/verify", {"username": "dave", "app_password": app_password}).status_code == 401
+
+
+def test_a_form_posted_without_its_csrf_token_is_refused(live, dave):
+    response = requests.post(f"{live.url}/sign-in", data={"username": "dave", "password": PASSWORD}, timeout=10)
+    assert response.status_code == 400
+    assert "CSRF" in response.text
+    assert "session" not in response.cookies or not response.cookies.get("session")
+
+
+def test_pages_send_security_headers(live):
+    response = requests.get(f"{live.url}/sign-in", timeout=10)
+    csp = response.headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in csp and "script-src 'self'" in csp and "unsafe-inline" not in csp
+    assert "<script>" not in response.text  # no inline script: only <script src=…>
+
+
+@pytest.mark.parametrize("next_url", ["https://evil.example/", "//evil.example/", "/\\evil.example"])
+def test_sign_in_never_redirects_off_site(page, live, dave, next_url):
+    page.goto(f"/sign-in?next={requests.utils.quote(next_url)}")
+    page.get_by_label("Username").fill("dave")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_text("You're signed in").wait_for()
+    assert page.url.startswith(live.url)
+
+
+def test_pages_fit_a_phone_screen(browser, live, bob):
+    context = browser.new_context(viewport={"width": 360, "height": 740}, base_url=live.url, is_mobile=True)
+    page = context.new_page()
+    sign_in(page, "bob")
+    page.wait_for_url("**/register")
+    shot(page, "14-phone-width-register")
+    context.close()

@@ -1,0 +1,62 @@
+"""Browser pages: sign-in with the second factor, registration, security info, app passwords.
+
+Pages call the same domain functions as the JSON API; no rule lives here twice.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from flask import Blueprint, Flask, abort, send_from_directory
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from flask_wtf.csrf import CSRFProtect
+
+log = logging.getLogger("mfa.web")
+
+bp = Blueprint("web", __name__, template_folder="templates", static_folder="static",
+               static_url_path="/static/web")
+csrf = CSRFProtect()
+limiter = Limiter(get_remote_address)
+
+NHSUK_ASSETS = Path(__file__).resolve().parent.parent / "node_modules" / "nhsuk-frontend" / "dist" / "nhsuk"
+# No inline script anywhere; frames refused; forms post only here.
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+       "font-src 'self'; connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
+
+
+def register(app: Flask) -> None:
+    from api import bp as api_bp
+    from ivr.webhooks import bp as twilio_bp
+    from web import account, registration, security_info, sign_in  # noqa: F401  (routes attach to bp)
+
+    settings = app.extensions["mfa"].settings
+    app.config.setdefault("RATELIMIT_STORAGE_URI", settings.redis_url or "memory://")
+    app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # tied to the session instead
+    app.register_blueprint(bp)
+    csrf.init_app(app)
+    csrf.exempt(api_bp)  # API keys, not cookies
+    csrf.exempt(twilio_bp)  # Twilio signatures, not cookies
+    limiter.init_app(app)
+    if not NHSUK_ASSETS.exists():
+        log.warning("nhsuk-frontend is not installed (run `make run` or `npm install`): pages will be unstyled")
+
+    @app.get("/assets/nhsuk/<path:filename>")
+    def nhsuk_asset(filename: str):
+        if not NHSUK_ASSETS.exists():
+            abort(404)
+        return send_from_directory(NHSUK_ASSETS, filename, max_age=86400)
+
+    @app.context_processor
+    def _service_name():
+        return {"service_name": settings.service_name}
+
+    @app.after_request
+    def _security_headers(response):
+        response.headers.setdefault("Content-Security-Policy", CSP)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        if response.mimetype == "text/html":
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response

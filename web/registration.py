@@ -1,0 +1,126 @@
+"""The registration wizard: choose a method, prove it, then see an app password once.
+
+Security info reuses the same steps (a "change" flow) to add or replace a method.
+"""
+from __future__ import annotations
+
+import io
+
+import segno
+from flask import Response, abort, flash, redirect, render_template, request, url_for
+
+from edge import client_ip, db, services
+from mfa import methods, phone_registration
+from mfa.errors import MfaError
+from mfa.unit_of_work import use_case
+from web import bp
+from web.flow import flow, set_mode
+from web.sign_in import current_auth
+
+PHONE_FIELDS = ("number", "delivery", "language")
+
+
+def _registering_auth():
+    auth = current_auth()
+    if auth is None or not auth.registering:
+        return None
+    return auth
+
+
+@bp.get("/register")
+def register():
+    auth = _registering_auth()
+    if auth is None:
+        return redirect(url_for("web.sign_in"))
+    return render_template("register_choose.html", hybrid=auth.user.hybrid, purpose=flow()["purpose"])
+
+
+@bp.post("/register")
+def register_choice():
+    auth = _registering_auth()
+    if auth is None:
+        return redirect(url_for("web.sign_in"))
+    choice = request.form.get("method")
+    if choice == "app":
+        try:
+            with use_case(db()):
+                method, _uri = methods.register_totp(db(), services(), auth.id, client_ip())
+        except MfaError as refusal:
+            flash(refusal.message, "error")
+            return redirect(url_for("web.register"))
+        set_mode("totp-enrol", method.id)
+        return redirect(url_for("web.register_app"))
+    if choice in ("mobile", "alternate") or (choice == "office" and not auth.user.hybrid):
+        return redirect(url_for("web.register_phone", kind=choice))
+    return render_template("register_choose.html", hybrid=auth.user.hybrid, purpose=flow()["purpose"],
+                           error="Choose how you want to verify."), 400
+
+
+@bp.get("/register/app")
+def register_app():
+    auth = _registering_auth()
+    if auth is None:
+        return redirect(url_for("web.sign_in"))
+    if auth.status == "approved":
+        return redirect(url_for("web.verify"))
+    uri = _pending_uri(auth)
+    if uri is None:
+        return redirect(url_for("web.register"))
+    secret = totp_secret(uri)
+    return render_template("register_app.html", secret_groups=[secret[i:i + 4] for i in range(0, len(secret), 4)],
+                           qr_url=url_for("web.register_app_qr"))
+
+
+@bp.get("/register/app/qr.svg")
+def register_app_qr():
+    auth = _registering_auth()
+    uri = _pending_uri(auth) if auth else None
+    if uri is None:
+        abort(404)
+    out = io.BytesIO()
+    segno.make(uri, error="m").save(out, kind="svg", scale=6, border=2, title="QR code for your authenticator app")
+    return Response(out.getvalue(), mimetype="image/svg+xml", headers={"Cache-Control": "no-store"})
+
+
+def _pending_uri(auth) -> str | None:
+    try:
+        with use_case(db()):
+            return methods.pending_totp_uri(db(), services(), auth.user, flow().get("method"))
+    except MfaError:
+        return None
+
+
+def totp_secret(uri: str) -> str:
+    from urllib.parse import parse_qs, urlsplit
+
+    return parse_qs(urlsplit(uri).query)["secret"][0]
+
+
+@bp.route("/register/phone/<kind>", methods=["GET", "POST"])
+def register_phone(kind: str):
+    auth = _registering_auth()
+    if auth is None:
+        return redirect(url_for("web.sign_in"))
+    if kind not in ("mobile", "alternate", "office") or (kind == "office" and auth.user.hybrid):
+        abort(404)
+    values = {f: request.form.get(f, "") for f in PHONE_FIELDS}
+    values["language"] = values["language"] or auth.user.language
+    if request.method == "GET":
+        return render_template("register_phone.html", kind=kind, values=values)
+    delivery = "voice" if kind == "office" else values["delivery"]
+    try:
+        with use_case(db()):
+            registration = phone_registration.register_phone(
+                db(), services(), auth.id, values["number"], kind, delivery, client_ip(),
+                language=values["language"])
+    except MfaError as refusal:
+        field = "number" if refusal.code not in ("bad_request", "rate_limited") else "delivery"
+        return render_template("register_phone.html", kind=kind, values=values, error=refusal.message,
+                               field=field), 422 if refusal.code != "rate_limited" else 429
+    if registration.notice:
+        flash(registration.notice, "notice")
+    set_mode(delivery, registration.challenge.method_id)
+    return redirect(url_for("web.verify"))
+
+
+

@@ -1,0 +1,181 @@
+"""Sign-in: password, then the default method starts by itself; "sign in another way"."""
+from __future__ import annotations
+
+from flask import flash, jsonify, redirect, render_template, request, session, url_for
+
+from edge import client_ip, db, services
+from mfa import app_passwords, authentications, challenges, checks
+from mfa.errors import MfaError, NotFound, RateLimited
+from mfa.unit_of_work import use_case
+from web import bp, limiter
+from web.flow import complete_sign_in, end_flow, flow, safe_next, set_mode, start_flow
+
+FAILED_CHALLENGE = {
+    "no_answer": "The call was not answered.",
+    "busy": "The line was busy.",
+    "call_failed": "The call could not be connected.",
+    "hung_up": "The call ended before the hash key was pressed.",
+    "no_input": "No key was pressed during the call.",
+    "wrong_key": "A key other than the hash key (#) was pressed.",
+    "machine_answered": "The call went to voicemail.",
+    "canceled": "The call was cancelled.",
+    "delivery_failed": "The text message could not be delivered.",
+    "do_not_call": "Whoever answered said they did not expect this call.",
+}
+ENDED = {
+    "expired": "This sign-in took too long and has expired.",
+    "locked": "This account is locked after too many failed attempts. Try again in 15 minutes.",
+    "fraud_reported": "You reported this sign-in as not you. The account is blocked: "
+                      "contact your administrator to unblock it.",
+    "too_many_attempts": "Too many wrong codes were entered.",
+}
+
+
+@bp.get("/")
+def home():
+    return redirect(url_for("web.account" if session.get("user_id") else "web.sign_in"))
+
+
+@bp.route("/sign-in", methods=["GET", "POST"])
+@limiter.limit("30 per minute", methods=["POST"])
+def sign_in():
+    next_url = safe_next(request.values.get("next"))
+    if request.method == "GET":
+        return render_template("sign_in.html", next=next_url, username="")
+    username = request.form.get("username", "")
+    try:
+        with use_case(db()):
+            auth = authentications.start(db(), services(), username, request.form.get("password", ""), client_ip())
+    except MfaError as refusal:
+        return render_template("sign_in.html", next=next_url, username=username,
+                               error=refusal.message, field="password"), 400 if refusal.code == "bad_request" else 401
+    if auth.status == "approved":
+        complete_sign_in(auth, next_url)
+        return redirect(next_url or url_for("web.account"))
+    start_flow(auth, "sign_in")
+    session["next"] = next_url
+    if auth.status == "registration_required":
+        return redirect(url_for("web.register"))
+    default = next((m for m in auth.user.verified_methods() if m.is_default), auth.user.verified_methods()[0])
+    return _start_method(auth.id, default)
+
+
+def _start_method(auth_id: str, method):
+    """Begin a method: app codes need nothing sent; texts and calls start now."""
+    if method.type == "totp":
+        set_mode("totp", method.id)
+        return redirect(url_for("web.verify"))
+    try:
+        with use_case(db()):
+            challenges.start_challenge(db(), services(), auth_id, method.id, client_ip())
+        set_mode(method.type, method.id)
+    except RateLimited as wait:
+        set_mode(method.type, method.id)
+        flash(wait.message, "error")
+    except MfaError as refusal:
+        set_mode("choose")
+        flash(refusal.message, "error")
+    return redirect(url_for("web.verify"))
+
+
+def current_auth():
+    current = flow()
+    if not current:
+        return None
+    try:
+        with use_case(db()):
+            return authentications.get(db(), services(), current["auth"])
+    except NotFound:
+        end_flow()
+        return None
+
+
+@bp.get("/verify")
+def verify():
+    auth = current_auth()
+    if auth is None:
+        return redirect(url_for("web.sign_in"))
+    current = flow()
+    if auth.status == "approved":
+        return _finish(auth, current)
+    if not (auth.is_open() or auth.can_retry()):
+        end_flow()
+        message = ENDED.get(auth.reason if auth.reason in ENDED else auth.status, "This sign-in has ended.")
+        return render_template("ended.html", message=message), 409
+    mode = current.get("mode") or "choose"
+    method = next((m for m in auth.user.methods if m.id == current.get("method")), None)
+    failure = FAILED_CHALLENGE.get(auth.reason) if auth.can_retry() else None
+    return render_template("verify.html", auth=auth, mode=mode, method=method, failure=failure,
+                           registering=auth.registering, resend_in=_resend_in(auth))
+
+
+def _resend_in(auth) -> int:
+    if auth.last_sent_at is None:
+        return 0
+    waited = (services().clock.now() - auth.last_sent_at).total_seconds()
+    return max(0, int(challenges.RESEND_AFTER.total_seconds() - waited))
+
+
+@bp.post("/verify/code")
+@limiter.limit("30 per minute")
+def verify_code():
+    auth = current_auth()
+    if auth is None:
+        return redirect(url_for("web.sign_in"))
+    try:
+        with use_case(db()):
+            checks.check_code(db(), services(), auth.id, request.form.get("code", ""), client_ip())
+    except MfaError as refusal:
+        flash(refusal.message if refusal.code != "invalid_code" else
+              f"{refusal.message} You have {refusal.extra['attempts_left']} more tries.", "code")
+    return redirect(url_for("web.verify") if flow().get("mode") != "totp-enrol" else url_for("web.register_app"))
+
+
+@bp.post("/verify/method")
+def verify_method():
+    auth = current_auth()
+    if auth is None:
+        return redirect(url_for("web.sign_in"))
+    method = next((m for m in auth.user.verified_methods() if m.id == request.form.get("method_id")), None)
+    if method is None:
+        flash("Choose one of your methods.", "error")
+        return redirect(url_for("web.verify_other"))
+    return _start_method(auth.id, method)
+
+
+@bp.get("/verify/other")
+def verify_other():
+    auth = current_auth()
+    if auth is None:
+        return redirect(url_for("web.sign_in"))
+    return render_template("verify_other.html", methods=auth.user.verified_methods())
+
+
+@bp.get("/verify/status.json")
+def verify_status():
+    auth = current_auth()
+    if auth is None:
+        return jsonify({"status": "none"}), 404
+    return jsonify({"status": auth.status, "reason": auth.reason})
+
+
+def _finish(auth, current):
+    """The second factor succeeded: a signed-in session, or back to security info."""
+    end_flow()
+    if current["purpose"] == "change":
+        flash("Your security info has been saved.", "success")
+        return redirect(url_for("web.security_info"))
+    next_url = session.get("next")
+    complete_sign_in(auth)
+    if not auth.registering:
+        return redirect(next_url or url_for("web.account"))
+    with use_case(db()):
+        _, app_password = app_passwords.create(db(), services(), auth.user, "Created at registration")
+    return render_template("registered.html", app_password=app_password)
+
+
+@bp.post("/sign-out")
+def sign_out():
+    session.clear()
+    flash("You have signed out.", "success")
+    return redirect(url_for("web.sign_in"))
