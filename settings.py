@@ -109,10 +109,12 @@ def load(environ: dict, instance: Path) -> Settings:
             raise SettingsError("DATA_KEY must be Fernet keys (url-safe base64 of 32 bytes), comma-separated.") from None
 
     database_url = get("DATABASE_URL", f"sqlite:///{instance / 'mfa.sqlite3'}")
-    if "://" not in database_url:
-        raise SettingsError("DATABASE_URL must be a SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db.")
-    if database_url.startswith("postgresql://"):
-        database_url = "postgresql+psycopg://" + database_url[len("postgresql://"):]
+    scheme, sep, rest = database_url.partition("://")
+    if scheme in ("postgres", "postgresql"):  # "postgres://" is what many platforms hand out
+        scheme = "postgresql+psycopg"
+    if not sep or scheme not in ("sqlite", "postgresql+psycopg", "postgresql+psycopg2"):
+        raise SettingsError("DATABASE_URL must be a SQLite or PostgreSQL URL, e.g. postgresql://user@host/db.")
+    database_url = f"{scheme}://{rest}"
 
     public_base_url = get("PUBLIC_BASE_URL", "http://127.0.0.1:5000").rstrip("/")
     parts = urlsplit(public_base_url)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import click
+from sqlalchemy.exc import SQLAlchemyError
 from flask.cli import with_appcontext
 
 from edge import runtime
@@ -20,6 +21,9 @@ def run(use):
                 return use(session, rt.services)
         except MfaError as exc:
             raise click.ClickException(exc.message) from None
+        except SQLAlchemyError as exc:  # e.g. no schema yet: one line, not a trace
+            first = str(exc.orig if getattr(exc, "orig", None) else exc).splitlines()[0]
+            raise click.ClickException(f"database error: {first} (has `flask --app app db upgrade` run?)") from None
 
 
 @click.group("users", help="People who sign in.")

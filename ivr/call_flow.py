@@ -51,15 +51,16 @@ def steps_for(turn: CallTurn, urls: "CallUrls") -> list:
 
 @dataclass(frozen=True)
 class CallUrls:
-    """Absolute webhook URLs for one challenge (Twilio is only handed PUBLIC_BASE_URL URLs)."""
+    """Absolute webhook URLs for one challenge and turn (Twilio is only handed PUBLIC_BASE_URL URLs)."""
 
     base: str
     challenge_id: str
+    turn: int = 0
 
     @property
     def keys(self) -> str:
-        return f"{self.base}/twilio/voice/keys?challenge={self.challenge_id}"
+        return f"{self.base}/twilio/voice/keys?challenge={self.challenge_id}&turn={self.turn}"
 
     @property
     def no_input(self) -> str:
-        return f"{self.base}/twilio/voice/no-input?challenge={self.challenge_id}"
+        return f"{self.base}/twilio/voice/no-input?challenge={self.challenge_id}&turn={self.turn}"

@@ -87,7 +87,8 @@ class TwilioProvider:
             except TwilioRestException as exc:
                 metrics.count_twilio_error(exc.code or f"http_{exc.status}")
                 if exc.status < 500 and exc.status != 429:
-                    log.info("twilio refused %s to %s: %s %s", what, shown, exc.code, exc.msg)
+                    # Twilio's message quotes the full number: log the code only.
+                    log.info("twilio refused %s to %s: error %s", what, shown, exc.code)
                     raise TelephonyRejected(exc.code, str(exc.msg)) from None
                 reason = f"HTTP {exc.status} code {exc.code}"
             except requests.exceptions.ReadTimeout:

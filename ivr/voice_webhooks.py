@@ -25,12 +25,17 @@ def _challenge_id() -> str:
     return request.args.get("challenge", "")
 
 
+def _turn() -> int | None:
+    turn = request.args.get("turn", "")
+    return int(turn) if turn.isdigit() and len(turn) < 4 else None
+
+
 def _answer_with(turn_of) -> Response:
     voice = runtime().prompt_voice
     try:
         with use_case(db()):
             turn = turn_of()
-        urls = CallUrls(runtime().settings.public_base_url, _challenge_id())
+        urls = CallUrls(runtime().settings.public_base_url, _challenge_id(), turn.turn)
         xml = twiml.render(steps_for(turn, urls), turn.language, voice)
     except Exception:
         log.exception("voice webhook %s failed; saying goodbye", request.path)
@@ -49,13 +54,13 @@ def voice_answer():
 def voice_keys():
     form = request.form
     return _answer_with(lambda: calls.keys_pressed(
-        db(), services(), _challenge_id(), form.get("CallSid"), form.get("Digits")))
+        db(), services(), _challenge_id(), form.get("CallSid"), form.get("Digits"), _turn()))
 
 
 @bp.post("/voice/no-input")
 def voice_no_input():
     return _answer_with(lambda: calls.heard_nothing(
-        db(), services(), _challenge_id(), request.form.get("CallSid")))
+        db(), services(), _challenge_id(), request.form.get("CallSid"), _turn()))
 
 
 @bp.post("/voice/status")

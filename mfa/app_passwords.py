@@ -15,6 +15,8 @@ from sqlalchemy.orm import Session
 from models import AppPassword, User
 from mfa import audit
 from mfa.accounts import find_user
+from mfa.authentications import require_text
+from models.base import is_id
 from mfa.errors import BadRequest, Conflict, InvalidCredentials, NotFound
 from mfa.services import Services
 from mfa.vault import token_hash
@@ -61,7 +63,7 @@ def list_for(db: Session, user: User) -> list[AppPassword]:
 
 
 def revoke(db: Session, svc: Services, user: User, app_password_id: str) -> None:
-    row = db.get(AppPassword, app_password_id) if isinstance(app_password_id, str) else None
+    row = db.get(AppPassword, app_password_id) if is_id(app_password_id) else None
     if row is None or row.user_id != user.id or row.revoked_at is not None:
         raise NotFound("No such app password.")
     row.revoked_at = svc.clock.now()
@@ -69,8 +71,8 @@ def revoke(db: Session, svc: Services, user: User, app_password_id: str) -> None
 
 
 def verify(db: Session, svc: Services, username, app_password, source_ip: str | None) -> User:
-    if not isinstance(username, str) or not isinstance(app_password, str):
-        raise BadRequest("'username' and 'app_password' are required strings.")
+    require_text(username, "username", 254)
+    require_text(app_password, "app_password", 200)
     user = find_user(db, username) if len(username) <= 254 else None
     normalised = _normalise(app_password) if len(app_password) <= 64 else ""
     row = None

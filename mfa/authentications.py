@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 
 from models import Authentication, Challenge, User
 from models.authentication import OPEN_STATUSES, RETRYABLE_DENIALS
+from models.base import is_id
 from mfa import audit
 from mfa.accounts import find_user, record_failure, reset_failures
 from mfa.errors import AccountLocked, BadRequest, InvalidCredentials, NotFound
@@ -17,11 +18,18 @@ from mfa.services import Services
 AUTHENTICATION_TTL = timedelta(minutes=10)
 
 
-def _require_text(value, field: str, max_length: int = MAX_LENGTH) -> str:
+def require_text(value, field: str, max_length: int = MAX_LENGTH) -> str:
+    """A non-empty string that a database and a hash function can take (no NUL, valid UTF-8)."""
     if not isinstance(value, str) or not value:
         raise BadRequest(f"'{field}' is required and must be a string.", field=field)
     if len(value) > max_length:
         raise BadRequest(f"'{field}' is too long.", field=field)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadRequest(f"'{field}' is not valid text.", field=field) from None
+    if "\x00" in value:
+        raise BadRequest(f"'{field}' is not valid text.", field=field)
     return value
 
 
@@ -29,8 +37,8 @@ def start(
     db: Session, svc: Services, username, password, source_ip: str | None
 ) -> Authentication:
     """Check the first factor and decide what the sign-in needs next."""
-    username = _require_text(username, "username", 254)
-    password = _require_text(password, "password")
+    username = require_text(username, "username", 254)
+    password = require_text(password, "password")
     now = svc.clock.now()
     user = find_user(db, username)
     if user is None:
@@ -58,7 +66,7 @@ def _open(db: Session, svc: Services, user: User, source_ip: str | None) -> Auth
     now = svc.clock.now()
     auth = Authentication(
         user=user, source_ip=source_ip, created_at=now, expires_at=now + AUTHENTICATION_TTL,
-        attempts=0, sends=0,
+        attempts=0, sends=0, purpose="sign_in",
     )
     why = svc.policy.explain(user)
     if not svc.policy.requires_mfa(user):
@@ -78,7 +86,7 @@ def _open(db: Session, svc: Services, user: User, source_ip: str | None) -> Auth
 
 def get(db: Session, svc: Services, auth_id) -> Authentication:
     """The authentication as it stands now (an overdue one is marked expired)."""
-    if not isinstance(auth_id, str) or len(auth_id) > 64:
+    if not is_id(auth_id):
         raise NotFound("No such authentication.", code="not_found")
     auth = db.get(Authentication, auth_id)
     if auth is None:

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from models import Challenge, DoNotCall, User
+from models import Authentication, Challenge, DoNotCall, User
+from models.authentication import OPEN_STATUSES
+from models.base import is_id
 from mfa import audit
 from mfa.accounts import reset_failures
 from mfa.authentications import finish
@@ -23,6 +25,7 @@ from mfa.services import Services
 log = logging.getLogger("mfa.calls")
 
 MAX_REPROMPTS = 1
+REPROMPTS = ("reprompt_no_input", "reprompt_wrong_key")
 MACHINE_ANSWERS = ("machine_start", "machine_end_beep", "machine_end_silence", "machine_end_other", "fax")
 CALL_FAILURES = {"busy": "busy", "no-answer": "no_answer", "failed": "call_failed",
                  "canceled": "canceled", "completed": "hung_up"}
@@ -33,10 +36,15 @@ ENDINGS = {"approved": "verified", "fraud": "fraud_recorded", "do_not_call": "do
 
 @dataclass(frozen=True)
 class CallTurn:
-    """What the caller hears next: an outcome name the call flow turns into TwiML."""
+    """What the caller hears next: an outcome name the call flow turns into TwiML.
+
+    `turn` counts the prompts repeated so far; it goes into the next webhook
+    URLs, so a repeated delivery of an older turn is recognised and replayed.
+    """
 
     outcome: str
     language: str = "en-GB"
+    turn: int = 0
 
 
 def answered(db: Session, svc: Services, challenge_id, call_sid, answered_by) -> CallTurn:
@@ -50,7 +58,7 @@ def answered(db: Session, svc: Services, challenge_id, call_sid, answered_by) ->
     return _turn(challenge, "prompt")
 
 
-def keys_pressed(db: Session, svc: Services, challenge_id, call_sid, digits) -> CallTurn:
+def keys_pressed(db: Session, svc: Services, challenge_id, call_sid, digits, turn=None) -> CallTurn:
     challenge, ending = _live(db, svc, challenge_id, call_sid)
     if ending:
         return ending
@@ -62,15 +70,15 @@ def keys_pressed(db: Session, svc: Services, challenge_id, call_sid, digits) -> 
     if digits in ("9", "9#"):
         return _do_not_call(db, svc, challenge)
     if digits == "":
-        return heard_nothing(db, svc, challenge_id, call_sid)
-    return _retry_or_deny(db, svc, challenge, "reprompt_wrong_key", "wrong_key")
+        return _retry_or_deny(db, svc, challenge, "reprompt_no_input", "no_input", turn)
+    return _retry_or_deny(db, svc, challenge, "reprompt_wrong_key", "wrong_key", turn)
 
 
-def heard_nothing(db: Session, svc: Services, challenge_id, call_sid) -> CallTurn:
+def heard_nothing(db: Session, svc: Services, challenge_id, call_sid, turn=None) -> CallTurn:
     challenge, ending = _live(db, svc, challenge_id, call_sid)
     if ending:
         return ending
-    return _retry_or_deny(db, svc, challenge, "reprompt_no_input", "no_input")
+    return _retry_or_deny(db, svc, challenge, "reprompt_no_input", "no_input", turn)
 
 
 def status_changed(db: Session, svc: Services, challenge_id, call_sid, call_status) -> None:
@@ -87,7 +95,7 @@ def status_changed(db: Session, svc: Services, challenge_id, call_sid, call_stat
 
 
 def _find(db: Session, challenge_id, call_sid) -> Challenge | None:
-    if not isinstance(challenge_id, str) or not isinstance(call_sid, str):
+    if not is_id(challenge_id) or not isinstance(call_sid, str):
         return None
     challenge = db.get(Challenge, challenge_id)
     if challenge is None or challenge.type != "voice" or challenge.provider_sid != call_sid:
@@ -104,11 +112,14 @@ def _live(db, svc, challenge_id, call_sid) -> tuple[Challenge | None, CallTurn |
     if not challenge.is_pending(svc.clock.now()) or challenge.authentication.status != "pending":
         _claim(db, challenge, "ended", "ended")  # the sign-in moved on without this call
         return None, _turn(challenge, "goodbye")
+    if challenge.authentication.user.is_locked(svc.clock.now()):
+        _deny(db, svc, challenge, "locked")  # blocked meanwhile (e.g. 0# on another call)
+        return None, _turn(challenge, "goodbye")
     return challenge, None
 
 
 def _turn(challenge: Challenge, outcome: str) -> CallTurn:
-    return CallTurn(outcome, challenge.authentication.user.language)
+    return CallTurn(outcome, challenge.authentication.user.language, challenge.call_retries)
 
 
 def _claim(db: Session, challenge: Challenge, status: str, reason: str | None = None) -> bool:
@@ -131,7 +142,8 @@ def _approve(db, svc, challenge: Challenge) -> CallTurn:
     if not _claim(db, challenge, "approved"):
         return _turn(challenge, ENDINGS.get(challenge.reason, "goodbye"))
     auth = challenge.authentication
-    finish(db, svc, auth, "approved", "verified")
+    if not finish(db, svc, auth, "approved", "verified"):
+        return _turn(challenge, "goodbye")  # the sign-in ended meanwhile: nothing to approve
     if not challenge.method.is_verified:
         activate(db, svc, challenge.method, None)
     reset_failures(db, auth.user)
@@ -147,6 +159,7 @@ def _report_fraud(db, svc, challenge: Challenge) -> CallTurn:
     finish(db, svc, auth, "fraud_reported", "fraud_reported")
     db.execute(update(User).where(User.id == auth.user_id, User.fraud_blocked_at.is_(None))
                .values(fraud_blocked_at=svc.clock.now()).execution_options(synchronize_session=False))
+    _end_other_sign_ins(db, svc, auth)
     audit.record(db, svc.clock, "fraud_reported", "blocked", user=auth.user, method=challenge.method.label,
                  reason="fraud_reported", source_ip=auth.source_ip,
                  detail="0# pressed on the verification call; account blocked until `users unlock`")
@@ -169,15 +182,20 @@ def _do_not_call(db, svc, challenge: Challenge) -> CallTurn:
     return _turn(challenge, "do_not_call")
 
 
-def _retry_or_deny(db, svc, challenge: Challenge, reprompt: str, reason: str) -> CallTurn:
+def _retry_or_deny(db, svc, challenge: Challenge, reprompt: str, reason: str, turn) -> CallTurn:
+    seen = challenge.call_retries
+    if turn is not None and turn != seen:
+        # A repeated delivery of an earlier turn: say again what was said then.
+        return _turn(challenge, challenge.call_step if challenge.call_step in REPROMPTS else "prompt")
     retried = db.execute(
         update(Challenge)
         .where(Challenge.id == challenge.id, Challenge.status == "pending",
-               Challenge.call_retries < MAX_REPROMPTS)
+               Challenge.call_retries == seen, Challenge.call_retries < MAX_REPROMPTS)
         .values(call_retries=Challenge.call_retries + 1, call_step=reprompt)
         .execution_options(synchronize_session=False)
     ).rowcount == 1
     if retried:
+        db.refresh(challenge)
         return _turn(challenge, reprompt)
     _deny(db, svc, challenge, reason)
     return _turn(challenge, ENDINGS[reason])
@@ -190,3 +208,20 @@ def _deny(db, svc, challenge: Challenge, reason: str) -> None:
     finish(db, svc, auth, "denied", reason)
     audit.record(db, svc.clock, "challenge_failed", "denied", user=auth.user,
                  method=challenge.method.label, reason=reason)
+
+
+def _end_other_sign_ins(db, svc, reported: Authentication) -> None:
+    """After a fraud report no other sign-in of that person may go on: end them, hang up their calls."""
+    others = db.scalars(select(Authentication).where(
+        Authentication.user_id == reported.user_id, Authentication.id != reported.id,
+        Authentication.status.in_(OPEN_STATUSES))).all()
+    for other in others:
+        calls = [c.provider_sid for c in db.scalars(select(Challenge).where(
+            Challenge.authentication_id == other.id, Challenge.status == "pending",
+            Challenge.type == "voice")) if c.provider_sid]
+        finish(db, svc, other, "locked", "fraud_reported")
+        for call_sid in calls:
+            try:
+                svc.telephony.end_call(call_sid)
+            except Exception:  # its own webhooks will say goodbye: the account is blocked anyway
+                log.warning("could not end call %s after a fraud report", call_sid, exc_info=True)

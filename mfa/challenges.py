@@ -4,14 +4,14 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from models import Authentication, Challenge, DoNotCall, Method
+from models import Authentication, Challenge, DoNotCall, Method, SendRecord
 from models.base import new_id
 from mfa import audit, sms
 from mfa.authentications import can_continue, get, set_status
-from mfa.errors import NotPending, RateLimited, Unprocessable
+from mfa.errors import AccountLocked, NotPending, RateLimited, Unprocessable
 from mfa.methods import owned_verified_method
 from mfa.services import Services
 
@@ -20,6 +20,10 @@ log = logging.getLogger("mfa.challenges")
 CHALLENGE_TTL = {"sms": timedelta(minutes=5), "voice": timedelta(minutes=2)}
 RESEND_AFTER = timedelta(seconds=30)
 MAX_SENDS = 5
+# Across sign-ins, in any rolling hour: stops floods, harassment and SMS pumping.
+CAP_WINDOW = timedelta(hours=1)
+MAX_SENDS_PER_USER_HOUR = 15
+MAX_SENDS_PER_NUMBER_HOUR = 10
 
 
 def start_challenge(db: Session, svc: Services, auth_id, method_id, source_ip) -> Challenge:
@@ -44,8 +48,11 @@ def issue(db: Session, svc: Services, auth: Authentication, method: Method, purp
     if method.type not in CHALLENGE_TTL:
         raise Unprocessable(f"Verification by {method.type} is not available on this server.",
                             code="method_not_available")
+    if auth.user.is_locked(svc.clock.now()):
+        raise AccountLocked()
     _lock(db, auth)
     _check_spacing(db, svc, auth)
+    _check_caps(db, svc, auth, method)
     now = svc.clock.now()
     challenge = Challenge(
         id=new_id(), authentication_id=auth.id, method=method, type=method.type, purpose=purpose,
@@ -65,6 +72,7 @@ def issue(db: Session, svc: Services, auth: Authentication, method: Method, purp
         _end_call_quietly(svc, call_sid)
     db.add(challenge)
     _count_send(db, svc, auth)
+    db.add(SendRecord(at=now, user_id=auth.user_id, phone_lookup=method.phone_lookup, type=method.type))
     set_status(db, svc, auth, "pending")
     audit.record(db, svc.clock, "challenge_started", "pending", user=auth.user, method=method.label,
                  source_ip=source_ip, detail=f"type={method.type} purpose={purpose}")
@@ -91,6 +99,21 @@ def _check_spacing(db: Session, svc: Services, auth: Authentication) -> None:
     if auth.last_sent_at and now - auth.last_sent_at < RESEND_AFTER:
         wait = (auth.last_sent_at + RESEND_AFTER - now).total_seconds()
         raise RateLimited(wait, f"Wait {int(wait)} seconds before asking for another code or call.")
+
+
+def _check_caps(db: Session, svc: Services, auth: Authentication, method: Method) -> None:
+    """Caps across sign-ins: per person, and per number (protects people who are not users)."""
+    since = svc.clock.now() - CAP_WINDOW
+    per_user = db.scalar(select(func.count()).select_from(SendRecord).where(
+        SendRecord.user_id == auth.user_id, SendRecord.at >= since))
+    number = svc.vault.decrypt(method.phone_encrypted)
+    per_number = db.scalar(select(func.count()).select_from(SendRecord).where(
+        SendRecord.phone_lookup.in_(svc.vault.keyed_hashes(number)), SendRecord.at >= since))
+    if per_user >= MAX_SENDS_PER_USER_HOUR or per_number >= MAX_SENDS_PER_NUMBER_HOUR:
+        audit.record(db, svc.clock, "challenge_refused", "rate_limited", user=auth.user, method=method.label,
+                     reason="hourly_cap", detail=f"user={per_user} number={per_number} in the last hour")
+        raise RateLimited(CAP_WINDOW.total_seconds(),
+                          "Too many texts and calls in the last hour. Try again later or use the authenticator app.")
 
 
 def _count_send(db: Session, svc: Services, auth: Authentication) -> None:

@@ -10,7 +10,7 @@ from models import Authentication, Challenge, Method
 from models.authentication import OPEN_STATUSES
 from mfa import audit, totp
 from mfa.accounts import record_failure, reset_failures
-from mfa.authentications import finish, get
+from mfa.authentications import can_continue, finish, get, set_status
 from mfa.errors import AccountLocked, BadRequest, InvalidCode, NotPending, TooManyAttempts
 from mfa.methods import activate
 from mfa.services import Services
@@ -36,6 +36,10 @@ def check_code(db: Session, svc: Services, auth_id, code, source_ip: str | None)
     candidates = _candidates(db, svc, auth)
     if not candidates:
         raise NotPending("No code is expected for this sign-in. Start a challenge first.")
+    if auth.can_retry():  # a call or text failed, but an app code may still finish the sign-in
+        set_status(db, svc, auth, "registration_required" if auth.registering else "mfa_required")
+    if not (code.isascii() and code.isdigit()):
+        return _refuse(db, svc, auth, "malformed_code", source_ip)
     reason = "wrong_code"
     for candidate in candidates:
         outcome = _try(db, svc, candidate, code)
@@ -49,9 +53,9 @@ def check_code(db: Session, svc: Services, auth_id, code, source_ip: str | None)
 def _require_checkable(auth: Authentication, svc: Services) -> None:
     if auth.status == "denied" and auth.reason == "too_many_attempts":
         raise TooManyAttempts()
-    if auth.status == "locked" or (auth.is_open() and auth.user.is_locked(svc.clock.now())):
+    if auth.status == "locked" or auth.user.is_locked(svc.clock.now()):
         raise AccountLocked()
-    if not auth.is_open():
+    if not can_continue(auth, svc.clock.now()):
         raise NotPending(f"This sign-in has already ended ({auth.status}).")
 
 

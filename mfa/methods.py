@@ -5,7 +5,8 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from models import Authentication, DoNotCall, Method, User
-from mfa import audit, totp
+from models.base import is_id
+from mfa import audit, phones, totp
 from mfa.authentications import can_continue, get, set_status
 from mfa.errors import NotPending, Unprocessable
 from mfa.services import Services
@@ -24,6 +25,9 @@ def require_registering(db: Session, svc: Services, auth_id) -> Authentication:
     auth = get(db, svc, auth_id)
     if not (auth.registering and can_continue(auth, svc.clock.now())):
         raise NotPending("Registration is only possible while the sign-in asks for it.")
+    if auth.purpose == "sign_in" and auth.user.verified_methods():
+        # Registered meanwhile (another sign-in): changes now go through security info.
+        raise NotPending("This person has registered already. Sign in again to use the new method.")
     return auth
 
 
@@ -64,7 +68,7 @@ def activate(db: Session, svc: Services, method: Method, source_ip: str | None) 
     method.verified_at = now
     if method.type == "sms":  # the owner proved the number: calls to it may resume
         db.execute(delete(DoNotCall).where(DoNotCall.phone_lookup == method.phone_lookup))
-    if method.kind == "mobile":
+    if method.kind == "mobile" and phones.parse(svc.vault.decrypt(method.phone_encrypted)).is_mobile:
         twin_type = "voice" if method.type == "sms" else "sms"
         db.add(Method(
             user_id=method.user_id, type=twin_type, kind="mobile", label=method.label,
@@ -102,7 +106,7 @@ def owned_verified_method(user: User, method_id) -> Method:
 
 def pending_totp_uri(db: Session, svc: Services, user: User, method_id) -> str:
     """The otpauth:// URI of an app enrolment this person has not finished (for its QR code)."""
-    method = db.get(Method, method_id) if isinstance(method_id, str) else None
+    method = db.get(Method, method_id) if is_id(method_id) else None
     if method is None or method.user_id != user.id or method.type != "totp" or method.is_verified:
         raise NotPending("There is no authenticator-app set-up in progress.")
     secret = svc.vault.decrypt(method.totp_secret_encrypted)

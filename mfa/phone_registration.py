@@ -41,14 +41,14 @@ def register_phone(db: Session, svc: Services, auth_id, number, kind, delivery, 
     auth = require_registering(db, svc, auth_id)
     phone = phones.parse(number)
     check_phone_rules(phone, kind, delivery, auth.user.hybrid)
-    if language is not None:
-        auth.user.language = language
     method = Method(
         id=new_id(), user_id=auth.user_id, type=delivery, kind=kind, label=phone.label,
         phone_encrypted=svc.vault.encrypt(phone.e164), phone_lookup=svc.vault.keyed_hash(phone.e164),
         created_at=svc.clock.now(), is_default=False,
     )
     challenge = issue(db, svc, auth, method, "registration", source_ip)
+    if language is not None:  # only once the call or text really went out
+        auth.user.language = language
     # Earlier unfinished attempts (and with them their codes) are now superseded.
     db.execute(delete(Method).where(
         Method.user_id == auth.user_id, Method.verified_at.is_(None),

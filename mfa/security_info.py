@@ -19,7 +19,7 @@ from mfa.services import Services
 
 def begin_change(db: Session, svc: Services, user: User, source_ip: str | None) -> Authentication:
     now = svc.clock.now()
-    auth = Authentication(user=user, status="registration_required", registering=True, attempts=0,
+    auth = Authentication(user=user, status="registration_required", registering=True, purpose="change", attempts=0,
                           sends=0, source_ip=source_ip, created_at=now, expires_at=now + AUTHENTICATION_TTL)
     db.add(auth)
     db.flush()

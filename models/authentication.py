@@ -28,6 +28,8 @@ class Authentication(Base):
     status: Mapped[str] = mapped_column(String(24))
     # True when this sign-in began as registration_required: finishing it registers a method.
     registering: Mapped[bool] = mapped_column(Boolean, default=False)
+    # "sign_in" (a password was checked) or "change" (security info for a signed-in person).
+    purpose: Mapped[str] = mapped_column(String(16), default="sign_in")
     reason: Mapped[str | None] = mapped_column(String(48), nullable=True)
     # Wrong codes entered during this sign-in (any method).
     attempts: Mapped[int] = mapped_column(Integer, default=0)

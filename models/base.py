@@ -49,6 +49,11 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
+def is_id(value) -> bool:
+    """True for strings shaped like our ids (32 hex digits): anything else is unknown, unseen."""
+    return isinstance(value, str) and len(value) == 32 and all(c in "0123456789abcdef" for c in value)
+
+
 def id_column_type() -> String:
     return String(32)
 

@@ -56,6 +56,19 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_do_not_call')),
     sa.UniqueConstraint('phone_lookup', name=op.f('uq_do_not_call_phone_lookup'))
     )
+    op.create_table('send_records',
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('at', sa.DateTime(), nullable=False),
+    sa.Column('user_id', sa.String(length=32), nullable=False),
+    sa.Column('phone_lookup', sa.String(length=64), nullable=False),
+    sa.Column('type', sa.String(length=8), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_send_records'))
+    )
+    with op.batch_alter_table('send_records', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_send_records_at'), ['at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_send_records_phone_lookup'), ['phone_lookup'], unique=False)
+        batch_op.create_index(batch_op.f('ix_send_records_user_id'), ['user_id'], unique=False)
+
     op.create_table('users',
     sa.Column('id', sa.String(length=32), nullable=False),
     sa.Column('username', sa.String(length=254), nullable=False),
@@ -91,6 +104,7 @@ def upgrade() -> None:
     sa.Column('user_id', sa.String(length=32), nullable=False),
     sa.Column('status', sa.String(length=24), nullable=False),
     sa.Column('registering', sa.Boolean(), nullable=False),
+    sa.Column('purpose', sa.String(length=16), nullable=False),
     sa.Column('reason', sa.String(length=48), nullable=True),
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('sends', sa.Integer(), nullable=False),
@@ -176,6 +190,12 @@ def downgrade() -> None:
 
     op.drop_table('app_passwords')
     op.drop_table('users')
+    with op.batch_alter_table('send_records', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_send_records_user_id'))
+        batch_op.drop_index(batch_op.f('ix_send_records_phone_lookup'))
+        batch_op.drop_index(batch_op.f('ix_send_records_at'))
+
+    op.drop_table('send_records')
     op.drop_table('do_not_call')
     with op.batch_alter_table('audit_events', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_audit_events_user_id'))
