@@ -2,6 +2,10 @@
 (function () {
   "use strict";
 
+  // Move focus to an error summary so screen readers announce it first.
+  var summary = document.querySelector(".nhsuk-error-summary");
+  if (summary) { summary.focus(); }
+
   // The call waiting page: move on by itself once the call is answered (or fails).
   var poll = document.querySelector("[data-poll]");
   if (poll) {
