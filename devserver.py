@@ -77,6 +77,7 @@ def main() -> None:
     print(
         "\n"
         f"  MFA verification server (development) on {base}\n"
+        f"  Sign in:         {base}/sign-in\n"
         f"  Database:        {settings.database_url}\n"
         f"  Demo admin:      {DEMO_USER}  password: {password}\n"
         f"  Demo API key:    {api_key}\n"
