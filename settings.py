@@ -50,6 +50,7 @@ class Settings:
     log_format: str | None = None  # None: logging is left to the host (development, tests)
     prometheus_multiproc_dir: str | None = None
     bench_reference_endpoint: bool = False
+    trusted_proxies: int = 0  # reverse proxies in front whose X-Forwarded-For/-Proto are believed
 
     @property
     def production(self) -> bool:
@@ -162,6 +163,9 @@ def load(environ: dict, instance: Path) -> Settings:
     multiproc_dir = get("PROMETHEUS_MULTIPROC_DIR")
     if multiproc_dir and not os.path.isdir(multiproc_dir):
         raise SettingsError("PROMETHEUS_MULTIPROC_DIR must be an existing directory (emptied before each start).")
+    proxies = get("TRUSTED_PROXIES", "0")
+    if not proxies.isdigit() or int(proxies) > 5:
+        raise SettingsError("TRUSTED_PROXIES must be the number of reverse proxies in front (0 to 5).")
     bench_reference = _flag(get("BENCH_REFERENCE_ENDPOINT", "false"), "BENCH_REFERENCE_ENDPOINT")
     if bench_reference and production:
         raise SettingsError("BENCH_REFERENCE_ENDPOINT is for benchmarks only; it is refused when MFA_ENV=production.")
@@ -186,4 +190,5 @@ def load(environ: dict, instance: Path) -> Settings:
         log_format=log_format,
         prometheus_multiproc_dir=multiproc_dir,
         bench_reference_endpoint=bench_reference,
+        trusted_proxies=int(proxies),
     )

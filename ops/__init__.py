@@ -5,12 +5,18 @@ Everything here is wired by register(app), which create_app calls last. See docs
 from __future__ import annotations
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from ops import health, logs, metrics, reference
 
 
 def register(app: Flask) -> None:
     settings = app.extensions["mfa"].settings
+    if settings.trusted_proxies:
+        # Behind nginx the peer is the proxy: believe its X-Forwarded-For/-Proto, and no one else's,
+        # so audit rows and rate limits see the person's address. Webhook signatures never use
+        # these headers: they are checked against PUBLIC_BASE_URL.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies)
     logs.register(app, settings.log_format)  # its before_request runs first and starts the clock
     metrics.register(app, settings.prometheus_multiproc_dir)
     health.register(app)

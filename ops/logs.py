@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from flask import Flask, g, has_request_context, request
 
 REQUEST_ID_HEADER = "X-Request-Id"
-REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 # +44 7700 900123, +447700900123, 447700900123 (E.164 without its plus), 07700900123 (UK national).
 PHONE_LIKE = re.compile(r"(?<![\w+])(?:\+[1-9](?:[ -]?\d){7,14}|[1-9]\d{9,14}|0\d{9,10})(?!\w)")
 MASK = "\u2022"
@@ -81,6 +81,18 @@ class TextFormatter(logging.Formatter):
         return mask_phone_numbers(super().format(record) + (f" [request_id={rid}]" if rid else ""))
 
 
+class StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is at the time (gunicorn and test runners swap it)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value):
+        pass
+
+
 def install_handler(log_format: str | None) -> None:
     """Send every log line to stderr in `log_format`; None leaves logging to the host.
 
@@ -89,14 +101,22 @@ def install_handler(log_format: str | None) -> None:
     global _installed
     if log_format is None:
         return
+    remove_handler()
     root = logging.getLogger()
-    if _installed is not None:
-        root.removeHandler(_installed)
-    handler = logging.StreamHandler(sys.stderr)
+    handler = StderrHandler()
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     root.addHandler(handler)
     root.setLevel(logging.INFO)
+    # The Twilio SDK logs every request's headers at INFO: noise, and a cost on every call placed.
+    logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
     _installed = handler
+
+
+def remove_handler() -> None:
+    global _installed
+    if _installed is not None:
+        logging.getLogger().removeHandler(_installed)
+        _installed = None
 
 
 def register(app: Flask, log_format: str | None) -> None:
@@ -105,7 +125,7 @@ def register(app: Flask, log_format: str | None) -> None:
     def _request_id():
         g.ops_started = time.perf_counter()
         offered = request.headers.get(REQUEST_ID_HEADER, "")
-        g.request_id = offered if REQUEST_ID_RE.match(offered) else uuid.uuid4().hex
+        g.request_id = offered if REQUEST_ID_RE.fullmatch(offered) else uuid.uuid4().hex
 
     # First of all before_request hooks, whoever registered theirs earlier: latency and
     # the request id then cover everything, the webhook signature check included.

@@ -1,0 +1,306 @@
+"""Operations: /healthz, /readyz, /metrics, request ids and the logs operators read."""
+from __future__ import annotations
+
+import json
+import logging
+import re
+
+import pytest
+import requests
+from prometheus_client import REGISTRY
+
+from app import create_app
+from mfa import api_keys, audit
+from mfa.unit_of_work import use_case
+from ops import logs
+from settings import SIMULATOR_AUTH_TOKEN
+from tests.conftest import PASSWORD, TEST_DATA_KEY
+from tests.helpers import pyotp_code, sign_webhook
+from tests.test_sms import last_code, register_mobile
+from tests.test_totp_signin import enrol_app, sign_in
+from tests.test_voice_calls import ALICE, alice, ring, start, state  # noqa: F401  (alice is a fixture)
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def sample(name: str, **labels) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def redis_reachable() -> bool:
+    import redis
+
+    try:
+        return bool(redis.Redis.from_url(REDIS_URL, socket_connect_timeout=0.5).ping())
+    except redis.RedisError:
+        return False
+
+
+# --- health and readiness ---------------------------------------------------------------
+
+
+def test_healthz_answers_while_the_process_runs(client):
+    assert client.get("/healthz").json == {"status": "ok"}
+
+
+def test_readyz_is_ready_when_the_database_answers(client):
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json == {"status": "ready", "checks": {"database": "ok"}}
+
+
+def test_readyz_answers_503_naming_the_database_when_it_cannot_be_reached(app_config, tmp_path):
+    app = create_app({**app_config, "DATABASE_URL": f"sqlite:///{tmp_path}/no/such/dir/db.sqlite3"})
+    response = app.test_client().get("/readyz")
+    assert response.status_code == 503
+    assert response.json["failed"] == ["database"]
+    assert response.json["checks"]["database"].startswith("unavailable")
+
+
+@pytest.mark.skipif(not redis_reachable(), reason=f"no Redis at {REDIS_URL}")
+def test_readyz_checks_redis_when_redis_url_is_set(app_config):
+    app = create_app({**app_config, "REDIS_URL": REDIS_URL})
+    response = app.test_client().get("/readyz")
+    assert response.status_code == 200
+    assert response.json["checks"] == {"database": "ok", "redis": "ok"}
+
+
+def test_readyz_answers_503_naming_redis_when_it_cannot_be_reached(app_config):
+    app = create_app({**app_config, "REDIS_URL": "redis://127.0.0.1:9/0"})  # nothing listens there
+    response = app.test_client().get("/readyz")
+    assert response.status_code == 503
+    assert response.json["failed"] == ["redis"]
+    assert response.json["checks"]["database"] == "ok"
+
+
+# --- request ids ------------------------------------------------------------------------
+
+
+def test_a_request_id_sent_in_is_echoed_out(client):
+    assert client.get("/healthz", headers={"X-Request-Id": "proxy-42.a"}).headers["X-Request-Id"] == "proxy-42.a"
+
+
+@pytest.mark.parametrize("offered", [None, "", "has spaces", "x" * 129, "quote\"{}"])
+def test_a_missing_or_unusable_request_id_is_replaced_by_a_new_one(client, offered):
+    headers = {"X-Request-Id": offered} if offered is not None else {}
+    first = client.get("/healthz", headers=headers).headers["X-Request-Id"]
+    second = client.get("/healthz", headers=headers).headers["X-Request-Id"]
+    assert re.fullmatch(r"[0-9a-f]{32}", first) and first != second
+
+
+# --- behind a reverse proxy -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("trusted, recorded", [("0", "127.0.0.1"), ("1", "203.0.113.9")])
+def test_the_forwarded_address_is_believed_only_from_trusted_proxies(app_config, dave, trusted, recorded):
+    from sqlalchemy import select
+
+    from models import AuditEvent
+
+    app = create_app({**app_config, "TRUSTED_PROXIES": trusted})
+    rt = app.extensions["mfa"]
+    with rt.sessions() as db, use_case(db):
+        key = api_keys.create(db, rt.services, "proxy-test")
+    app.test_client().post("/api/v1/authentications", json={"username": "dave", "password": PASSWORD},
+                           headers={"Authorization": f"Bearer {key}", "X-Forwarded-For": "203.0.113.9"})
+    with rt.sessions() as db:
+        row = db.scalars(select(AuditEvent).where(AuditEvent.event == "sign_in")).one()
+    assert row.source_ip == recorded
+
+
+# --- logs ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text, shown", [
+    ("calling +447700900123 now", "calling +••••••••••23 now"),
+    ("calling +44 7700 900123", "calling +•• •••• ••••23"),
+    ("to 447700900123.", "to ••••••••••23."),
+    ("national 07700900123", "national •••••••••23"),
+])
+def test_phone_like_digit_runs_are_masked_in_written_lines(text, shown):
+    assert logs.mask_phone_numbers(text) == shown
+
+
+@pytest.mark.parametrize("text", [
+    "already masked +44 •••• ••0123", "at 2026-11-28T09:00:00", "from 127.0.0.1:5000",
+    "call CA0123456789abcdef0123456789abcdef", "error 21211 after 1500 ms", "id 4f2a99c0123456789",
+])
+def test_things_that_are_not_phone_numbers_are_left_alone(text):
+    assert logs.mask_phone_numbers(text) == text
+
+
+@pytest.fixture
+def json_logs(app_config, capsys):
+    """An app writing JSON lines to (captured) stderr; the handler is removed afterwards."""
+    root_level = logging.getLogger().level
+    app = create_app({**app_config, "LOG_FORMAT": "json"})
+
+    def lines():
+        return [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
+
+    yield app, lines
+    logs.remove_handler()
+    logging.getLogger().setLevel(root_level)
+
+
+def test_production_logs_are_json_lines_with_the_request_id_and_numbers_masked(json_logs):
+    app, lines = json_logs
+    with app.test_request_context("/anything", headers={"X-Request-Id": "req-7"}):
+        app.preprocess_request()
+        logging.getLogger("mfa.somewhere").warning("could not reach %s", "+447700900123")
+    written = [line for line in lines() if line["logger"] == "mfa.somewhere"]
+    assert written == [{"time": written[0]["time"], "level": "WARNING", "logger": "mfa.somewhere",
+                        "message": "could not reach +••••••••••23", "request_id": "req-7"}]
+    assert written[0]["time"].endswith("+00:00")
+
+
+def test_every_request_writes_one_access_line_carrying_its_request_id(json_logs):
+    app, lines = json_logs
+    response = app.test_client().get("/healthz?x=1")
+    access = [line for line in lines() if line["logger"] == "mfa.access"]
+    assert len(access) == 1
+    assert access[0]["request_id"] == response.headers["X-Request-Id"]
+    assert (access[0]["method"], access[0]["path"], access[0]["status"]) == ("GET", "/healthz", 200)
+
+
+def production_environ() -> dict:
+    from cryptography.fernet import Fernet
+
+    return {"MFA_ENV": "production", "SECRET_KEY": "s", "DATA_KEY": Fernet.generate_key().decode(),
+            "TELEPHONY_PROVIDER": "twilio", "TWILIO_ACCOUNT_SID": "AC1", "TWILIO_AUTH_TOKEN": "t",
+            "TWILIO_FROM_NUMBER": "+441134960000"}
+
+
+def test_production_defaults_to_json_logs(tmp_path):
+    from settings import load
+
+    assert load(production_environ(), tmp_path).log_format == "json"
+
+
+def test_the_reference_endpoint_is_refused_in_production(tmp_path):
+    from settings import SettingsError, load
+
+    with pytest.raises(SettingsError, match="BENCH_REFERENCE_ENDPOINT"):
+        load({**production_environ(), "BENCH_REFERENCE_ENDPOINT": "true"}, tmp_path)
+
+
+def test_the_reference_endpoint_exists_only_when_enabled(app_config, bob, client):
+    assert client.get(f"/bench/reference/{bob.id}").status_code == 404
+    enabled = create_app({**app_config, "BENCH_REFERENCE_ENDPOINT": "true"}).test_client()
+    assert enabled.get(f"/bench/reference/{bob.id}").json == {"id": bob.id, "role": "admin"}
+
+
+# --- metrics ------------------------------------------------------------------------------
+
+
+def test_metrics_are_served_in_prometheus_text_format(client):
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.mimetype == "text/plain"
+    assert "# TYPE mfa_sign_ins_total counter" in response.text
+    assert "# TYPE mfa_webhook_duration_seconds histogram" in response.text
+
+
+def test_an_app_code_sign_in_is_counted_by_method_and_outcome(api, bob, clock, client):
+    secret = enrol_app(api, clock)
+    before = {name: sample(name, method="totp", outcome="approved")
+              for name in ("mfa_sign_ins_total", "mfa_challenges_total")}
+    wrong_before = sample("mfa_challenges_total", method="code", outcome="wrong_code")
+    password_before = sample("mfa_sign_ins_total", method="password", outcome="mfa_required")
+    auth = sign_in(api)
+    api.post(f"/authentications/{auth['id']}/checks", {"code": "000000" if pyotp_code(secret, clock.now()) != "000000" else "111111"})
+    api.post(f"/authentications/{auth['id']}/checks", {"code": pyotp_code(secret, clock.now())})
+    assert sample("mfa_sign_ins_total", method="password", outcome="mfa_required") == password_before + 1
+    assert sample("mfa_challenges_total", method="code", outcome="wrong_code") == wrong_before + 1
+    for name, value in before.items():
+        assert sample(name, method="totp", outcome="approved") == value + 1
+    line = f'mfa_sign_ins_total{{method="totp",outcome="approved"}} {before["mfa_sign_ins_total"] + 1}'
+    assert line in client.get("/metrics").text
+
+
+def test_a_call_approval_is_counted_as_voice(live, phones, alice):  # noqa: F811
+    started = sample("mfa_challenges_total", method="voice", outcome="started")
+    approved = sample("mfa_sign_ins_total", method="voice", outcome="approved")
+    auth = start(live)
+    sid = ring(live, phones, auth)
+    phones.answer(sid)
+    phones.press(sid, "#")
+    phones.lapse(sid)
+    phones.wait_idle()
+    assert state(live, auth)["status"] == "approved"
+    assert sample("mfa_challenges_total", method="voice", outcome="started") == started + 1
+    assert sample("mfa_sign_ins_total", method="voice", outcome="approved") == approved + 1
+
+
+def test_a_texted_code_approval_is_counted_as_sms_and_a_failed_call_by_its_reason(live, phones, bob, alice):  # noqa: F811
+    approved = sample("mfa_sign_ins_total", method="sms", outcome="approved")
+    auth, registered = register_mobile(live, phones)
+    live.api.post(f"/authentications/{auth['id']}/checks", {"code": last_code(phones, "+447400123456")})
+    assert sample("mfa_sign_ins_total", method="sms", outcome="approved") == approved + 1
+    busy = sample("mfa_challenges_total", method="voice", outcome="busy")
+    phones.set_behaviour(ALICE, "busy")
+    ring(live, phones, start(live, "alice"))
+    phones.wait_idle()
+    assert sample("mfa_challenges_total", method="voice", outcome="busy") == busy + 1
+
+
+def test_a_use_case_that_rolls_back_counts_nothing(run):
+    before = sample("mfa_audit_events_total", event="api_key_created", outcome="ok")
+
+    def fails_after_recording(db, svc):
+        audit.record(db, svc.clock, "api_key_created", "ok", detail="never committed")
+        raise RuntimeError("something unexpected")
+
+    with pytest.raises(RuntimeError):
+        run(fails_after_recording)
+    assert sample("mfa_audit_events_total", event="api_key_created", outcome="ok") == before
+    run(lambda db, svc: audit.record(db, svc.clock, "api_key_created", "ok", detail="committed"))
+    assert sample("mfa_audit_events_total", event="api_key_created", outcome="ok") == before + 1
+
+
+def test_webhook_latency_is_observed_per_route_and_forged_ones_are_counted_as_403(client):
+    url = "http://localhost/twilio/sms/status"
+    params = {"MessageSid": "SM" + "0" * 32, "MessageStatus": "delivered"}
+    timed = sample("mfa_webhook_duration_seconds_count", path="/twilio/sms/status")
+    forged = sample("mfa_webhook_responses_total", path="/twilio/sms/status", status="403")
+    assert client.post(url, data=params, headers=sign_webhook(SIMULATOR_AUTH_TOKEN, url, params)).status_code == 204
+    assert client.post(url, data=params, headers={"X-Twilio-Signature": "forged"}).status_code == 403
+    assert sample("mfa_webhook_duration_seconds_count", path="/twilio/sms/status") == timed + 2
+    assert sample("mfa_webhook_responses_total", path="/twilio/sms/status", status="403") == forged + 1
+
+
+def test_twilio_errors_are_counted_by_code(live, phones, bob):
+    refused = sample("mfa_twilio_errors_total", code="21211")
+    phones.set_rest_error("+447400123456", 21211)
+    assert register_mobile(live, phones)[1].status_code == 422
+    assert sample("mfa_twilio_errors_total", code="21211") == refused + 1
+    phones.set_rest_error("+447400123456", None)
+    unavailable = sample("mfa_twilio_errors_total", code="20500")
+    live.app.extensions["mfa"].services.telephony.sleep = lambda _s: None
+    phones.fail_next_requests(2, status=500)
+    assert register_mobile(live, phones)[1].status_code == 201
+    assert sample("mfa_twilio_errors_total", code="20500") == unavailable + 2
+
+
+def test_with_several_workers_every_metrics_answer_adds_up_all_of_them(database_url, tmp_path):
+    """Under gunicorn, PROMETHEUS_MULTIPROC_DIR makes whichever worker answers report the total."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from bench.server import Gunicorn, free_port
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/twilio/sms/status"
+    (tmp_path / "prometheus").mkdir()
+    env = {"DATABASE_URL": database_url, "DATA_KEY": TEST_DATA_KEY, "SECRET_KEY": "multiprocess-test",
+           "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}", "INSTANCE_PATH": str(tmp_path / "instance"),
+           "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prometheus")}
+    params = {"MessageSid": "SM" + "1" * 32, "MessageStatus": "delivered"}
+    headers = sign_webhook(SIMULATOR_AUTH_TOKEN, url, params)
+    with Gunicorn(env, workers=2, threads=2, port=port, log_path=tmp_path / "gunicorn.log"):
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda _: requests.post(url, data=params, headers=headers, timeout=10).status_code,
+                                    range(40)))
+        assert answers == [204] * 40
+        expected = 'mfa_webhook_responses_total{path="/twilio/sms/status",status="204"} 40.0'
+        for _ in range(6):
+            assert expected in requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text.splitlines()
