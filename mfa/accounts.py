@@ -107,6 +107,8 @@ def record_failure(db: Session, svc: Services, user: User, source_ip: str | None
 
 
 def reset_failures(db: Session, user: User) -> None:
+    if user.failed_count == 0:
+        return  # the common case: nothing to write
     db.execute(
         update(User)
         .where(User.id == user.id)

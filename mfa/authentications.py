@@ -4,6 +4,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from sqlalchemy import and_, or_, update
+from sqlalchemy.orm import joinedload
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm import Session
 
 from models import Authentication, Challenge, User
@@ -88,7 +90,9 @@ def get(db: Session, svc: Services, auth_id) -> Authentication:
     """The authentication as it stands now (an overdue one is marked expired)."""
     if not is_id(auth_id):
         raise NotFound("No such authentication.", code="not_found")
-    auth = db.get(Authentication, auth_id)
+    # The person and their methods come along: every use case looks at them.
+    auth = db.get(Authentication, auth_id,
+                  options=[joinedload(Authentication.user).selectinload(User.methods)])
     if auth is None:
         raise NotFound("No such authentication.", code="not_found")
     if auth.has_expired(svc.clock.now()):
@@ -103,21 +107,31 @@ def finish(db: Session, svc: Services, auth: Authentication, status: str, reason
     A compare-and-set, so of two workers finishing the same sign-in only one wins.
     """
     now = svc.clock.now()
+    was = auth.status
     won = db.execute(
         update(Authentication)
         .where(Authentication.id == auth.id, Authentication.status.in_(OPEN_STATUSES))
         .values(status=status, reason=reason, completed_at=now)
         .execution_options(synchronize_session=False)
     ).rowcount == 1
-    if won:
+    if not won:
+        db.refresh(auth, ["status", "reason", "completed_at"])
+        return False
+    if was == "pending":  # only a pending sign-in has challenges under way
         db.execute(
             update(Challenge)
             .where(Challenge.authentication_id == auth.id, Challenge.status == "pending")
             .values(status="ended", reason=reason)
             .execution_options(synchronize_session=False)
         )
-    db.refresh(auth)
-    return won
+    remember(auth, status=status, reason=reason, completed_at=now)
+    return True
+
+
+def remember(row, **values) -> None:
+    """Record what a compare-and-set just wrote, without reading the row back."""
+    for name, value in values.items():
+        set_committed_value(row, name, value)
 
 
 def can_continue(auth: Authentication, now) -> bool:
@@ -140,5 +154,8 @@ def set_status(db: Session, svc: Services, auth: Authentication, status: str) ->
         .values(status=status, reason=None)
         .execution_options(synchronize_session=False)
     ).rowcount == 1
-    db.refresh(auth)
+    if moved:
+        remember(auth, status=status, reason=None)
+    else:
+        db.refresh(auth, ["status", "reason"])
     return moved

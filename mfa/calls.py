@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import joinedload
 from sqlalchemy.orm import Session
 
 from models import Authentication, Challenge, DoNotCall, User
@@ -18,12 +19,14 @@ from models.authentication import OPEN_STATUSES
 from models.base import is_id
 from mfa import audit
 from mfa.accounts import reset_failures
-from mfa.authentications import finish
+from mfa.authentications import finish, remember
 from mfa.methods import activate
 from mfa.services import Services
 
 log = logging.getLogger("mfa.calls")
 
+# A webhook needs the challenge, its sign-in, the person and the method: one query.
+WITH_CONTEXT = [joinedload(Challenge.authentication).joinedload(Authentication.user), joinedload(Challenge.method)]
 MAX_REPROMPTS = 1
 REPROMPTS = ("reprompt_no_input", "reprompt_wrong_key")
 MACHINE_ANSWERS = ("machine_start", "machine_end_beep", "machine_end_silence", "machine_end_other", "fax")
@@ -97,7 +100,7 @@ def status_changed(db: Session, svc: Services, challenge_id, call_sid, call_stat
 def _find(db: Session, challenge_id, call_sid) -> Challenge | None:
     if not is_id(challenge_id) or not isinstance(call_sid, str):
         return None
-    challenge = db.get(Challenge, challenge_id)
+    challenge = db.get(Challenge, challenge_id, options=WITH_CONTEXT)
     if challenge is None or challenge.type != "voice" or challenge.provider_sid != call_sid:
         return None
     return challenge
@@ -124,13 +127,17 @@ def _turn(challenge: Challenge, outcome: str) -> CallTurn:
 
 def _claim(db: Session, challenge: Challenge, status: str, reason: str | None = None) -> bool:
     """Compare-and-set the pending challenge: exactly one webhook wins."""
+    values = {"status": status, "reason": reason or status, "call_step": reason or status}
     won = db.execute(
         update(Challenge)
         .where(Challenge.id == challenge.id, Challenge.status == "pending")
-        .values(status=status, reason=reason or status, call_step=reason or status)
+        .values(**values)
         .execution_options(synchronize_session=False)
     ).rowcount == 1
-    db.refresh(challenge)
+    if won:
+        remember(challenge, **values)
+    else:
+        db.refresh(challenge, list(values))
     return won
 
 
@@ -195,7 +202,7 @@ def _retry_or_deny(db, svc, challenge: Challenge, reprompt: str, reason: str, tu
         .execution_options(synchronize_session=False)
     ).rowcount == 1
     if retried:
-        db.refresh(challenge)
+        remember(challenge, call_retries=seen + 1, call_step=reprompt)
         return _turn(challenge, reprompt)
     _deny(db, svc, challenge, reason)
     return _turn(challenge, ENDINGS[reason])

@@ -62,13 +62,14 @@ def _require_checkable(auth: Authentication, svc: Services) -> None:
 def _candidates(db: Session, svc: Services, auth: Authentication) -> list[Candidate]:
     now = svc.clock.now()
     registering = auth.registering
+    # Texted codes exist only while a challenge is under way (status pending).
     challenges = db.scalars(
         select(Challenge).where(
             Challenge.authentication_id == auth.id,
             Challenge.status == "pending",
             Challenge.code_hash.is_not(None),
         )
-    ).all()
+    ).all() if auth.status == "pending" else []
     found = [Candidate(c.method, c) for c in challenges if c.is_pending(now)]
     for method in auth.user.methods:
         if method.type != "totp":

@@ -7,6 +7,7 @@ from sqlalchemy.orm import Session
 from models import Challenge
 from mfa import audit
 from mfa.authentications import finish
+from mfa.calls import WITH_CONTEXT
 from mfa.codes import code_hash, new_code
 from mfa.services import Services
 
@@ -26,7 +27,7 @@ def record_delivery(db: Session, svc: Services, message_sid: str, status: str, e
     """
     if status not in FAILED_DELIVERY:
         return
-    challenge = db.scalar(select(Challenge).where(Challenge.provider_sid == message_sid))
+    challenge = db.scalar(select(Challenge).where(Challenge.provider_sid == message_sid).options(*WITH_CONTEXT))
     if challenge is None:
         return
     failed = db.execute(

@@ -24,6 +24,7 @@ def _multiproc_dir() -> Path | None:
 
 
 def on_starting(server) -> None:
+    _check_settings()
     directory = _multiproc_dir()
     if directory is not None:
         directory.mkdir(parents=True, exist_ok=True)
@@ -36,3 +37,14 @@ def child_exit(server, worker) -> None:
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(worker.pid)
+
+
+def _check_settings() -> None:
+    """Refuse to start on a bad setting with its one line, before any worker forks.
+
+    Without this each worker would fail alone and gunicorn would keep replacing it.
+    """
+    from settings import load
+
+    here = Path(__file__).resolve().parent.parent
+    load(dict(os.environ), Path(os.environ.get("INSTANCE_PATH") or here / "instance"))

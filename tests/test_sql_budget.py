@@ -20,20 +20,17 @@ from tests.test_voice_calls import alice, ring, start  # noqa: F401  (alice is a
 
 # Statements per request. The comments list them, so a reader can see what one buys.
 BUDGET = {
-    # api key; sign-in; its user; pending challenges; the user's methods; TOTP step
-    # compare-and-set; finish (status, end its challenges, re-read the sign-in); the user and
-    # its methods again (the re-read expired them); failures reset; audit insert
-    "totp_check": 13,
-    # challenge; its sign-in; its user (call language); call step update
-    "voice_answer": 4,
-    # challenge; its sign-in; its user; claim; challenge and sign-in re-read; finish (status,
-    # end its challenges, re-read); method; user again; failures reset; audit insert
-    "voice_keys_hash": 13,
+    # api key; the sign-in with its person (one join); the person's methods; the TOTP step
+    # compare-and-set; finish (status); audit insert. (No challenge query: nothing is pending.)
+    "totp_check": 6,
+    # the challenge with its sign-in, person and method (one join); the call step
+    "voice_answer": 2,
+    # the challenge with its context; claim; finish (status, end its challenges); audit insert
+    "voice_keys_hash": 5,
     # a delivered text changes nothing, so it reads nothing
     "sms_status_delivered": 0,
-    # challenge by MessageSid; fail it; its sign-in; finish (status, end its challenges,
-    # re-read); the user; the method (its label for the audit row); audit insert
-    "sms_status_undelivered": 9,
+    # the challenge with its context; fail it; finish (status, end its challenges); audit insert
+    "sms_status_undelivered": 5,
 }
 
 
