@@ -12,7 +12,7 @@ from flask import Blueprint, Response, abort, request, send_file
 from edge import db, runtime, services
 from ivr import twiml
 from ivr.call_flow import CallUrls, steps_for
-from ivr.webhooks import bp
+from ivr.webhooks import bp, until_known
 from mfa import calls
 from mfa.unit_of_work import use_case
 
@@ -67,8 +67,8 @@ def voice_no_input():
 def voice_status():
     form = request.form
     try:
-        with use_case(db()):
-            calls.status_changed(db(), services(), _challenge_id(), form.get("CallSid"), form.get("CallStatus"))
+        until_known(lambda: calls.status_changed(
+            db(), services(), _challenge_id(), form.get("CallSid"), form.get("CallStatus")))
     except Exception:  # Twilio does not retry status callbacks; log and acknowledge
         log.exception("voice status callback failed")
     return "", 204

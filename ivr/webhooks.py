@@ -6,6 +6,7 @@ behind a proxy the Host and scheme here are not what Twilio signed.
 from __future__ import annotations
 
 import logging
+import time
 
 from flask import Blueprint, Flask, request
 from twilio.request_validator import RequestValidator
@@ -36,10 +37,25 @@ def _require_twilio_signature():
 @bp.post("/sms/status")
 def sms_status():
     form = request.form
-    with use_case(db()):
-        sms.record_delivery(db(), services(), form.get("MessageSid", ""),
-                            form.get("MessageStatus", ""), form.get("ErrorCode"))
+    until_known(lambda: sms.record_delivery(db(), services(), form.get("MessageSid", ""),
+                                            form.get("MessageStatus", ""), form.get("ErrorCode")))
     return "", 204
+
+
+def until_known(use, attempts: int = 10, pause: float = 0.2) -> None:
+    """Run a status-callback use case; while it reports the call or text unknown, wait and retry.
+
+    Twilio can report a fast failure before the request that placed the call or sent the
+    text has committed its row. Twilio does not retry status callbacks, so waiting a moment
+    here (2 s at most, well inside Twilio's 15 s) is what keeps such a report from being lost.
+    """
+    for attempt in range(attempts):
+        with use_case(db()):
+            if use():
+                return
+        if attempt < attempts - 1:
+            time.sleep(pause)
+    log.info("status callback for an unknown call or text %s ignored", request.path)
 
 
 def register(app: Flask) -> None:

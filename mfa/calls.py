@@ -84,14 +84,21 @@ def heard_nothing(db: Session, svc: Services, challenge_id, call_sid, turn=None)
     return _retry_or_deny(db, svc, challenge, "reprompt_no_input", "no_input", turn)
 
 
-def status_changed(db: Session, svc: Services, challenge_id, call_sid, call_status) -> None:
-    """Busy, no answer, failure, or hanging up while the call was still pending."""
+def status_changed(db: Session, svc: Services, challenge_id, call_sid, call_status) -> bool:
+    """Busy, no answer, failure, or hanging up while the call was still pending.
+
+    Returns False when the call is not known (yet): a callback can overtake the commit
+    of the request that placed the call.
+    """
     reason = CALL_FAILURES.get(call_status)
     if reason is None:
-        return
+        return True
     challenge = _find(db, challenge_id, call_sid)
-    if challenge is not None and challenge.status == "pending":
+    if challenge is None:
+        return False
+    if challenge.status == "pending":
         _deny(db, svc, challenge, reason)
+    return True
 
 
 # --- helpers ---

@@ -20,16 +20,18 @@ def send_code(svc: Services, challenge: Challenge, number: str, language: str) -
     challenge.provider_sid = svc.telephony.send_code_sms(number, code, language)
 
 
-def record_delivery(db: Session, svc: Services, message_sid: str, status: str, error_code: str | None) -> None:
+def record_delivery(db: Session, svc: Services, message_sid: str, status: str, error_code: str | None) -> bool:
     """A delivery report. A failure ends the challenge and denies with `delivery_failed`.
 
     Only a pending challenge changes, so a repeated or late report changes nothing twice.
+    Returns False for a failure about a text this server does not know (yet): a report
+    can overtake the commit of the request that sent the text.
     """
     if status not in FAILED_DELIVERY:
-        return
+        return True
     challenge = db.scalar(select(Challenge).where(Challenge.provider_sid == message_sid).options(*WITH_CONTEXT))
     if challenge is None:
-        return
+        return False
     failed = db.execute(
         update(Challenge)
         .where(Challenge.id == challenge.id, Challenge.status == "pending")
@@ -37,9 +39,10 @@ def record_delivery(db: Session, svc: Services, message_sid: str, status: str, e
         .execution_options(synchronize_session=False)
     ).rowcount
     if not failed:
-        return
+        return True
     auth = challenge.authentication
     finish(db, svc, auth, "denied", "delivery_failed")
     audit.record(db, svc.clock, "challenge_failed", "denied", user=auth.user,
                  method=challenge.method.label, reason="delivery_failed",
                  detail=f"provider status={status} error={error_code or '-'}")
+    return True

@@ -177,3 +177,30 @@ def test_recorded_prompts_are_served_cacheable_and_nothing_else_is(live):
     assert "max-age=31536000" in ok.headers["Cache-Control"]
     for bad in ("/voice-prompts/en-GB/../../app.py", "/voice-prompts/xx/greeting.wav", "/voice-prompts/en-GB/manifest.json"):
         assert requests.get(live.url + bad, timeout=10).status_code == 404
+
+
+def test_a_failure_report_that_overtakes_the_commit_is_not_lost(live, phones, bob):
+    """Twilio may report a fast failure before the request that sent the text has committed."""
+    import threading
+    import time
+
+    from sqlalchemy import update
+
+    from models import Challenge
+    from tests.test_sms import register_mobile
+
+    auth, _ = register_mobile(live, phones)
+    phones.wait_idle()
+    sessions = live.app.extensions["mfa"].sessions
+    with sessions() as s:  # make the text "not yet known" to the server
+        s.execute(update(Challenge).values(provider_sid="SMnotyet"))
+        s.commit()
+    report = threading.Thread(target=post_signed, args=(f"{live.url}/twilio/sms/status",
+                                                         {"MessageSid": "SMlater", "MessageStatus": "failed"}))
+    report.start()
+    time.sleep(0.3)  # the report is waiting; now the sending request "commits"
+    with sessions() as s:
+        s.execute(update(Challenge).values(provider_sid="SMlater"))
+        s.commit()
+    report.join(10)
+    assert (state(live, auth)["status"], state(live, auth)["reason"]) == ("denied", "delivery_failed")
