@@ -20,7 +20,15 @@ def prepare(kind: str, postgresql_url: str, work: Path) -> tuple[str, str]:
     if "bench" not in (url.database or ""):
         raise SystemExit(f"--database-url must name a database used only for benchmarks (its name containing "
                          f"'bench'): its schema is dropped each run. Got {url.database!r}.")
-    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    plain, version = recreate_postgresql(url)
+    upgrade(plain)
+    return plain, f"PostgreSQL {version} ({url.host}, database {url.database})"
+
+
+def recreate_postgresql(url, admin_database: str = "postgres") -> tuple[str, str]:
+    """Make the database when it is missing and empty its schema; returns its URL and the
+    server's version. Only for databases made for benchmarks or tests."""
+    admin = create_engine(url.set(database=admin_database), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         if not conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": url.database}):
             conn.execute(text(f'CREATE DATABASE "{url.database}"'))
@@ -31,6 +39,4 @@ def prepare(kind: str, postgresql_url: str, work: Path) -> tuple[str, str]:
         conn.execute(text("CREATE SCHEMA public"))
         version = conn.scalar(text("SHOW server_version"))
     engine.dispose()
-    plain = url.render_as_string(hide_password=False)
-    upgrade(plain)
-    return plain, f"PostgreSQL {version} ({url.host}, database {url.database})"
+    return url.render_as_string(hide_password=False), version

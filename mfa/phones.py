@@ -18,16 +18,20 @@ def mask(e164: str) -> str:
         prefix = f"+{parsed.country_code}"
     except phonenumbers.NumberParseException:
         shown, prefix = e164, ""
-    body = shown[len(prefix):]
-    digits_seen = sum(c.isdigit() for c in body)
-    out, index = [], 0
-    for c in body:
+    return prefix + mask_digits(shown[len(prefix):], keep=4)
+
+
+def mask_digits(text: str, keep: int) -> str:
+    """Every digit but the last `keep` becomes a bullet; spaces and signs stay."""
+    total = sum(c.isdigit() for c in text)
+    out, seen = [], 0
+    for c in text:
         if c.isdigit():
-            index += 1
-            out.append(c if index > digits_seen - 4 else MASK)
+            seen += 1
+            out.append(c if seen > total - keep else MASK)
         else:
             out.append(c)
-    return prefix + "".join(out)
+    return "".join(out)
 
 
 UK = "GB"

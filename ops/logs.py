@@ -20,11 +20,12 @@ from datetime import datetime, timezone
 
 from flask import Flask, g, has_request_context, request
 
+from mfa.phones import mask_digits
+
 REQUEST_ID_HEADER = "X-Request-Id"
 REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 # +44 7700 900123, +447700900123, 447700900123 (E.164 without its plus), 07700900123 (UK national).
 PHONE_LIKE = re.compile(r"(?<![\w+])(?:\+[1-9](?:[ -]?\d){7,14}|[1-9]\d{9,14}|0\d{9,10})(?!\w)")
-MASK = "\u2022"
 ACCESS_FIELDS = ("method", "path", "status", "duration_ms")
 
 access_log = logging.getLogger("mfa.access")
@@ -34,19 +35,7 @@ _installed: logging.Handler | None = None
 def mask_phone_numbers(text: str) -> str:
     """Every digit of a phone-like run but the last two becomes a bullet."""
 
-    def hide(match: re.Match) -> str:
-        run = match.group(0)
-        digits = sum(c.isdigit() for c in run)
-        out, seen = [], 0
-        for c in run:
-            if c.isdigit():
-                seen += 1
-                out.append(c if seen > digits - 2 else MASK)
-            else:
-                out.append(c)
-        return "".join(out)
-
-    return PHONE_LIKE.sub(hide, text)
+    return PHONE_LIKE.sub(lambda match: mask_digits(match.group(0), keep=2), text)
 
 
 def current_request_id() -> str | None:

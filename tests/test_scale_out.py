@@ -13,9 +13,9 @@ import sys
 
 import pytest
 import requests
-from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from bench.database import recreate_postgresql
 from bench.server import ROOT, Gunicorn, free_port
 from mfa import accounts, api_keys
 from tests.conftest import PASSWORD, TEST_DATA_KEY
@@ -29,18 +29,8 @@ def scale_out_database() -> str:
     """A database of its own beside TEST_DATABASE_URL's, so the instances never meet the
     suite's per-test TRUNCATE; made on first use, emptied on every run."""
     url = make_url(os.environ["TEST_DATABASE_URL"].replace("postgresql://", "postgresql+psycopg://", 1))
-    own = url.set(database=f"{url.database}_scale_out")
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        if not conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": own.database}):
-            conn.execute(text(f'CREATE DATABASE "{own.database}"'))
-    admin.dispose()
-    engine = create_engine(own)
-    with engine.begin() as conn:
-        conn.execute(text("DROP SCHEMA public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
-    return own.render_as_string(hide_password=False)
+    own, _version = recreate_postgresql(url.set(database=f"{url.database}_scale_out"), url.database)
+    return own
 
 
 def redis_reachable() -> bool:
