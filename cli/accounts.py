@@ -112,3 +112,22 @@ def create_api_key(name):
     key = run(lambda db, svc: api_keys.create(db, svc, name))
     click.echo(f"API key {name!r} created. It is shown once; store it now:")
     click.echo(key)
+
+
+@apikeys_group.command("revoke", help="Stop a key working (within 30 s on every running instance).")
+@click.argument("name")
+@with_appcontext
+def revoke_api_key(name):
+    key = run(lambda db, svc: api_keys.revoke(db, svc, name))
+    click.echo(f"API key {key.name!r} revoked.")
+
+
+@apikeys_group.command("list", help="Every API key: name, created, revoked (never the key itself).")
+@with_appcontext
+def list_api_keys():
+    rows = run(lambda db, svc: [(k.name, k.created_at, k.revoked_at) for k in api_keys.list_all(db)])
+    for name, created, revoked in rows:
+        state = f"revoked {revoked:%Y-%m-%d %H:%M}" if revoked else "active"
+        click.echo(f"{name}\tcreated {created:%Y-%m-%d %H:%M}\t{state}")
+    if not rows:
+        click.echo("No API keys yet: flask --app app apikeys create NAME")

@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 
 from models import ApiKey
 from mfa import audit
-from mfa.errors import BadRequest, Conflict
+from mfa.errors import BadRequest, Conflict, NotFound
 from mfa.services import Services
 from mfa.vault import token_hash
 
@@ -33,3 +33,16 @@ def authenticate(db: Session, key: str | None) -> ApiKey | None:
     return db.scalar(
         select(ApiKey).where(ApiKey.key_hash == token_hash(key), ApiKey.revoked_at.is_(None))
     )
+
+
+def revoke(db: Session, svc: Services, name: str) -> ApiKey:
+    key = db.scalar(select(ApiKey).where(ApiKey.name == (name or "").strip(), ApiKey.revoked_at.is_(None)))
+    if key is None:
+        raise NotFound(f"No active API key called {name!r}.", code="unknown_api_key")
+    key.revoked_at = svc.clock.now()
+    audit.record(db, svc.clock, "api_key_revoked", "ok", detail=key.name)
+    return key
+
+
+def list_all(db: Session) -> list[ApiKey]:
+    return list(db.scalars(select(ApiKey).order_by(ApiKey.created_at)))

@@ -93,3 +93,23 @@ def test_keys_are_only_stored_hashed(run, session):
     key = run(lambda db, svc: api_keys.create(db, svc, "hashed"))
     row = session.scalars(select(ApiKey).where(ApiKey.name == "hashed")).one()
     assert key not in row.key_hash and len(row.key_hash) == 64
+
+
+def test_a_revoked_api_key_stops_working(cli, client, bob):
+    import api
+
+    key = cli("apikeys", "create", "old-portal").output.strip().splitlines()[-1]
+    headers = {"Authorization": f"Bearer {key}"}
+    body = {"username": "bob", "password": PASSWORD}
+    assert client.post("/api/v1/authentications", json=body, headers=headers).status_code == 201
+    revoked = cli("apikeys", "revoke", "old-portal")
+    assert revoked.exit_code == 0 and "revoked" in revoked.output
+    api._known_keys.clear()  # what 30 s of waiting does on a running instance
+    assert client.post("/api/v1/authentications", json=body, headers=headers).status_code == 401
+    listed = cli("apikeys", "list").output
+    assert "old-portal" in listed and "revoked" in listed and key not in listed
+
+
+def test_revoking_an_unknown_api_key_exits_non_zero(cli):
+    result = cli("apikeys", "revoke", "nobody")
+    assert result.exit_code != 0 and "No active API key" in result.output
