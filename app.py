@@ -31,11 +31,13 @@ def create_app(config: dict | None = None) -> Flask:
     """Build the app from the environment; `config` overrides settings by their env names.
 
     Non-string keys serve tests and tools: CLOCK (a Clock), PASSWORD_HASHER (an
-    argon2 PasswordHasher) and INSTANCE_PATH.
+    argon2 PasswordHasher), INSTANCE_PATH and SLEEP (what request threads wait with
+    instead of time.sleep).
     """
     config = dict(config or {})
     clock = config.pop("CLOCK", None) or SystemClock()
     passwords = Passwords(config.pop("PASSWORD_HASHER", None))
+    sleep = config.pop("SLEEP", None)
     instance = Path(config.pop("INSTANCE_PATH", None) or os.environ.get("INSTANCE_PATH") or HERE / "instance")
     app = Flask(__name__, instance_path=str(instance))
     settings = load({**os.environ, **config}, instance)
@@ -48,18 +50,24 @@ def create_app(config: dict | None = None) -> Flask:
         service_name=settings.service_name,
         public_host=settings.public_host,
         passwords=passwords,
-        telephony=TwilioProvider(settings),
+        telephony=TwilioProvider(settings) if sleep is None else TwilioProvider(settings, sleep=sleep),
     )
     app.config.update(
         SECRET_KEY=settings.secret_key,
         MAX_CONTENT_LENGTH=64 * 1024,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
-        SESSION_COOKIE_SECURE=settings.production,
+        SESSION_COOKIE_SECURE=settings.secure_cookies,
+        # __Host-: only ever set by this host over https, for the whole site (no Domain, Path=/).
+        SESSION_COOKIE_NAME="__Host-session" if settings.secure_cookies else "session",
+        SESSION_COOKIE_PATH="/",
     )
     prompt_voice = PromptVoice(PromptLibrary(service=settings.service_name), catalogue,
                                settings.service_name, settings.public_base_url)
-    edge.install(app, edge.Runtime(settings, engine, make_session_factory(engine), services, prompt_voice))
+    rt = edge.Runtime(settings, engine, make_session_factory(engine), services, prompt_voice)
+    if sleep is not None:
+        rt.sleep = sleep
+    edge.install(app, rt)
     api.register(app)
     webhooks.register(app)
     cli.register(app)

@@ -43,15 +43,27 @@ def ensure_demo(app) -> tuple[str, str]:
     return password, (instance / "demo_api_key").read_text().strip()
 
 
-def start_standin(settings):
-    """Serve the Twilio stand-in where TWILIO_API_BASE_URL points, unless one already answers."""
+def start_standin(settings, instance: Path):
+    """Serve the Twilio stand-in where TWILIO_API_BASE_URL points, unless one already answers.
+
+    It gets this instance's auth token (generated once, like SECRET_KEY), so it signs its
+    webhooks with what the app checks.
+    """
     from urllib.parse import urlsplit
 
     import requests
 
     try:
-        requests.get(settings.twilio_api_base_url + "/", timeout=0.5)
-        return None  # something (another dev server, a test) already serves it
+        # Something (another dev server, a test) already serves it: it must know this instance's
+        # generated token (instance/twilio_auth_token), or it refuses us and we refuse its webhooks.
+        probe = requests.get(f"{settings.twilio_api_base_url}/2010-04-01/Accounts/{settings.twilio_account_sid}"
+                             "/Calls/CA00000000000000000000000000000000.json",
+                             auth=(settings.twilio_account_sid, settings.twilio_auth_token), timeout=0.5)
+        if probe.status_code == 401:
+            logging.getLogger(__name__).error(
+                "the Twilio stand-in at %s has another auth token: stop it, or start it with "
+                "`python -m ivr.standin --instance %s`", settings.twilio_api_base_url, instance)
+        return None
     except requests.RequestException:
         pass
     from ivr.standin import StandinServer, create_standin_app
@@ -71,7 +83,8 @@ def main() -> None:
     settings = app.extensions["mfa"].settings
     upgrade(settings.database_url)
     password, api_key = ensure_demo(app)
-    standin = start_standin(settings) if settings.telephony_provider == "simulator" else None
+    standin = (start_standin(settings, Path(app.instance_path))
+               if settings.telephony_provider == "simulator" else None)
     port = int(os.environ.get("PORT", "5000"))
     base = settings.public_base_url
     print(

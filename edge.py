@@ -1,10 +1,14 @@
 """What every HTTP edge (API, pages, webhooks) shares: the runtime and the request's DB session."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
-from flask import Flask, current_app, g, request
+from flask import Flask, Response, current_app, g, jsonify, render_template, request
+from sqlalchemy import event, exc as sa_exc
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -19,6 +23,8 @@ class Runtime:
     sessions: sessionmaker[Session]
     services: Services
     prompt_voice: Any = None  # ivr.twiml.PromptVoice: recorded prompts, loaded once
+    outage_log: "OutageLog" = field(default_factory=lambda: OutageLog())
+    sleep: Any = time.sleep  # the only way a request thread waits (create_app's SLEEP in tests)
 
 
 def runtime() -> Runtime:
@@ -40,11 +46,141 @@ def client_ip() -> str | None:
     return request.remote_addr
 
 
+# One year, subdomains too: browsers then refuse plain http for this host (production only).
+HSTS = "max-age=31536000; includeSubDomains"
+
+
 def install(app: Flask, rt: Runtime) -> None:
     app.extensions["mfa"] = rt
+    # More specific than any handler for Exception, so it wins wherever the error is raised.
+    for outage in OUTAGE_ERRORS:
+        app.register_error_handler(outage, database_error)
+    # After an outage the first new connection is the sign that the database is back.
+    event.listen(rt.engine, "connect", lambda _dbapi, _record: rt.outage_log.ended())
+
+    if rt.settings.production:
+        @app.after_request
+        def _strict_transport(response):
+            # Every answer: pages, API, webhooks, health, errors and static files alike.
+            response.headers["Strict-Transport-Security"] = HSTS
+            return response
 
     @app.teardown_appcontext
     def _close_session(_exc):
         session = g.pop("db", None)
         if session is not None:
-            session.close()
+            try:
+                session.close()
+            except Exception as exc:
+                if not is_database_outage(exc):
+                    raise
+                # The connection died under an open transaction (its rollback failed): the
+                # answer is already made, so drop the connection rather than turn it into a 500.
+                session.invalidate()
+
+
+# --- the database unreachable: 503, never a trace, and back by itself ----------------------
+# The engines ping a pooled connection before using it (pool_pre_ping), so once the database
+# answers again the next request simply gets a fresh connection: nothing here has to reset.
+
+log = logging.getLogger("mfa.edge")
+
+UNAVAILABLE = "The service is unavailable; try again in a minute."
+RETRY_AFTER_SECONDS = 30
+
+try:  # the PostgreSQL driver's own errors, should one escape SQLAlchemy's wrapping
+    import psycopg
+
+    _DRIVER_OUTAGES: tuple[type[BaseException], ...] = (psycopg.OperationalError, psycopg.InterfaceError)
+except ImportError:  # pragma: no cover - SQLite-only installs
+    _DRIVER_OUTAGES = ()
+
+OUTAGE_ERRORS: tuple[type[BaseException], ...] = (sa_exc.DBAPIError, sa_exc.TimeoutError, *_DRIVER_OUTAGES)
+
+
+def is_database_outage(exc: BaseException | None) -> bool:
+    """Connection refused or lost, pool exhausted, server shutting down, lock or statement timeout.
+
+    Not an outage: IntegrityError, DataError, ProgrammingError - those are bugs and stay 500s.
+    """
+    if isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError, *_DRIVER_OUTAGES)):
+        return True
+    return isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated
+
+
+class OutageLog:
+    """At most one WARNING line a minute while the database is down, with how many requests
+    were answered 503 since the last line. No trace: the driver's first line names the cause
+    (connection refused, timeout) and a trace per request would bury everything else."""
+
+    def __init__(self, what: str = "database", interval: float = 60.0, now=time.monotonic,
+                 verb: str = "answering 503"):
+        self.what, self.verb = what, verb
+        self.interval = interval
+        self._now = now
+        self._lock = threading.Lock()
+        self._last: float | None = None
+        self._since_last = 0
+        self._warned = False  # a warning is out that no "reachable again" has answered yet
+
+    def report(self, exc: BaseException) -> None:
+        with self._lock:
+            now = self._now()
+            if self._last is not None and now - self._last < self.interval:
+                self._since_last += 1
+                return
+            since_last, self._since_last, self._last, self._warned = self._since_last, 0, now, True
+        more = f"; {since_last} more failures since the last line" if since_last else ""
+        log.warning("%s unavailable, %s (%s: %s)%s", self.what, self.verb, type(exc).__name__, _cause(exc), more)
+
+    def ended(self) -> None:
+        """A new connection succeeded. Stragglers failing just after still count towards the
+        next minute's line, so a recovery that flaps for a second does not flood the log."""
+        with self._lock:
+            if not self._warned:
+                return
+            since_last, self._since_last, self._warned = self._since_last, 0, False
+        log.info("%s reachable again (%d more failures since the last warning)", self.what, since_last)
+
+
+def _cause(exc: BaseException) -> str:
+    # Only the driver's message: SQLAlchemy's own text carries the statement and its parameters.
+    cause = exc.orig if isinstance(exc, sa_exc.DBAPIError) and exc.orig is not None else exc
+    lines = str(cause).strip().splitlines()
+    return lines[0][:200] if lines else type(cause).__name__
+
+
+def database_error(exc: BaseException):
+    if is_database_outage(exc):
+        return database_unavailable(exc)
+    # A bug (IntegrityError, ProgrammingError): answered like any other crash, trace and all.
+    crash = current_app.error_handler_spec[None][None].get(Exception)
+    if crash is None:
+        raise exc
+    return crash(exc)
+
+
+def database_unavailable(exc: BaseException):
+    """The answer to any request that met the database down, in the form its caller reads."""
+    runtime().outage_log.report(exc)
+    path = request.path
+    if path.startswith("/twilio/voice/") and not path.endswith("/status"):
+        # The caller hears a polite goodbye, never Twilio's "application error".
+        from ivr import twiml
+
+        return Response(twiml.goodbye("en-GB", runtime().prompt_voice), 200, mimetype="text/xml")
+    if path.startswith("/twilio/"):
+        # Status callbacks: Twilio does not retry them, but a 503 shows in its debugger (11200),
+        # which tells the operator a delivery report was lost; a 2xx would hide that.
+        response = Response("unavailable", 503, mimetype="text/plain")
+    elif path.startswith("/api/"):
+        response = jsonify({"error": "unavailable", "message": UNAVAILABLE})
+    else:
+        try:
+            response = Response(render_template("unavailable.html", message=UNAVAILABLE), mimetype="text/html")
+        except Exception:  # the layout itself needs the database (a signed-in header): plain page
+            response = Response(f'<!DOCTYPE html><html lang="en-GB"><title>Unavailable</title><p>{UNAVAILABLE}</p>',
+                                mimetype="text/html")
+    response.status_code = 503
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response

@@ -16,8 +16,7 @@ from cryptography.fernet import Fernet
 
 from ivr.sms_texts import CODE_MESSAGE, GSM7, code_message, fits_one_gsm7_segment
 
-SIMULATOR_ACCOUNT_SID = "AC" + "5" * 32
-SIMULATOR_AUTH_TOKEN = "simulator-auth-token-not-secret"
+SIMULATOR_ACCOUNT_SID = "AC" + "5" * 32  # not a secret; the stand-in's auth token is (see load)
 # 01632 960xxx is Ofcom's range reserved for drama: it reaches nobody.
 SIMULATOR_FROM_NUMBER = "+441632960000"
 SIMULATOR_API_BASE_URL = "http://127.0.0.1:5001"
@@ -51,6 +50,10 @@ class Settings:
     prometheus_multiproc_dir: str | None = None
     bench_reference_endpoint: bool = False
     trusted_proxies: int = 0  # reverse proxies in front whose X-Forwarded-For/-Proto are believed
+    # Browser sessions end after this long unused, and this long after sign-in at the latest
+    # (NIST SP 800-63B-4 allows 1 h idle / 24 h at AAL2).
+    session_idle_minutes: int = 60
+    session_max_hours: int = 12
 
     @property
     def production(self) -> bool:
@@ -59,6 +62,11 @@ class Settings:
     @property
     def public_host(self) -> str:
         return urlsplit(self.public_base_url).hostname or "localhost"
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Browsers reach the server over https: cookies are Secure and take the __Host- prefix."""
+        return self.production or self.public_base_url.startswith("https://")
 
 
 def _flag(value: str, name: str) -> bool:
@@ -167,6 +175,13 @@ def load(environ: dict, instance: Path) -> Settings:
     if not proxies.isdigit() or int(proxies) > 5:
         raise SettingsError("TRUSTED_PROXIES must be the number of reverse proxies in front (0 to 5).")
     bench_reference = _flag(get("BENCH_REFERENCE_ENDPOINT", "false"), "BENCH_REFERENCE_ENDPOINT")
+    idle_minutes, max_hours = get("SESSION_IDLE_MINUTES", "60"), get("SESSION_MAX_HOURS", "12")
+    if not idle_minutes.isdigit() or not 1 <= int(idle_minutes) <= 1440:
+        raise SettingsError("SESSION_IDLE_MINUTES must be a whole number of minutes from 1 to 1440.")
+    if not max_hours.isdigit() or not 1 <= int(max_hours) <= 24:
+        raise SettingsError("SESSION_MAX_HOURS must be a whole number of hours from 1 to 24.")
+    if int(idle_minutes) > int(max_hours) * 60:
+        raise SettingsError("SESSION_IDLE_MINUTES must not be longer than SESSION_MAX_HOURS.")
     if bench_reference and production:
         raise SettingsError("BENCH_REFERENCE_ENDPOINT is for benchmarks only; it is refused when MFA_ENV=production.")
 
@@ -178,7 +193,10 @@ def load(environ: dict, instance: Path) -> Settings:
         public_base_url=public_base_url,
         telephony_provider=provider,
         twilio_account_sid=get("TWILIO_ACCOUNT_SID", SIMULATOR_ACCOUNT_SID if simulated else ""),
-        twilio_auth_token=get("TWILIO_AUTH_TOKEN", SIMULATOR_AUTH_TOKEN if simulated else ""),
+        # The stand-in's token signs the webhooks it makes: a public one would let anyone who
+        # reaches a development server approve its calls. Generated once per instance folder.
+        twilio_auth_token=(secret("TWILIO_AUTH_TOKEN", lambda: secrets.token_urlsafe(32)) if simulated
+                           else get("TWILIO_AUTH_TOKEN", "")),
         twilio_from_number=from_number,
         twilio_messaging_service_sid=get("TWILIO_MESSAGING_SERVICE_SID"),
         twilio_api_base_url=api_base,
@@ -191,4 +209,6 @@ def load(environ: dict, instance: Path) -> Settings:
         prometheus_multiproc_dir=multiproc_dir,
         bench_reference_endpoint=bench_reference,
         trusted_proxies=int(proxies),
+        session_idle_minutes=int(idle_minutes),
+        session_max_hours=int(max_hours),
     )

@@ -1,48 +1,41 @@
 """The JSON API for relying applications (/api/v1), exactly as ../shared/CONTRACT.md §3."""
 from __future__ import annotations
 
-import time
-
-from flask import Blueprint, Flask, g, request
+from flask import Blueprint, Flask, current_app, g, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from api.errors import error_response, install_json_errors, mfa_error_response
+from api.json_input import parse_object
 from edge import db
-from mfa import api_keys
-from mfa.errors import BadRequest, MfaError
-from mfa.vault import token_hash
+from mfa import api_keys, authentications
+from mfa.errors import MfaError, NotFound
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
-
-# Valid keys seen in the last half minute, by hash: saves a query on every API call.
-# A key removed from the database stops working within KEY_CACHE_SECONDS.
+# A revoked key keeps working for up to this long on a worker that had it cached (docs/api.md).
 KEY_CACHE_SECONDS = 30
-_known_keys: dict[str, tuple[str, float]] = {}
 
 
 @bp.before_request
 def _require_api_key():
     header = request.headers.get("Authorization", "")
     scheme, _, key = header.partition(" ")
-    name = _api_key_name(key.strip()) if scheme.lower() == "bearer" else None
-    if name is None:
+    caller = key_cache().authenticate(db(), key.strip()) if scheme.lower() == "bearer" else None
+    if caller is None:
         return error_response("invalid_api_key", "A valid API key is required (Authorization: Bearer <key>).", 401)
-    g.api_key_name = name
+    g.api_key_id, g.api_key_name = caller.id, caller.name
+    # Every /authentications/<auth_id>/... route, present and future, is checked here, before
+    # its view runs: another key's sign-in (or a page's) is "not found" and nothing changes.
+    auth_id = (request.view_args or {}).get("auth_id")
+    if auth_id is not None:
+        # Held for the request, so the view's use case reads it from the session, not again.
+        g.authentication = authentications.owned_by(db(), auth_id, caller.id)
+        if g.authentication is None:
+            raise NotFound("No such authentication.", code="not_found")
 
 
-def _api_key_name(key: str) -> str | None:
-    digest = token_hash(key)
-    cached = _known_keys.get(digest)
-    if cached and time.monotonic() - cached[1] < KEY_CACHE_SECONDS:
-        return cached[0]
-    found = api_keys.authenticate(db(), key)
-    if found is None:
-        _known_keys.pop(digest, None)
-        return None
-    if len(_known_keys) > 1000:  # a handful of relying applications in practice
-        _known_keys.clear()
-    _known_keys[digest] = (found.name, time.monotonic())
-    return found.name
+def key_cache() -> api_keys.KeyCache:
+    return current_app.extensions["mfa_api_keys"]
 
 
 @bp.errorhandler(MfaError)
@@ -51,14 +44,25 @@ def _refusal(exc: MfaError):
 
 
 def json_body() -> dict:
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise BadRequest("The body must be a JSON object (Content-Type: application/json).")
-    return body
+    """The body as a JSON object, or 400 bad_request (never a 500, whatever the bytes)."""
+    raw = request.get_data(cache=True)
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    if request.content_length is None and limit and len(raw) >= limit:
+        # A chunked body is cut at the limit without a word (werkzeug): refuse it, never parse a part.
+        raise RequestEntityTooLarge()
+    return parse_object(request.is_json, raw)
 
 
 def register(app: Flask) -> None:
     from api import views  # noqa: F401  (routes attach to bp)
 
+    app.extensions["mfa_api_keys"] = api_keys.KeyCache(app.extensions["mfa"].services.clock, KEY_CACHE_SECONDS)
     app.register_blueprint(bp)
     install_json_errors(app, bp.url_prefix)
+
+    @app.after_request
+    def _never_cached(response):
+        # Sign-in states, codes and errors: no browser or proxy may keep any API answer.
+        if request.path == bp.url_prefix or request.path.startswith(bp.url_prefix + "/"):
+            response.headers["Cache-Control"] = "no-store"
+        return response

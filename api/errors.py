@@ -6,6 +6,7 @@ import logging
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from edge import database_unavailable, is_database_outage
 from mfa import errors
 
 log = logging.getLogger("mfa.api")
@@ -49,12 +50,18 @@ def install_json_errors(app: Flask, prefix: str) -> None:
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
+        # The database failing outside a view (opening or saving a session) arrives wrapped in a 500.
+        if is_database_outage(getattr(exc, "original_exception", None)):
+            return database_unavailable(exc.original_exception)
         if not request.path.startswith(prefix):
             return exc
         code = {413: "too_large", 404: "not_found", 405: "method_not_allowed"}.get(
             exc.code, "bad_request" if (exc.code or 500) < 500 else "server_error"
         )
-        return error_response(code, exc.description or exc.name, exc.code or 500)
+        response = error_response(code, exc.description or exc.name, exc.code or 500)
+        if "Allow" in (headers := dict(exc.get_headers())):  # a 405 says what is allowed (RFC 9110)
+            response.headers["Allow"] = headers["Allow"]
+        return response
 
     @app.errorhandler(Exception)
     def _crash(exc: Exception):

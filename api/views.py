@@ -1,21 +1,22 @@
 """Each view parses JSON, runs one use case, and renders the result."""
 from __future__ import annotations
 
-from flask import jsonify
+from flask import g, jsonify
 
-from api import bp, json_body
+from api import bp, json_body, openapi
 from api.serialize import authentication_json, challenge_json
 from edge import client_ip, db, services
 from mfa import app_passwords, authentications, challenges, checks, methods, phone_registration
 from mfa.errors import BadRequest
-from mfa.unit_of_work import use_case
+from mfa.unit_of_work import Transactions, use_case
 
 
 @bp.post("/authentications")
 def create_authentication():
     body = json_body()
     with use_case(db()):
-        auth = authentications.start(db(), services(), body.get("username"), body.get("password"), client_ip())
+        auth = authentications.start(db(), services(), body.get("username"), body.get("password"), client_ip(),
+                                     api_key_id=g.api_key_id)
     return jsonify(authentication_json(auth)), 201
 
 
@@ -29,8 +30,9 @@ def show_authentication(auth_id: str):
 @bp.post("/authentications/<auth_id>/challenges")
 def create_challenge(auth_id: str):
     body = json_body()
-    with use_case(db()):
-        challenge = challenges.start_challenge(db(), services(), auth_id, body.get("method_id"), client_ip())
+    # Reserve, call the provider, record: each step commits (no transaction across the call).
+    challenge = challenges.start_challenge(Transactions(db()), services(), auth_id, body.get("method_id"),
+                                           client_ip())
     return jsonify(challenge_json(challenge)), 201
 
 
@@ -46,21 +48,20 @@ def create_check(auth_id: str):
 def create_registration(auth_id: str):
     body = json_body()
     kind = body.get("type")
+    if kind == "phone":  # a text or call: its own transactions (see mfa/challenges.py)
+        registration = phone_registration.register_phone(
+            Transactions(db()), services(), auth_id, body.get("number"), body.get("kind"),
+            body.get("delivery"), client_ip(), language=body.get("language"),
+        )
+        result = challenge_json(registration.challenge)
+        if registration.notice:
+            result["notice"] = registration.notice
+        return jsonify(result), 201
     with use_case(db()):
-        if kind == "totp":
-            method, uri = methods.register_totp(db(), services(), auth_id, client_ip())
-            result = {"method_id": method.id, "otpauth_uri": uri}
-        elif kind == "phone":
-            registration = phone_registration.register_phone(
-                db(), services(), auth_id, body.get("number"), body.get("kind"),
-                body.get("delivery"), client_ip(), language=body.get("language"),
-            )
-            result = challenge_json(registration.challenge)
-            if registration.notice:
-                result["notice"] = registration.notice
-        else:
+        if kind != "totp":
             raise BadRequest("'type' must be 'phone' or 'totp'.", field="type")
-    return jsonify(result), 201
+        method, uri = methods.register_totp(db(), services(), auth_id, client_ip())
+    return jsonify({"method_id": method.id, "otpauth_uri": uri}), 201
 
 
 @bp.post("/app-passwords/verify")
@@ -70,3 +71,7 @@ def verify_app_password():
         app_passwords.verify(db(), services(), body.get("username"), body.get("app_password"), client_ip())
     return jsonify({"valid": True})
 
+
+@bp.get("/openapi.json")
+def openapi_description():
+    return jsonify(openapi.description())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import secrets
 import sys
 import tempfile
 import time
@@ -23,7 +24,7 @@ from bench.profile import Profiler
 from bench.report import Row
 from bench.seed import Seeder, accounts_in_parallel, timed
 from bench.server import Gunicorn, free_port
-from settings import SIMULATOR_ACCOUNT_SID, SIMULATOR_AUTH_TOKEN
+from settings import SIMULATOR_ACCOUNT_SID
 
 SCENARIOS = ("passwords", "totp", "voice", "sms", "e2e")
 
@@ -87,7 +88,8 @@ def main(argv=None) -> int:
            "DATA_KEY": Fernet.generate_key().decode(), "INSTANCE_PATH": str(work / "instance"),
            "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}", "TELEPHONY_PROVIDER": "simulator",
            "BENCH_REFERENCE_ENDPOINT": "true", "LOG_FORMAT": "json",
-           "PROMETHEUS_MULTIPROC_DIR": str(work / "prometheus"), "REDIS_URL": args.redis}
+           "PROMETHEUS_MULTIPROC_DIR": str(work / "prometheus"), "REDIS_URL": args.redis,
+           "TWILIO_AUTH_TOKEN": secrets.token_urlsafe(32)}  # the server's and the stand-in's
     people_needed = args.people if chosen & {"passwords", "e2e"} else 0
     needed = args.requests + int(args.voice_rate * args.duration)
     accounts = timed(f"{needed} accounts (phone and app, through the registration use cases)",
@@ -98,7 +100,7 @@ def main(argv=None) -> int:
     seeder = Seeder(env)
     api_key = seeder.api_key("bench")
 
-    standin = StandinServer(create_standin_app(SIMULATOR_ACCOUNT_SID, SIMULATOR_AUTH_TOKEN, realtime=False)).start()
+    standin = StandinServer(create_standin_app(SIMULATOR_ACCOUNT_SID, env["TWILIO_AUTH_TOKEN"], realtime=False)).start()
     env["TWILIO_API_BASE_URL"] = standin.url
     (work / "prometheus").mkdir()
     server = Gunicorn(env, workers=args.workers, threads=args.threads, port=port, log_path=work / "server.log")
@@ -108,7 +110,8 @@ def main(argv=None) -> int:
         print(f"gunicorn ready (GET /readyz answered 200) {server.startup_seconds:.2f} s after it was started; "
               f"worker RSS at rest: {fmt_rss(server.worker_rss_mb())}", flush=True)
         ctx = scenarios.Context(port, env["PUBLIC_BASE_URL"], api_key, seeder, accounts, people,
-                                args.concurrency, args.duration, args.requests, args.voice_rate)
+                                args.concurrency, args.duration, args.requests, args.voice_rate,
+                                auth_token=env["TWILIO_AUTH_TOKEN"])
         scenarios.warm_up(ctx)
 
         profiler = Profiler(work / "profiles") if args.profile else None

@@ -16,7 +16,7 @@ from twilio.request_validator import RequestValidator
 from bench import load
 from bench.load import Request
 from bench.seed import PASSWORD, Account, Seeder
-from settings import SIMULATOR_ACCOUNT_SID, SIMULATOR_AUTH_TOKEN, SIMULATOR_FROM_NUMBER
+from settings import SIMULATOR_ACCOUNT_SID, SIMULATOR_FROM_NUMBER
 
 
 @dataclass
@@ -31,7 +31,11 @@ class Context:
     duration: float
     requests: int
     voice_rate: float = 0.0  # requests per second offered to the voice webhooks in their steady runs
-    validator: RequestValidator = field(default_factory=lambda: RequestValidator(SIMULATOR_AUTH_TOKEN))
+    auth_token: str = ""  # the server's TWILIO_AUTH_TOKEN (made per run): what webhooks are signed with
+    validator: RequestValidator = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.validator = RequestValidator(self.auth_token)
 
     def api(self, method: str, path: str, body: dict | None = None) -> bytes:
         data = json.dumps(body).encode() if body is not None else b""

@@ -18,7 +18,7 @@ from argon2 import PasswordHasher
 from app import create_app
 from mfa import accounts, api_keys, authentications, calls, challenges, methods, phone_registration
 from mfa.passwords import Passwords
-from mfa.unit_of_work import use_case
+from mfa.unit_of_work import Transactions, use_case
 
 PASSWORD = "bench password, not secret"
 SEED_IP = "127.0.0.1"
@@ -61,13 +61,16 @@ class Seeder:
         self.sessions = rt.sessions
         self.cheap = dataclasses.replace(rt.services, telephony=SeedTelephony(), passwords=Passwords(CHEAP))
         self.real = dataclasses.replace(self.cheap, passwords=Passwords())  # production argon2 parameters
+        self.api_key_id: str | None = None  # seeded sign-ins belong to the bench's key (api_key)
 
     def _run(self, svc, use):
         with self.sessions() as db, use_case(db):
             return use(db, svc)
 
     def api_key(self, name: str) -> str:
-        return self._run(self.cheap, lambda db, svc: api_keys.create(db, svc, name))
+        key = self._run(self.cheap, lambda db, svc: api_keys.create(db, svc, name))
+        self.api_key_id = self._run(self.cheap, lambda db, svc: api_keys.authenticate(db, key).id)
+        return key
 
     def accounts(self, prefix: str, indexes: range, *, real_passwords: bool = False) -> list[Account]:
         svc = self.real if real_passwords else self.cheap
@@ -78,7 +81,7 @@ class Seeder:
         """An administrator in England with a verified mobile (calls and texts) and an app."""
         user = accounts.create_user(db, svc, username, PASSWORD, role="admin", region="england")
         auth = authentications.start(db, svc, username, PASSWORD, SEED_IP)
-        registration = phone_registration.register_phone(db, svc, auth.id, number, "mobile", "voice", SEED_IP)
+        registration = phone_registration.register_phone(Transactions(db), svc, auth.id, number, "mobile", "voice", SEED_IP)
         challenge = registration.challenge
         calls.answered(db, svc, challenge.id, challenge.provider_sid, None)
         calls.keys_pressed(db, svc, challenge.id, challenge.provider_sid, "#")
@@ -91,7 +94,7 @@ class Seeder:
     def sign_ins(self, people: list[Account]) -> list[str]:
         """A fresh sign-in waiting for its second factor (mfa_required) for each account."""
         return [self._run(self.cheap, lambda db, svc, a=a: authentications.start(
-            db, svc, a.username, PASSWORD, SEED_IP).id) for a in people]
+            db, svc, a.username, PASSWORD, SEED_IP, api_key_id=self.api_key_id).id) for a in people]
 
     def challenges(self, people: list[Account], kind: str) -> list[tuple[str, str]]:
         """A fresh sign-in with a pending call or text for each account: (challenge id, provider sid)."""
@@ -99,7 +102,7 @@ class Seeder:
         def one(db, svc, account: Account):
             auth = authentications.start(db, svc, account.username, PASSWORD, SEED_IP)
             method_id = account.voice_method_id if kind == "voice" else account.sms_method_id
-            challenge = challenges.start_challenge(db, svc, auth.id, method_id, SEED_IP)
+            challenge = challenges.start_challenge(Transactions(db), svc, auth.id, method_id, SEED_IP)
             return challenge.id, challenge.provider_sid
 
         return [self._run(self.cheap, lambda db, svc, a=a: one(db, svc, a)) for a in people]

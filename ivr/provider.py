@@ -8,16 +8,15 @@ from __future__ import annotations
 import logging
 import time
 
-import requests
-from twilio.base.exceptions import TwilioRestException
-from twilio.http.http_client import TwilioHttpClient
+from twilio.base.exceptions import TwilioRestException, TwilioServiceException
 from twilio.rest import Client
 
 from ivr import sms_texts
+from ivr.twilio_http import MaybeSent, NotJson, NotSent, StrictTwilioHttpClient
 from mfa import metrics
 from mfa.errors import ProviderUnavailable
 from mfa.phones import mask
-from mfa.telephony import TelephonyRejected
+from mfa.telephony import DeliveryUnknown, TelephonyRejected
 
 log = logging.getLogger("mfa.telephony")
 
@@ -30,7 +29,7 @@ class TwilioProvider:
                  backoff: tuple[float, ...] = (0.25, 0.75), sleep=time.sleep):
         self.client = Client(
             settings.twilio_account_sid, settings.twilio_auth_token,
-            http_client=TwilioHttpClient(timeout=timeout),
+            http_client=StrictTwilioHttpClient(timeout=timeout),
         )
         self.client.api.base_url = settings.twilio_api_base_url
         self.from_number = settings.twilio_from_number
@@ -74,33 +73,96 @@ class TwilioProvider:
     # --- retries ---
 
     def _send(self, what: str, to: str | None, request):
-        """Retry what a retry can fix (5xx, 429, no connection); refuse the rest at once.
+        """Retry only what Twilio cannot have received: 429 and connections never made.
 
-        A read time-out is not retried: Twilio may have acted on it, and a
-        second call or text to a person is worse than asking them to retry.
+        A create (a call or a text) that may have reached Twilio (a 5xx, a read time-out, a
+        dropped or broken answer) raises DeliveryUnknown and is never retried: a second call or
+        text to a person is worse than asking them to try again.
         """
         shown = mask(to) if to else "-"
         started = time.monotonic()
         for attempt in range(1, self.attempts + 1):
             try:
                 return request()
-            except TwilioRestException as exc:
-                metrics.count_twilio_error(exc.code or f"http_{exc.status}")
-                if exc.status < 500 and exc.status != 429:
-                    # Twilio's message quotes the full number: log the code only.
-                    log.info("twilio refused %s to %s: error %s", what, shown, exc.code)
-                    raise TelephonyRejected(exc.code, str(exc.msg)) from None
-                reason = f"HTTP {exc.status} code {exc.code}"
-            except requests.exceptions.ReadTimeout:
-                metrics.count_twilio_error("timeout")
-                log.warning("twilio timed out on %s to %s; not retried", what, shown)
-                raise ProviderUnavailable() from None
-            except requests.exceptions.RequestException as exc:
+            except NotSent as exc:
                 metrics.count_twilio_error("connection")
-                reason = type(exc).__name__
+                reason = f"no connection ({exc})"
+            except (TwilioRestException, TwilioServiceException) as exc:  # the second: RFC 9457 bodies
+                metrics.count_twilio_error(exc.code or f"http_{exc.status}")
+                if exc.status != 429:
+                    return self._refused(what, shown, exc)
+                reason = "HTTP 429, not acted on"
+            except MaybeSent as exc:
+                metrics.count_twilio_error("timeout" if exc.timeout else "connection")
+                log.warning("twilio %s to %s: %s after sending; not retried", what, shown, exc)
+                raise self._maybe_sent(what) from None
+            except NotJson as exc:
+                metrics.count_twilio_error("not_json")
+                raise self._not_json(what, shown, exc.status) from None
             log.warning("twilio %s to %s failed (%s), attempt %d of %d", what, shown, reason, attempt, self.attempts)
             pause = self.backoff[min(attempt - 1, len(self.backoff) - 1)]
             if attempt == self.attempts or time.monotonic() - started + pause > self.budget:
                 break
             self.sleep(pause)
         raise ProviderUnavailable()
+
+    @staticmethod
+    def _maybe_sent(what: str) -> ProviderUnavailable:
+        # Ending a call again later is harmless; only a create can reach a person twice.
+        return ProviderUnavailable() if what == "end-call" else DeliveryUnknown()
+
+    def _refused(self, what: str, shown: str, exc):
+        setting = operator_setting(what, exc.status, exc.code)
+        if setting:
+            metrics.count_twilio_account_error(exc.code or f"http_{exc.status}")
+            # Never the number here: this line is for the operator, and it is about the account.
+            log.error("twilio refused %s: HTTP %s, error %s; check %s", what, exc.status, exc.code, setting)
+            raise ProviderUnavailable()
+        if what == "end-call" and exc.status == 404:
+            log.info("call to end was already gone (error %s)", exc.code)
+            return None
+        if exc.status >= 500:
+            log.warning("twilio answered HTTP %s (error %s) to %s to %s; not retried", exc.status, exc.code, what, shown)
+            raise self._maybe_sent(what)
+        # Twilio's message quotes the full number: log the code only.
+        log.info("twilio refused %s to %s: error %s", what, shown, exc.code)
+        raise TelephonyRejected(exc.code, str(getattr(exc, "msg", "") or getattr(exc, "title", "")))
+
+    def _not_json(self, what: str, shown: str, status: int) -> ProviderUnavailable:
+        if status >= 500:  # an outage page from something in front of Twilio
+            log.warning("twilio answered HTTP %s that is not JSON to %s to %s; not retried", status, what, shown)
+        else:
+            metrics.count_twilio_account_error("not_json")
+            log.error("twilio answered %s with HTTP %s that is not JSON; check TWILIO_API_BASE_URL", what, status)
+        # A 2xx or 5xx to a create may still have placed the call or sent the text.
+        return self._maybe_sent(what) if (200 <= status < 300 or status >= 500) else ProviderUnavailable()
+
+
+# Refusals about the account, its credentials or its sender, never about the person's number:
+# the setting an operator should check. (Twilio error dictionary; ../shared/twilio/NOTES.md §2.4.)
+ACCOUNT_ERRORS = {
+    20003: "TWILIO_AUTH_TOKEN (with TWILIO_ACCOUNT_SID)",  # authentication failed: token rotated or wrong
+    20005: "TWILIO_ACCOUNT_SID (the account is suspended or closed)",  # account not active
+    10001: "TWILIO_ACCOUNT_SID (the account is not active)",
+    20008: "TWILIO_AUTH_TOKEN (test credentials cannot do this)",
+    20403: "TWILIO_ACCOUNT_SID (the account may not use this resource)",
+    21210: "TWILIO_FROM_NUMBER (not a verified caller ID of the account)",
+    21212: "TWILIO_FROM_NUMBER (not a valid sender)",
+    21606: "TWILIO_FROM_NUMBER (not an SMS-capable number of the account)",
+    21659: "TWILIO_FROM_NUMBER (not a Twilio number)",
+    21660: "TWILIO_FROM_NUMBER (belongs to another account)",
+}
+
+
+def operator_setting(what: str, status: int, code: int | None) -> str | None:
+    """The setting to check when Twilio's refusal is the operator's to fix, else None."""
+    if code in ACCOUNT_ERRORS:
+        return ACCOUNT_ERRORS[code]
+    if status == 401:
+        return "TWILIO_AUTH_TOKEN (with TWILIO_ACCOUNT_SID)"
+    if status == 403:
+        return "TWILIO_ACCOUNT_SID (the account may not use this resource)"
+    if status == 404 and what != "end-call":
+        # Calls.json and Messages.json always exist: only the account in the path can be missing.
+        return "TWILIO_ACCOUNT_SID (or TWILIO_API_BASE_URL)"
+    return None

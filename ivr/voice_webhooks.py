@@ -9,7 +9,7 @@ import logging
 
 from flask import Blueprint, Response, abort, request, send_file
 
-from edge import db, runtime, services
+from edge import database_unavailable, db, is_database_outage, runtime, services
 from ivr import twiml
 from ivr.call_flow import CallUrls, steps_for
 from ivr.webhooks import bp, until_known
@@ -35,9 +35,12 @@ def _answer_with(turn_of) -> Response:
     try:
         with use_case(db()):
             turn = turn_of()
+        calls.end_calls(services(), turn.end_calls)  # after the commit: no lock held meanwhile
         urls = CallUrls(runtime().settings.public_base_url, _challenge_id(), turn.turn)
         xml = twiml.render(steps_for(turn, urls), turn.language, voice)
-    except Exception:
+    except Exception as exc:
+        if is_database_outage(exc):
+            return database_unavailable(exc)  # goodbye TwiML, one log line a minute (edge.OutageLog)
         log.exception("voice webhook %s failed; saying goodbye", request.path)
         xml = twiml.goodbye("en-GB", voice)
     return Response(xml, 200, mimetype="text/xml")
@@ -69,7 +72,9 @@ def voice_status():
     try:
         until_known(lambda: calls.status_changed(
             db(), services(), _challenge_id(), form.get("CallSid"), form.get("CallStatus")))
-    except Exception:  # Twilio does not retry status callbacks; log and acknowledge
+    except Exception as exc:  # Twilio does not retry status callbacks; log and acknowledge
+        if is_database_outage(exc):
+            return database_unavailable(exc)  # 503, as for texts: shows in Twilio's debugger
         log.exception("voice status callback failed")
     return "", 204
 

@@ -6,7 +6,6 @@ behind a proxy the Host and scheme here are not what Twilio signed.
 from __future__ import annotations
 
 import logging
-import time
 
 from flask import Blueprint, Flask, request
 from twilio.request_validator import RequestValidator
@@ -32,12 +31,21 @@ def _require_twilio_signature():
     if not signature or not validator.validate(signed_url(), request.form, signature):
         log.warning("rejected unsigned or forged webhook %s", request.path)
         return "Invalid signature", 403
+    # Twilio names the account on every webhook. A valid signature for another account means a
+    # shared or leaked token (or a stand-in of another instance): none of its calls are ours.
+    if request.form.get("AccountSid") != runtime().settings.twilio_account_sid:
+        log.warning("rejected a signed webhook for another Twilio account %s", request.path)
+        return "Wrong account", 403
 
 
 @bp.post("/sms/status")
 def sms_status():
     form = request.form
-    until_known(lambda: sms.record_delivery(db(), services(), form.get("MessageSid", ""),
+    message_sid = form.get("MessageSid", "")
+    if not message_sid.startswith(("SM", "MM")):  # Twilio's message Sids; a CallSid is no text
+        log.info("text status callback without a message Sid ignored")
+        return "", 204
+    until_known(lambda: sms.record_delivery(db(), services(), message_sid,
                                             form.get("MessageStatus", ""), form.get("ErrorCode")))
     return "", 204
 
@@ -54,7 +62,7 @@ def until_known(use, attempts: int = 10, pause: float = 0.2) -> None:
             if use():
                 return
         if attempt < attempts - 1:
-            time.sleep(pause)
+            runtime().sleep(pause)  # time.sleep, or what the app was given as SLEEP (tests)
     log.info("status callback for an unknown call or text %s ignored", request.path)
 
 

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from models import Method, User
 from models.user import LANGUAGES, ROLES
 from mfa import audit
+from mfa.browser_sessions import end_all_for_user
 from mfa.errors import BadRequest, Conflict, NotFound
 from mfa.services import Services
 
@@ -99,6 +100,7 @@ def record_failure(db: Session, svc: Services, user: User, source_ip: str | None
     ).rowcount
     db.refresh(user)
     if locked:
+        end_all_for_user(db, user.id)  # someone is guessing: every browser signs in again
         audit.record(
             db, svc.clock, "account_locked", "locked", user=user, source_ip=source_ip,
             reason="too_many_failures", detail=f"until {until.isoformat()}",
@@ -123,6 +125,7 @@ def unlock(db: Session, svc: Services, username: str) -> User:
     user.failed_count = 0
     user.locked_until = None
     user.fraud_blocked_at = None
+    end_all_for_user(db, user.id)  # the helpdesk stepped in: nothing from before stays signed in
     audit.record(db, svc.clock, "account_unlocked", "ok", user=user, reason=was)
     return user
 
@@ -132,5 +135,6 @@ def reset_methods(db: Session, svc: Services, username: str) -> int:
     count = len(user.methods)
     db.execute(delete(Method).where(Method.user_id == user.id))
     db.expire(user, ["methods"])
+    end_all_for_user(db, user.id)
     audit.record(db, svc.clock, "methods_reset", "ok", user=user, detail=f"{count} removed")
     return count

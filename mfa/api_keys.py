@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from models import ApiKey
 from mfa import audit
+from mfa.clock import Clock
 from mfa.errors import BadRequest, Conflict, NotFound
 from mfa.services import Services
 from mfa.vault import token_hash
@@ -46,3 +49,42 @@ def revoke(db: Session, svc: Services, name: str) -> ApiKey:
 
 def list_all(db: Session) -> list[ApiKey]:
     return list(db.scalars(select(ApiKey).order_by(ApiKey.created_at)))
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The relying application an API request comes from."""
+
+    id: str
+    name: str
+
+
+class KeyCache:
+    """Valid keys seen in the last `seconds`, by hash: saves a query on every API call.
+
+    One per app (worker), timed by the injected clock. The price: a revoked key keeps
+    working for up to `seconds` on a worker that had it cached (docs/api.md says so);
+    a worker that had not cached it refuses it at once.
+    """
+
+    def __init__(self, clock: Clock, seconds: float, size: int = 1000):
+        self.clock = clock
+        self.ttl = timedelta(seconds=seconds)
+        self.size = size  # a handful of relying applications in practice
+        self._known: dict[str, tuple[Caller, datetime]] = {}
+
+    def authenticate(self, db: Session, key: str | None) -> Caller | None:
+        digest = token_hash(key or "")
+        now = self.clock.now()
+        cached = self._known.get(digest)
+        if cached and now - cached[1] < self.ttl:
+            return cached[0]
+        found = authenticate(db, key)
+        if found is None:
+            self._known.pop(digest, None)
+            return None
+        if len(self._known) >= self.size:
+            self._known.clear()
+        caller = Caller(found.id, found.name)
+        self._known[digest] = (caller, now)
+        return caller

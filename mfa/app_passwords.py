@@ -18,10 +18,12 @@ from mfa.accounts import find_user
 from mfa.authentications import require_text
 from models.base import is_id
 from mfa.errors import BadRequest, Conflict, InvalidCredentials, NotFound
+from mfa.locks import lock_person
 from mfa.services import Services
 from mfa.vault import token_hash
 
 MAX_PER_USER = 40
+NO_ONE = "0" * 32  # shaped like an id, never issued (ids are uuid4: their 13th digit is 4)
 LETTERS = string.ascii_lowercase
 
 
@@ -38,6 +40,7 @@ def create(db: Session, svc: Services, user: User, name: str) -> tuple[AppPasswo
     name = (name or "").strip() if isinstance(name, str) else ""
     if not name or len(name) > 100:
         raise BadRequest("Give the app password a name of up to 100 characters.", field="name")
+    lock_person(db, user.id)  # counted under the person's lock, so 20 at once still stop at 40
     active = db.scalar(
         select(func.count()).select_from(AppPassword)
         .where(AppPassword.user_id == user.id, AppPassword.revoked_at.is_(None))
@@ -75,17 +78,19 @@ def verify(db: Session, svc: Services, username, app_password, source_ip: str | 
     require_text(app_password, "app_password", 200)
     user = find_user(db, username) if len(username) <= 254 else None
     normalised = _normalise(app_password) if len(app_password) <= 64 else ""
-    row = None
-    if user is not None and len(normalised) == 16:
-        row = db.scalar(select(AppPassword).where(
-            AppPassword.secret_hash == token_hash(normalised),
-            AppPassword.user_id == user.id,
-            AppPassword.revoked_at.is_(None),
-        ))
+    # The same statements whoever is named, so the answer's timing does not tell which
+    # usernames exist: an unknown name looks for an app password of no one.
+    row = db.scalar(select(AppPassword).where(
+        AppPassword.secret_hash == token_hash(normalised),
+        AppPassword.user_id == (user.id if user is not None else NO_ONE),
+        AppPassword.revoked_at.is_(None),
+    ))
+    if len(normalised) != 16:
+        row = None
     if row is None or user.is_locked(svc.clock.now()):
         audit.record(db, svc.clock, "app_password_check", "failed", user=user,
-                     username=username[:254], source_ip=source_ip,
-                     reason="locked" if row else "no_match")
+                     username=None if user else audit.unknown_username(svc.vault, username),
+                     source_ip=source_ip, reason="locked" if row else "no_match")
         raise InvalidCredentials("The username or app password is incorrect.")
     row.last_used_at = svc.clock.now()
     audit.record(db, svc.clock, "app_password_check", "ok", user=user, detail=row.name,

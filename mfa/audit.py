@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 from sqlalchemy.orm import Session
 
@@ -10,6 +11,18 @@ from mfa import metrics
 from mfa.clock import Clock
 
 log = logging.getLogger("mfa.audit")
+
+UNKNOWN_USER = "unknown user"
+HASHED_UNKNOWN = re.compile(UNKNOWN_USER + r" [0-9a-f]{32}")
+
+
+def unknown_username(vault, typed: str) -> str:
+    """What the trail keeps of a name that matches no one: never the name itself (people type
+    their password into the username field), but a keyed hash of it, so that repeated tries
+    of one name still group together and an operator can check a name they suspect."""
+    from mfa.accounts import normalise_username  # accounts imports this module
+
+    return f"{UNKNOWN_USER} {vault.keyed_hash('audit-username:' + normalise_username(typed))[:32]}"
 
 
 def record(
@@ -25,11 +38,12 @@ def record(
     source_ip: str | None = None,
     detail: str | None = None,
 ) -> AuditEvent:
-    """`method` and `detail` must already be masked: callers pass labels, never numbers."""
+    """`method` and `detail` must already be masked: callers pass labels, never numbers.
+    `username` (when no `user`) is what unknown_username() made of the name typed."""
     row = AuditEvent(
         at=clock.now(),
         user_id=user.id if user else None,
-        username=user.username if user else username,
+        username=user.username if user else _never_verbatim(username),
         event=event,
         method=method,
         outcome=outcome,
@@ -44,3 +58,10 @@ def record(
     )
     metrics.count_audit_event(db, event, outcome, method, reason, detail)  # counted on commit
     return row
+
+
+def _never_verbatim(username: str | None) -> str | None:
+    """A name from outside reaches the trail only through unknown_username()."""
+    if username is None or HASHED_UNKNOWN.fullmatch(username):
+        return username
+    return UNKNOWN_USER

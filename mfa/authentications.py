@@ -36,16 +36,21 @@ def require_text(value, field: str, max_length: int = MAX_LENGTH) -> str:
 
 
 def start(
-    db: Session, svc: Services, username, password, source_ip: str | None
+    db: Session, svc: Services, username, password, source_ip: str | None,
+    api_key_id: str | None = None,
 ) -> Authentication:
-    """Check the first factor and decide what the sign-in needs next."""
+    """Check the first factor and decide what the sign-in needs next.
+
+    `api_key_id` is the relying application that asked (None for the server's own pages):
+    the sign-in belongs to it, and only it can see or continue it (see owned_by).
+    """
     username = require_text(username, "username", 254)
     password = require_text(password, "password")
     now = svc.clock.now()
     user = find_user(db, username)
     if user is None:
         svc.passwords.verify(None, password)  # same work as a real check: no timing oracle
-        audit.record(db, svc.clock, "sign_in", "failed", username=username.lower(),
+        audit.record(db, svc.clock, "sign_in", "failed", username=audit.unknown_username(svc.vault, username),
                      reason="unknown_user", source_ip=source_ip)
         raise InvalidCredentials()
     if user.is_locked(now):
@@ -61,14 +66,15 @@ def start(
             raise AccountLocked()
         raise InvalidCredentials()
     user.password_hash = svc.passwords.rehash_if_needed(user.password_hash, password)
-    return _open(db, svc, user, source_ip)
+    return _open(db, svc, user, source_ip, api_key_id)
 
 
-def _open(db: Session, svc: Services, user: User, source_ip: str | None) -> Authentication:
+def _open(db: Session, svc: Services, user: User, source_ip: str | None,
+          api_key_id: str | None) -> Authentication:
     now = svc.clock.now()
     auth = Authentication(
         user=user, source_ip=source_ip, created_at=now, expires_at=now + AUTHENTICATION_TTL,
-        attempts=0, sends=0, purpose="sign_in",
+        attempts=0, sends=0, purpose="sign_in", api_key_id=api_key_id,
     )
     why = svc.policy.explain(user)
     if not svc.policy.requires_mfa(user):
@@ -84,6 +90,20 @@ def _open(db: Session, svc: Services, user: User, source_ip: str | None) -> Auth
     db.add(auth)
     db.flush()
     return auth
+
+
+def owned_by(db: Session, auth_id, api_key_id: str | None) -> Authentication | None:
+    """The sign-in if it exists and was started through that API key, else None.
+
+    Another key, or a sign-in started on the pages (no key), gets the same answer as an
+    unknown id. Loaded as get() loads it: while the caller holds it, the use case that
+    follows finds it in the session and costs no extra query.
+    """
+    if api_key_id is None or not is_id(auth_id):
+        return None
+    auth = db.get(Authentication, auth_id,
+                  options=[joinedload(Authentication.user).selectinload(User.methods)])
+    return auth if auth is not None and auth.api_key_id == api_key_id else None
 
 
 def get(db: Session, svc: Services, auth_id) -> Authentication:

@@ -4,6 +4,14 @@
 the do-not-call list; silence or another key gets one more go, then denies.
 Every change is a compare-and-set on the pending challenge, so a repeated or
 late webhook changes nothing twice and hears the same ending again.
+
+Every call placed for a challenge is recognised: a call whose CallSid was never
+recorded (placed while the challenge was "sending", or "unknown" after a lost
+answer from the provider) is adopted by its first webhook. An older call answered
+after a newer challenge replaced it, while the sign-in still waits, becomes the
+call under way again: it never says "ended" to a person who is signing in.
+Calls are never ended from inside a transaction: CallTurn carries the CallSids to
+end, and the webhook ends them after its commit (end_calls).
 """
 from __future__ import annotations
 
@@ -17,9 +25,10 @@ from sqlalchemy.orm import Session
 from models import Authentication, Challenge, DoNotCall, User
 from models.authentication import OPEN_STATUSES
 from models.base import is_id
-from mfa import audit
+from mfa import audit, browser_sessions
 from mfa.accounts import reset_failures
-from mfa.authentications import finish, remember
+from mfa.authentications import can_continue, finish, remember, set_status
+from mfa.locks import lock_person
 from mfa.methods import activate
 from mfa.services import Services
 
@@ -28,6 +37,8 @@ log = logging.getLogger("mfa.calls")
 # A webhook needs the challenge, its sign-in, the person and the method: one query.
 WITH_CONTEXT = [joinedload(Challenge.authentication).joinedload(Authentication.user), joinedload(Challenge.method)]
 MAX_REPROMPTS = 1
+# Challenges whose call may ring without a recorded CallSid: the first webhook names it.
+ADOPTABLE = ("sending", "unknown", "replaced")
 REPROMPTS = ("reprompt_no_input", "reprompt_wrong_key")
 MACHINE_ANSWERS = ("machine_start", "machine_end_beep", "machine_end_silence", "machine_end_other", "fax")
 CALL_FAILURES = {"busy": "busy", "no-answer": "no_answer", "failed": "call_failed",
@@ -48,6 +59,16 @@ class CallTurn:
     outcome: str
     language: str = "en-GB"
     turn: int = 0
+    end_calls: tuple[str, ...] = ()  # other calls to hang up once this turn is committed
+
+
+def end_calls(svc: Services, call_sids) -> None:
+    """Hang up calls no longer needed; best effort, after the commit (never inside a transaction)."""
+    for call_sid in call_sids:
+        try:
+            svc.telephony.end_call(call_sid)
+        except Exception:  # its own webhooks will say goodbye; never fail the caller's request
+            log.warning("could not end call %s", call_sid, exc_info=True)
 
 
 def answered(db: Session, svc: Services, challenge_id, call_sid, answered_by) -> CallTurn:
@@ -105,21 +126,72 @@ def status_changed(db: Session, svc: Services, challenge_id, call_sid, call_stat
 
 
 def _find(db: Session, challenge_id, call_sid) -> Challenge | None:
-    if not is_id(challenge_id) or not isinstance(call_sid, str):
+    if not is_id(challenge_id) or not isinstance(call_sid, str) or not call_sid:
         return None
     challenge = db.get(Challenge, challenge_id, options=WITH_CONTEXT)
-    if challenge is None or challenge.type != "voice" or challenge.provider_sid != call_sid:
+    if challenge is None or challenge.type != "voice":
         return None
-    return challenge
+    if challenge.provider_sid is None and challenge.status in ADOPTABLE:
+        _adopt(db, challenge, call_sid)
+    return challenge if challenge.provider_sid == call_sid else None
+
+
+def _adopt(db: Session, challenge: Challenge, call_sid: str) -> None:
+    """Name the challenge's call after the first webhook that reports it (a compare-and-set)."""
+    status = "replaced" if challenge.status == "replaced" else "pending"
+    won = db.execute(
+        update(Challenge)
+        .where(Challenge.id == challenge.id, Challenge.provider_sid.is_(None),
+               Challenge.status == challenge.status)
+        .values(provider_sid=call_sid, status=status)
+        .execution_options(synchronize_session=False)
+    ).rowcount == 1
+    if won:
+        remember(challenge, provider_sid=call_sid, status=status)
+    else:
+        db.refresh(challenge, ["provider_sid", "status", "reason"])
+
+
+def _revive(db: Session, svc: Services, challenge: Challenge) -> None:
+    """An older call of a sign-in that still waits was answered: it is the one under way again.
+
+    The person has that phone in hand; telling them "this verification has ended" while
+    they are signing in would be wrong. The newer challenge is replaced in its turn.
+    """
+    auth, now = challenge.authentication, svc.clock.now()
+    if challenge.purpose != "sign_in" or not can_continue(auth, now) or now >= challenge.expires_at:
+        return
+    if db.execute(
+        update(Challenge)
+        .where(Challenge.id == challenge.id, Challenge.status == "replaced")
+        .values(status="pending", reason=None)
+        .execution_options(synchronize_session=False)
+    ).rowcount != 1:
+        db.refresh(challenge, ["status", "reason"])
+        return
+    remember(challenge, status="pending", reason=None)
+    db.execute(
+        update(Challenge)
+        .where(Challenge.authentication_id == auth.id, Challenge.id != challenge.id,
+               Challenge.status.in_(("pending", "unknown", "sending")))
+        .values(status="replaced", reason="replaced")
+        .execution_options(synchronize_session=False)
+    )
+    if auth.status != "pending":  # e.g. the newer call went unanswered: this one now stands
+        set_status(db, svc, auth, "pending")
 
 
 def _live(db, svc, challenge_id, call_sid) -> tuple[Challenge | None, CallTurn | None]:
     challenge = _find(db, challenge_id, call_sid)
     if challenge is None:
         return None, CallTurn("goodbye")
+    if challenge.status == "replaced":
+        _revive(db, svc, challenge)
     if challenge.status != "pending":
         return None, _turn(challenge, ENDINGS.get(challenge.reason or challenge.status, "goodbye"))
-    if not challenge.is_pending(svc.clock.now()) or challenge.authentication.status != "pending":
+    # Open, not only pending: a call adopted before its send was recorded rings for a sign-in
+    # that the record step has not yet moved to pending.
+    if not challenge.is_pending(svc.clock.now()) or not challenge.authentication.is_open():
         _claim(db, challenge, "ended", "ended")  # the sign-in moved on without this call
         return None, _turn(challenge, "goodbye")
     if challenge.authentication.user.is_locked(svc.clock.now()):
@@ -156,6 +228,8 @@ def _approve(db, svc, challenge: Challenge) -> CallTurn:
     if not _claim(db, challenge, "approved"):
         return _turn(challenge, ENDINGS.get(challenge.reason, "goodbye"))
     auth = challenge.authentication
+    if auth.user.failed_count:  # reset_failures will write the person: lock them before the sign-in
+        lock_person(db, auth.user_id)  # (the order a send takes them in, mfa/locks.py)
     if not finish(db, svc, auth, "approved", "verified"):
         return _turn(challenge, "goodbye")  # the sign-in ended meanwhile: nothing to approve
     if not challenge.method.is_verified:
@@ -170,16 +244,18 @@ def _report_fraud(db, svc, challenge: Challenge) -> CallTurn:
     if not _claim(db, challenge, "fraud"):
         return _turn(challenge, ENDINGS.get(challenge.reason, "goodbye"))
     auth = challenge.authentication
+    lock_person(db, auth.user_id)  # the person is blocked below: lock them before any sign-in
     finish(db, svc, auth, "fraud_reported", "fraud_reported")
     db.execute(update(User).where(User.id == auth.user_id, User.fraud_blocked_at.is_(None))
                .values(fraud_blocked_at=svc.clock.now()).execution_options(synchronize_session=False))
-    _end_other_sign_ins(db, svc, auth)
+    to_end = _end_other_sign_ins(db, svc, auth)
+    browser_sessions.end_all_for_user(db, auth.user_id)  # "not me": no browser stays signed in
     audit.record(db, svc.clock, "fraud_reported", "blocked", user=auth.user, method=challenge.method.label,
                  reason="fraud_reported", source_ip=auth.source_ip,
                  detail="0# pressed on the verification call; account blocked until `users unlock`")
     log.warning("FRAUD REPORTED by %s on %s: account blocked until unlocked (sign-in from %s)",
                 auth.user.username, challenge.method.label, auth.source_ip)
-    return _turn(challenge, "fraud_recorded")
+    return CallTurn("fraud_recorded", auth.user.language, challenge.call_retries, tuple(to_end))
 
 
 def _do_not_call(db, svc, challenge: Challenge) -> CallTurn:
@@ -224,18 +300,18 @@ def _deny(db, svc, challenge: Challenge, reason: str) -> None:
                  method=challenge.method.label, reason=reason)
 
 
-def _end_other_sign_ins(db, svc, reported: Authentication) -> None:
-    """After a fraud report no other sign-in of that person may go on: end them, hang up their calls."""
+def _end_other_sign_ins(db, svc, reported: Authentication) -> list[str]:
+    """After a fraud report no other sign-in of that person may go on: end them.
+
+    Returns their calls, for the webhook to hang up after its commit (calls.end_calls).
+    """
     others = db.scalars(select(Authentication).where(
         Authentication.user_id == reported.user_id, Authentication.id != reported.id,
         Authentication.status.in_(OPEN_STATUSES))).all()
+    calls: list[str] = []
     for other in others:
-        calls = [c.provider_sid for c in db.scalars(select(Challenge).where(
+        calls += [c.provider_sid for c in db.scalars(select(Challenge).where(
             Challenge.authentication_id == other.id, Challenge.status == "pending",
             Challenge.type == "voice")) if c.provider_sid]
         finish(db, svc, other, "locked", "fraud_reported")
-        for call_sid in calls:
-            try:
-                svc.telephony.end_call(call_sid)
-            except Exception:  # its own webhooks will say goodbye: the account is blocked anyway
-                log.warning("could not end call %s after a fraud report", call_sid, exc_info=True)
+    return calls

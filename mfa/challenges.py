@@ -1,21 +1,42 @@
-"""Starting a challenge (text or call) for a sign-in, with the spacing rules that protect phones."""
+"""Starting a challenge (text or call) for a sign-in, with the spacing rules that protect phones.
+
+Never a database transaction or a lock across a call to the provider. A send is three steps,
+run by `send` with a `Transactions` runner (mfa/unit_of_work.py) that commits each step:
+
+1. reserve (one short transaction): lock the person, the number, the sign-in (in that order,
+   see mfa/locks.py); check spacing and the hourly caps; insert the challenge in status
+   "sending" (a text's code hash already set), its SendRecord and the sign-in's send counter.
+   Committed, so the row exists before the provider can call back, and the caps count it.
+2. deliver: the provider call, with no transaction open.
+3. record (a second short transaction): the provider's SID, "sending" -> "pending" (a
+   compare-and-set: a webhook may have adopted the call already), the older challenges
+   superseded, the sign-in pending, the audit row. Their calls are ended after the commit.
+
+If the provider certainly received nothing (a refusal, or no connection), the challenge is
+marked "failed" and the send is given back to the caps. If it may have received the request
+(DeliveryUnknown), the challenge becomes "unknown" and the sign-in pending anyway: a code that
+does arrive can be typed, and a call that does ring is adopted by its first webhook (calls.py).
+"""
 from __future__ import annotations
 
-import logging
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Callable
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from models import Authentication, Challenge, DoNotCall, Method, SendRecord
 from models.base import new_id
 from mfa import audit, sms
-from mfa.authentications import can_continue, get, set_status
-from mfa.errors import AccountLocked, NotPending, RateLimited, Unprocessable
+from mfa.authentications import can_continue, get, remember, set_status
+from mfa.calls import end_calls
+from mfa.errors import AccountLocked, NotPending, ProviderUnavailable, RateLimited, Unprocessable
+from mfa.locks import lock_number, lock_person
 from mfa.methods import owned_verified_method
 from mfa.services import Services
-
-log = logging.getLogger("mfa.challenges")
+from mfa.telephony import DeliveryUnknown, TelephonyRejected
+from mfa.unit_of_work import Transactions
 
 CHALLENGE_TTL = {"sms": timedelta(minutes=5), "voice": timedelta(minutes=2)}
 RESEND_AFTER = timedelta(seconds=30)
@@ -24,59 +45,166 @@ MAX_SENDS = 5
 CAP_WINDOW = timedelta(hours=1)
 MAX_SENDS_PER_USER_HOUR = 15
 MAX_SENDS_PER_NUMBER_HOUR = 10
+# Challenges a newer one replaces: under way, or never confirmed either way.
+SUPERSEDED = ("pending", "unknown", "sending")
 
 
-def start_challenge(db: Session, svc: Services, auth_id, method_id, source_ip) -> Challenge:
-    auth = get(db, svc, auth_id)
-    if auth.registering or not can_continue(auth, svc.clock.now()):
-        raise NotPending(f"This sign-in is not waiting for a second factor ({auth.status}).")
-    method = owned_verified_method(auth.user, method_id)
-    if method.type == "totp":
-        raise Unprocessable(
-            "Authenticator-app codes need no challenge: send the code to /checks.",
-            code="no_challenge_needed",
-        )
-    return issue(db, svc, auth, method, "sign_in", source_ip)
+@dataclass
+class Reservation:
+    """What the reserve step committed, and what the provider call needs."""
+
+    challenge: Challenge
+    auth: Authentication
+    method: Method
+    number: str
+    code: str | None  # a text's code: only its keyed hash is stored
+    send_record: SendRecord
+    sent_before: datetime | None  # the sign-in's last send before this one, restored if nothing went out
+    source_ip: str | None
 
 
-def issue(db: Session, svc: Services, auth: Authentication, method: Method, purpose: str, source_ip) -> Challenge:
-    """Send a code or place a call for `method`; replaces any pending challenge.
+def start_challenge(tx: Transactions, svc: Services, auth_id, method_id, source_ip) -> Challenge:
+    def reserve_step(db: Session) -> Reservation:
+        auth = get(db, svc, auth_id)
+        if auth.registering or not can_continue(auth, svc.clock.now()):
+            raise NotPending(f"This sign-in is not waiting for a second factor ({auth.status}).")
+        method = owned_verified_method(auth.user, method_id)
+        if method.type == "totp":
+            raise Unprocessable(
+                "Authenticator-app codes need no challenge: send the code to /checks.",
+                code="no_challenge_needed",
+            )
+        return reserve(db, svc, auth, method, "sign_in", source_ip)
 
-    Nothing is stored unless the provider accepted the request, so a failed
-    send leaves no half-made challenge behind.
+    return send(tx, svc, reserve_step)
+
+
+def send(tx: Transactions, svc: Services, reserve_step: Callable[[Session], Reservation],
+         after_sending: Callable[[Session, Reservation], None] | None = None) -> Challenge:
+    """Reserve, deliver, record: see the module docstring.
+
+    `after_sending` runs in the record transaction once the text or call went out (or may
+    have): what a use case keeps only then, e.g. a registration's call language.
     """
+    r = tx(reserve_step)
+    try:
+        sid = _deliver(svc, r)
+    except TelephonyRejected as refusal:
+        tx(lambda db: _fail(db, svc, r, refusal.code))
+        raise
+    except DeliveryUnknown as unsure:
+        end_calls(svc, tx(lambda db: _record(db, svc, r, None, after_sending)))
+        unsure.challenge = r.challenge  # pages show the code form anyway: it may arrive
+        raise
+    except ProviderUnavailable:
+        tx(lambda db: _fail(db, svc, r, "provider_unavailable"))
+        raise
+    end_calls(svc, tx(lambda db: _record(db, svc, r, sid, after_sending)))
+    if r.challenge.status == "replaced":  # only when requests race: the newest one stands
+        raise NotPending("A newer request for a code or call replaced this one.")
+    return r.challenge
+
+
+def reserve(db: Session, svc: Services, auth: Authentication, method: Method, purpose: str,
+            source_ip) -> Reservation:
+    """Step 1: the checks and the counted, committed challenge in status "sending"."""
     if method.type not in CHALLENGE_TTL:
         raise Unprocessable(f"Verification by {method.type} is not available on this server.",
                             code="method_not_available")
+    number = svc.vault.decrypt(method.phone_encrypted)
+    lock_person(db, auth.user_id)  # before counting: see mfa/locks.py
+    lock_number(db, svc, number)
+    _lock(db, auth)
+    db.refresh(auth.user, ["locked_until", "fraud_blocked_at"])
     if auth.user.is_locked(svc.clock.now()):
         raise AccountLocked()
-    _lock(db, auth)
     _check_spacing(db, svc, auth)
-    _check_caps(db, svc, auth, method)
-    now = svc.clock.now()
-    challenge = Challenge(
-        id=new_id(), authentication_id=auth.id, method=method, type=method.type, purpose=purpose,
-        status="pending", attempts=0, sends=1, created_at=now, last_sent_at=now,
-        expires_at=min(now + CHALLENGE_TTL[method.type], auth.expires_at),
-    )
-    number = svc.vault.decrypt(method.phone_encrypted)
+    _check_caps(db, svc, auth, method, number)
     if method.type == "voice" and is_do_not_call(db, svc, number):
         raise Unprocessable(
             "Whoever answers this number asked us not to call it again. Choose another method, "
             "or prove the number is yours with a text message.", code="do_not_call")
-    if method.type == "sms":
-        sms.send_code(svc, challenge, number, auth.user.language)
-    else:
-        challenge.provider_sid = svc.telephony.place_verification_call(number, challenge.id)
-    for call_sid in _supersede(db, auth):
-        _end_call_quietly(svc, call_sid)
+    now = svc.clock.now()
+    challenge = Challenge(
+        id=new_id(), authentication_id=auth.id, method=method, type=method.type, purpose=purpose,
+        status="sending", attempts=0, sends=1, created_at=now, last_sent_at=now,
+        expires_at=min(now + CHALLENGE_TTL[method.type], auth.expires_at),
+    )
+    code = sms.new_challenge_code(svc, challenge) if method.type == "sms" else None
     db.add(challenge)
-    _count_send(db, svc, auth)
-    db.add(SendRecord(at=now, user_id=auth.user_id, phone_lookup=method.phone_lookup, type=method.type))
+    record = SendRecord(at=now, user_id=auth.user_id, phone_lookup=method.phone_lookup, type=method.type)
+    db.add(record)
+    sent_before = auth.last_sent_at
+    _count_send(db, auth, now)
+    db.flush()
+    return Reservation(challenge, auth, method, number, code, record, sent_before, source_ip)
+
+
+def _deliver(svc: Services, r: Reservation) -> str:
+    """Step 2: the provider call (no transaction is open here)."""
+    if r.code is not None:
+        return svc.telephony.send_code_sms(r.number, r.code, r.auth.user.language)
+    return svc.telephony.place_verification_call(r.number, r.challenge.id)
+
+
+def _record(db: Session, svc: Services, r: Reservation, sid: str | None,
+            after_sending: Callable[[Session, Reservation], None] | None) -> list[str]:
+    """Step 3: the text or call went out (sid), or may have (None). Returns calls to end."""
+    challenge, auth = r.challenge, r.auth
+    status = "pending" if sid else "unknown"
+    moved = db.execute(
+        update(Challenge)
+        .where(Challenge.id == challenge.id, Challenge.status == "sending")
+        .values(status=status, provider_sid=sid)
+        .execution_options(synchronize_session=False)
+    ).rowcount == 1
+    if moved:
+        remember(challenge, status=status, provider_sid=sid)
+    else:  # a webhook got there first (it adopted the call), or something newer replaced this one
+        row = db.execute(select(Challenge.status, Challenge.provider_sid)
+                         .where(Challenge.id == challenge.id)).one_or_none()
+        # Gone: a newer registration of the same person removed its unverified method.
+        remember(challenge, **(row._asdict() if row else {"status": "replaced", "reason": "replaced"}))
+    if challenge.status not in ("pending", "unknown"):
+        # Replaced meanwhile, or already finished by its webhooks: leave it as it is.
+        return [sid] if sid and challenge.type == "voice" and challenge.status == "replaced" else []
+    to_end = _supersede(db, auth, challenge.id)
     set_status(db, svc, auth, "pending")
-    audit.record(db, svc.clock, "challenge_started", "pending", user=auth.user, method=method.label,
-                 source_ip=source_ip, detail=f"type={method.type} purpose={purpose}")
-    return challenge
+    if after_sending is not None:
+        after_sending(db, r)
+    audit.record(db, svc.clock, "challenge_started", "pending" if sid else "unknown", user=auth.user,
+                 method=r.method.label, source_ip=r.source_ip,
+                 detail=f"type={r.method.type} purpose={challenge.purpose}")
+    return to_end
+
+
+def _fail(db: Session, svc: Services, r: Reservation, reason: str) -> None:
+    """Nothing went out: the challenge failed, and the send no longer counts against any limit."""
+    failed = db.execute(
+        update(Challenge)
+        .where(Challenge.id == r.challenge.id, Challenge.status == "sending")
+        .values(status="failed", reason=reason)
+        .execution_options(synchronize_session=False)
+    ).rowcount == 1
+    if not failed:
+        return
+    remember(r.challenge, status="failed", reason=reason)
+    db.execute(delete(SendRecord).where(SendRecord.id == r.send_record.id))
+    db.execute(
+        update(Authentication)
+        .where(Authentication.id == r.auth.id, Authentication.sends > 0)
+        .values(sends=Authentication.sends - 1)
+        .execution_options(synchronize_session=False)
+    )
+    db.execute(  # only if no later send moved it meanwhile
+        update(Authentication)
+        .where(Authentication.id == r.auth.id, Authentication.last_sent_at == r.challenge.last_sent_at)
+        .values(last_sent_at=r.sent_before)
+        .execution_options(synchronize_session=False)
+    )
+    db.refresh(r.auth, ["sends", "last_sent_at"])
+    audit.record(db, svc.clock, "challenge_not_sent", "failed", user=r.auth.user, method=r.method.label,
+                 reason=reason, source_ip=r.source_ip, detail=f"type={r.method.type}")
 
 
 def is_do_not_call(db: Session, svc: Services, number: str) -> bool:
@@ -84,7 +212,7 @@ def is_do_not_call(db: Session, svc: Services, number: str) -> bool:
 
 
 def _lock(db: Session, auth: Authentication) -> None:
-    """Serialise challenge starts for one sign-in (row lock on PostgreSQL)."""
+    """Serialise challenge starts for one sign-in (row lock on PostgreSQL; after the person's)."""
     db.execute(select(Authentication.id).where(Authentication.id == auth.id).with_for_update())
 
 
@@ -101,12 +229,14 @@ def _check_spacing(db: Session, svc: Services, auth: Authentication) -> None:
         raise RateLimited(wait, f"Wait {int(wait)} seconds before asking for another code or call.")
 
 
-def _check_caps(db: Session, svc: Services, auth: Authentication, method: Method) -> None:
-    """Caps across sign-ins: per person, and per number (protects people who are not users)."""
+def _check_caps(db: Session, svc: Services, auth: Authentication, method: Method, number: str) -> None:
+    """Caps across sign-ins: per person, and per number (protects people who are not users).
+
+    Counted under the person's and the number's locks (see reserve), so they hold under races.
+    """
     since = svc.clock.now() - CAP_WINDOW
     per_user = db.scalar(select(func.count()).select_from(SendRecord).where(
         SendRecord.user_id == auth.user_id, SendRecord.at >= since))
-    number = svc.vault.decrypt(method.phone_encrypted)
     per_number = db.scalar(select(func.count()).select_from(SendRecord).where(
         SendRecord.phone_lookup.in_(svc.vault.keyed_hashes(number)), SendRecord.at >= since))
     if per_user >= MAX_SENDS_PER_USER_HOUR or per_number >= MAX_SENDS_PER_NUMBER_HOUR:
@@ -116,31 +246,28 @@ def _check_caps(db: Session, svc: Services, auth: Authentication, method: Method
                           "Too many texts and calls in the last hour. Try again later or use the authenticator app.")
 
 
-def _count_send(db: Session, svc: Services, auth: Authentication) -> None:
+def _count_send(db: Session, auth: Authentication, now: datetime) -> None:
     db.execute(
         update(Authentication)
         .where(Authentication.id == auth.id)
-        .values(sends=Authentication.sends + 1, last_sent_at=svc.clock.now())
+        .values(sends=Authentication.sends + 1, last_sent_at=now)
         .execution_options(synchronize_session=False)
     )
+    remember(auth, sends=auth.sends + 1, last_sent_at=now)  # read under the lock (_check_spacing)
 
 
-def _supersede(db: Session, auth: Authentication) -> list[str]:
-    """Mark pending challenges replaced; returns the calls that must now be ended."""
-    pending = db.scalars(
-        select(Challenge).where(Challenge.authentication_id == auth.id, Challenge.status == "pending")
+def _supersede(db: Session, auth: Authentication, newest_id: str) -> list[str]:
+    """Mark the sign-in's older challenges replaced; returns the calls that must now be ended."""
+    older = db.scalars(
+        select(Challenge).where(Challenge.authentication_id == auth.id, Challenge.id != newest_id,
+                                Challenge.status.in_(SUPERSEDED))
     ).all()
+    if not older:
+        return []
     db.execute(
         update(Challenge)
-        .where(Challenge.authentication_id == auth.id, Challenge.status == "pending")
+        .where(Challenge.id.in_([c.id for c in older]), Challenge.status.in_(SUPERSEDED))
         .values(status="replaced", reason="replaced")
         .execution_options(synchronize_session=False)
     )
-    return [c.provider_sid for c in pending if c.type == "voice" and c.provider_sid]
-
-
-def _end_call_quietly(svc: Services, call_sid: str) -> None:
-    try:
-        svc.telephony.end_call(call_sid)
-    except Exception:  # the call's own webhooks will say goodbye; never fail the new challenge
-        log.warning("could not end superseded call %s", call_sid, exc_info=True)
+    return [c.provider_sid for c in older if c.type == "voice" and c.provider_sid]

@@ -12,11 +12,15 @@ from mfa import audit, totp
 from mfa.accounts import record_failure, reset_failures
 from mfa.authentications import can_continue, finish, get, set_status
 from mfa.errors import AccountLocked, BadRequest, InvalidCode, NotPending, TooManyAttempts
+from mfa.locks import lock_person
 from mfa.methods import activate
 from mfa.services import Services
 
 MAX_CODE_ATTEMPTS = 5
 MAX_CODE_LENGTH = 32
+# A texted code counts while its challenge is under way, or when nobody knows whether the
+# text went out ("unknown": the provider may have sent it; if it arrives, it works).
+TEXTED = ("pending", "unknown")
 
 
 @dataclass
@@ -62,15 +66,15 @@ def _require_checkable(auth: Authentication, svc: Services) -> None:
 def _candidates(db: Session, svc: Services, auth: Authentication) -> list[Candidate]:
     now = svc.clock.now()
     registering = auth.registering
-    # Texted codes exist only while a challenge is under way (status pending).
+    # Texted codes exist only while a challenge is under way (the sign-in is pending).
     challenges = db.scalars(
         select(Challenge).where(
             Challenge.authentication_id == auth.id,
-            Challenge.status == "pending",
+            Challenge.status.in_(TEXTED),
             Challenge.code_hash.is_not(None),
         )
     ).all() if auth.status == "pending" else []
-    found = [Candidate(c.method, c) for c in challenges if c.is_pending(now)]
+    found = [Candidate(c.method, c) for c in challenges if now < c.expires_at]
     for method in auth.user.methods:
         if method.type != "totp":
             continue
@@ -105,7 +109,7 @@ def _try_texted_code(db: Session, svc: Services, challenge: Challenge, code: str
         return "wrong_code"
     used = db.execute(
         update(Challenge)
-        .where(Challenge.id == challenge.id, Challenge.status == "pending")
+        .where(Challenge.id == challenge.id, Challenge.status.in_(TEXTED))
         .values(status="approved")
         .execution_options(synchronize_session=False)
     ).rowcount
@@ -113,6 +117,8 @@ def _try_texted_code(db: Session, svc: Services, challenge: Challenge, code: str
 
 
 def _approve(db, svc, auth: Authentication, candidate: Candidate, source_ip) -> Authentication:
+    if auth.user.failed_count:  # reset_failures will write the person: lock them before the sign-in
+        lock_person(db, auth.user_id)
     if not finish(db, svc, auth, "approved", "verified"):
         raise NotPending(f"This sign-in has already ended ({auth.status}).")
     method = candidate.method
@@ -125,6 +131,9 @@ def _approve(db, svc, auth: Authentication, candidate: Candidate, source_ip) -> 
 
 
 def _refuse(db, svc, auth: Authentication, reason: str, source_ip) -> Authentication:
+    # The person before the sign-in, the order a send takes them in (mfa/locks.py): counting a
+    # failure writes both, and the opposite order could deadlock with a send.
+    lock_person(db, auth.user_id)
     attempts = db.execute(
         update(Authentication)
         .where(Authentication.id == auth.id, Authentication.status.in_(OPEN_STATUSES))

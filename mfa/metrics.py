@@ -24,6 +24,11 @@ CHALLENGES = Counter(
 )
 AUDIT_EVENTS = Counter("mfa_audit_events", "Every audit event, by event and outcome.", ["event", "outcome"])
 TWILIO_ERRORS = Counter("mfa_twilio_errors", "Failed requests to Twilio's REST API, by Twilio error code.", ["code"])
+TWILIO_ACCOUNT_ERRORS = Counter(
+    "mfa_twilio_account_errors",
+    "Twilio refusals that are the operator's to fix (credentials, account, sender, API URL), by code.",
+    ["code"],
+)
 
 # Reasons only a phone call can end with (mfa/calls.py); the rest of the denials are texts.
 CALL_REASONS = frozenset({
@@ -52,6 +57,11 @@ def count_audit_event(db: Session, event_name: str, outcome: str, method_label: 
 def count_twilio_error(code) -> None:
     """A refusal (Twilio's error code), `timeout` or `connection`: counted at once (no transaction)."""
     TWILIO_ERRORS.labels(str(code)).inc()
+
+
+def count_twilio_account_error(code) -> None:
+    """A Twilio answer that no person can fix (20003, 20404 on the account, not JSON…): alert on it."""
+    TWILIO_ACCOUNT_ERRORS.labels(str(code)).inc()
 
 
 def method_type(event_name: str, label: str | None, reason: str | None, detail: str | None) -> str:

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import delete
+from datetime import timedelta
+
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from models import Challenge, Method
@@ -15,12 +17,14 @@ from models.base import new_id
 from models.method import PHONE_KINDS
 from models.user import LANGUAGES
 from mfa import phones
-from mfa.challenges import issue
+from mfa.challenges import Reservation, reserve, send
 from mfa.errors import BadRequest, Unprocessable
 from mfa.methods import require_registering
 from mfa.services import Services
+from mfa.unit_of_work import Transactions
 
 DELIVERIES = ("sms", "voice")
+IN_FLIGHT = timedelta(minutes=1)  # far longer than a provider request may take
 
 
 @dataclass
@@ -29,33 +33,49 @@ class PhoneRegistration:
     notice: str | None
 
 
-def register_phone(db: Session, svc: Services, auth_id, number, kind, delivery, source_ip,
+def register_phone(tx: Transactions, svc: Services, auth_id, number, kind, delivery, source_ip,
                    language=None) -> PhoneRegistration:
-    """`language` (optional) is the one calls to this person will speak: en-GB or cy-GB."""
+    """`language` (optional) is the one calls to this person will speak: en-GB or cy-GB.
+
+    Sends in steps (see mfa/challenges.py): the unverified method is saved with its
+    challenge; the language and the clearing of earlier attempts wait until the text or
+    call went out (or may have).
+    """
     if language is not None and language not in LANGUAGES:
         raise BadRequest(f"'language' must be one of: {', '.join(LANGUAGES)}.", field="language")
     if kind not in PHONE_KINDS:
         raise BadRequest(f"'kind' must be one of: {', '.join(PHONE_KINDS)}.", field="kind")
     if delivery not in DELIVERIES:
         raise BadRequest("'delivery' must be 'sms' or 'voice'.", field="delivery")
-    auth = require_registering(db, svc, auth_id)
-    phone = phones.parse(number)
-    check_phone_rules(phone, kind, delivery, auth.user.hybrid)
-    method = Method(
-        id=new_id(), user_id=auth.user_id, type=delivery, kind=kind, label=phone.label,
-        phone_encrypted=svc.vault.encrypt(phone.e164), phone_lookup=svc.vault.keyed_hash(phone.e164),
-        created_at=svc.clock.now(), is_default=False,
-    )
-    challenge = issue(db, svc, auth, method, "registration", source_ip)
-    if language is not None:  # only once the call or text really went out
-        auth.user.language = language
-    # Earlier unfinished attempts (and with them their codes) are now superseded.
-    db.execute(delete(Method).where(
-        Method.user_id == auth.user_id, Method.verified_at.is_(None),
-        Method.phone_lookup.is_not(None), Method.id != method.id,
-    ))
-    db.expire(auth.user, ["methods"])
-    return PhoneRegistration(challenge, None if phone.is_uk else phones.ROAMING_NOTICE)
+    parsed: list[phones.ParsedPhone] = []
+
+    def reserve_step(db: Session) -> Reservation:
+        auth = require_registering(db, svc, auth_id)
+        phone = phones.parse(number)
+        parsed.append(phone)
+        check_phone_rules(phone, kind, delivery, auth.user.hybrid)
+        method = Method(
+            id=new_id(), user_id=auth.user_id, type=delivery, kind=kind, label=phone.label,
+            phone_encrypted=svc.vault.encrypt(phone.e164), phone_lookup=svc.vault.keyed_hash(phone.e164),
+            created_at=svc.clock.now(), is_default=False,
+        )
+        return reserve(db, svc, auth, method, "registration", source_ip)
+
+    def after_sending(db: Session, r: Reservation) -> None:
+        if language is not None:  # only once the call or text went out
+            r.auth.user.language = language
+        # Earlier unfinished attempts (and with them their codes) are now superseded; not one
+        # whose text or call is going out right now (its own record step decides about it).
+        in_flight = select(Challenge.method_id).where(
+            Challenge.status == "sending", Challenge.created_at > svc.clock.now() - IN_FLIGHT)
+        db.execute(delete(Method).where(
+            Method.user_id == r.auth.user_id, Method.verified_at.is_(None),
+            Method.phone_lookup.is_not(None), Method.id != r.method.id, Method.id.not_in(in_flight),
+        ))
+        db.expire(r.auth.user, ["methods"])
+
+    challenge = send(tx, svc, reserve_step, after_sending)
+    return PhoneRegistration(challenge, None if parsed[0].is_uk else phones.ROAMING_NOTICE)
 
 
 def check_phone_rules(phone: phones.ParsedPhone, kind: str, delivery: str, hybrid: bool) -> None:

@@ -12,6 +12,7 @@ from models import Authentication, Method, User
 from models.user import LANGUAGES
 from mfa import audit
 from mfa.authentications import AUTHENTICATION_TTL
+from mfa.browser_sessions import end_all_for_user
 from mfa.errors import BadRequest, Unprocessable
 from mfa.methods import make_default, owned_verified_method
 from mfa.services import Services
@@ -27,16 +28,20 @@ def begin_change(db: Session, svc: Services, user: User, source_ip: str | None) 
     return auth
 
 
-def set_default(db: Session, svc: Services, user: User, method_id, source_ip: str | None) -> Method:
+def set_default(db: Session, svc: Services, user: User, method_id, source_ip: str | None,
+                keep_session: str | None = None) -> Method:
+    """`keep_session`: the browser session making the change; the person's others end."""
     method = owned_verified_method(user, method_id)
     make_default(db, method)
+    end_all_for_user(db, user.id, except_id=keep_session)
     audit.record(db, svc.clock, "default_method_changed", "ok", user=user, method=method.label,
                  source_ip=source_ip, detail=f"type={method.type}")
     return method
 
 
-def remove_method(db: Session, svc: Services, user: User, method_id, source_ip: str | None) -> None:
-    """Remove a method; a phone goes with both its text and call rows."""
+def remove_method(db: Session, svc: Services, user: User, method_id, source_ip: str | None,
+                  keep_session: str | None = None) -> None:
+    """Remove a method; a phone goes with both its text and call rows. Other sessions end."""
     method = owned_verified_method(user, method_id)
     gone = [m for m in user.verified_methods()
             if m.id == method.id or (method.phone_lookup and m.phone_lookup == method.phone_lookup
@@ -52,6 +57,7 @@ def remove_method(db: Session, svc: Services, user: User, method_id, source_ip: 
     db.expire(user, ["methods"])
     if was_default and remaining:
         make_default(db, remaining[0])
+    end_all_for_user(db, user.id, except_id=keep_session)
     audit.record(db, svc.clock, "method_removed", "ok", user=user, method=method.label,
                  source_ip=source_ip, detail=f"type={method.type} kind={method.kind or '-'}")
 

@@ -14,10 +14,11 @@ from mfa.services import Services
 FAILED_DELIVERY = ("undelivered", "failed")
 
 
-def send_code(svc: Services, challenge: Challenge, number: str, language: str) -> None:
+def new_challenge_code(svc: Services, challenge: Challenge) -> str:
+    """A fresh code for a text challenge: its keyed hash is stored, the code itself only texted."""
     code = new_code()
     challenge.code_hash = code_hash(svc.vault, challenge.id, code)
-    challenge.provider_sid = svc.telephony.send_code_sms(number, code, language)
+    return code
 
 
 def record_delivery(db: Session, svc: Services, message_sid: str, status: str, error_code: str | None) -> bool:
@@ -29,7 +30,9 @@ def record_delivery(db: Session, svc: Services, message_sid: str, status: str, e
     """
     if status not in FAILED_DELIVERY:
         return True
-    challenge = db.scalar(select(Challenge).where(Challenge.provider_sid == message_sid).options(*WITH_CONTEXT))
+    # Only a text: a CallSid posted here must never fail a call's challenge.
+    challenge = db.scalar(select(Challenge).where(Challenge.provider_sid == message_sid, Challenge.type == "sms")
+                          .options(*WITH_CONTEXT))
     if challenge is None:
         return False
     failed = db.execute(

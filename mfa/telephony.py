@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from mfa.errors import Unprocessable
+from mfa.errors import ProviderUnavailable, Unprocessable
 
 
 class Telephony(Protocol):
@@ -45,3 +45,14 @@ class TelephonyRejected(Unprocessable):
         super().__init__(message, code=code)
         self.provider_code = provider_code
         self.provider_message = provider_message
+
+
+class DeliveryUnknown(ProviderUnavailable):
+    """The request may have reached the provider (a 5xx, a read time-out, a broken answer).
+
+    Never retried: a second call or text is worse than asking the person to retry.
+    The challenge is kept as "unknown" so a late webhook or a status callback still finds it.
+    """
+
+    message = ("We could not confirm that the call or text went out. If nothing arrives in a "
+               "minute, ask for another.")

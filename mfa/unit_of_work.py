@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator, TypeVar
 
 from sqlalchemy.orm import Session
 
 from mfa.errors import MfaError
+
+T = TypeVar("T")
 
 
 @contextmanager
@@ -28,3 +30,20 @@ def use_case(session: Session) -> Iterator[Session]:
         raise
     else:
         session.commit()
+
+
+class Transactions:
+    """Runs the steps of one use case each in its own short transaction on one session.
+
+    For the use cases that call the network half-way (a text or a call: reserve, call,
+    record): the edge hands the domain function this runner instead of a session, and
+    each step commits as a use case does. Between two steps no transaction is open and
+    no lock is held; the rows loaded stay usable (the session keeps them after commit).
+    """
+
+    def __init__(self, session: Session):
+        self.session = session
+
+    def __call__(self, step: Callable[[Session], T]) -> T:
+        with use_case(self.session):
+            return step(self.session)

@@ -2,11 +2,12 @@
 from models.audit import AuditEvent
 from models.authentication import Authentication, Challenge
 from models.base import Base
+from models.browser_session import BrowserSession
 from models.do_not_call import DoNotCall
 from models.method import Method
 from models.send_record import SendRecord
 from models.user import ApiKey, AppPassword, User
 
 __all__ = [
-    "ApiKey", "AppPassword", "AuditEvent", "Authentication", "Base", "Challenge", "DoNotCall", "Method", "SendRecord", "User",
+    "ApiKey", "AppPassword", "AuditEvent", "Authentication", "Base", "BrowserSession", "Challenge", "DoNotCall", "Method", "SendRecord", "User",
 ]

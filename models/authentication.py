@@ -37,9 +37,13 @@ class Authentication(Base):
     sends: Mapped[int] = mapped_column(Integer, default=0)
     last_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     source_ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # The relying application (API key) that created it; None for the server's own pages.
+    api_key_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # When the approval was turned into a browser session: that happens once only.
+    exchanged_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     user: Mapped["User"] = relationship()  # noqa: F821
 

@@ -3,6 +3,8 @@
 /readyz checks the database and, when REDIS_URL is set, Redis; 503 names what failed.
 A load balancer should route on /readyz and a supervisor restart on /healthz, so a
 database outage takes instances out of rotation without restarting them all.
+Redis only shares rate-limit counters, and without it each process counts for itself:
+its loss is reported as "degraded" with a 200, so it never takes every instance out at once.
 """
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import logging
 from flask import Flask, jsonify
 from sqlalchemy import text
 
-from edge import runtime
+from edge import OutageLog, runtime
 
 log = logging.getLogger("mfa.ops")
 
@@ -42,6 +44,7 @@ class RedisCheck:
 def register(app: Flask) -> None:
     settings = app.extensions["mfa"].settings
     redis_check = RedisCheck(settings.redis_url) if settings.redis_url else None
+    redis_outage_log = OutageLog("redis", verb="limits counted in-process")
 
     @app.get("/healthz")
     def healthz():
@@ -58,9 +61,12 @@ def register(app: Flask) -> None:
                 check()
                 results[name] = "ok"
             except Exception as exc:  # any failure means not ready; say which, not the secrets in a URL
-                log.warning("readiness: %s unavailable (%s)", name, type(exc).__name__)
+                # A balancer asks every few seconds: one line a minute per outage, as for requests.
+                (runtime().outage_log if name == "database" else redis_outage_log).report(exc)
                 results[name] = f"unavailable: {type(exc).__name__}"
                 failed.append(name)
-        if failed:
+        if "database" in failed:
             return jsonify({"status": "unavailable", "failed": failed, "checks": results}), 503
+        if failed:
+            return jsonify({"status": "degraded", "failed": failed, "checks": results})
         return jsonify({"status": "ready", "checks": results})

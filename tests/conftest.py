@@ -5,6 +5,7 @@ Tests run on SQLite by default and on PostgreSQL when TEST_DATABASE_URL is set.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 from datetime import datetime, timezone
 
@@ -19,10 +20,13 @@ from mfa import accounts, api_keys
 from mfa.clock import FixedClock
 from mfa.unit_of_work import use_case
 from models import Base
-from settings import SIMULATOR_ACCOUNT_SID, SIMULATOR_AUTH_TOKEN
+from settings import SIMULATOR_ACCOUNT_SID
 from tests.helpers import ApiClient, LiveApi, LiveServer
 
 TEST_DATA_KEY = Fernet.generate_key().decode()
+# The app's Twilio credentials and the stand-in's: the token is made per run, never a constant.
+TEST_ACCOUNT_SID = SIMULATOR_ACCOUNT_SID
+TEST_AUTH_TOKEN = secrets.token_urlsafe(32)
 PASSWORD = "correct horse battery staple"
 START = datetime(2026, 11, 28, 9, 0, 0, tzinfo=timezone.utc)
 
@@ -84,6 +88,7 @@ def app_config(database_url, clock, tmp_path):
         "DATA_KEY": TEST_DATA_KEY,
         "MFA_ENV": "development",
         "TELEPHONY_PROVIDER": "simulator",
+        "TWILIO_AUTH_TOKEN": TEST_AUTH_TOKEN,
         "PUBLIC_BASE_URL": "http://localhost",
         "MFA_REQUIRED_ROLES": "admin",
         "MFA_REQUIRED_REGIONS": "england",
@@ -160,7 +165,7 @@ def dave(run):
 def standin_server():
     from ivr.standin import StandinServer, create_standin_app
 
-    server = StandinServer(create_standin_app(SIMULATOR_ACCOUNT_SID, SIMULATOR_AUTH_TOKEN, realtime=False))
+    server = StandinServer(create_standin_app(TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, realtime=False))
     server.start()
     yield server
     server.stop()

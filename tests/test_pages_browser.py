@@ -235,3 +235,18 @@ def test_pages_fit_a_phone_screen(browser, live, bob):
     page.wait_for_url("**/register")
     shot(page, "14-phone-width-register")
     context.close()
+
+
+def test_sign_out_everywhere_signs_out_another_browser_too(browser, page, live, dave):
+    other = browser.new_context(base_url=live.url)
+    phone = other.new_page()
+    for each in (page, phone):
+        sign_in(each, "dave")
+        each.get_by_text("You're signed in").wait_for()
+    page.goto("/security-info")
+    shot(page, "15-security-info-sign-out-everywhere")
+    page.get_by_role("button", name="Sign out everywhere").click()
+    page.get_by_text("You have been signed out everywhere").wait_for()
+    phone.goto("/account")
+    phone.wait_for_url(re.compile(r".*/sign-in\?next=(%2F|/)account$"))
+    other.close()

@@ -11,7 +11,7 @@ from models import User
 from settings import SettingsError
 from tests.conftest import PASSWORD
 from tests.helpers import add_phone, pyotp_code, sign_webhook
-from settings import SIMULATOR_AUTH_TOKEN
+from tests.conftest import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN
 from tests.test_totp_signin import enrol_app
 
 MOBILE = "+447400123456"
@@ -66,8 +66,8 @@ def test_a_repeated_no_input_webhook_replays_the_reprompt_instead_of_denying(liv
     phones.answer(call.sid)
     challenge = call.params["Url"].split("challenge=")[1]
     url = f"{live.url}/twilio/voice/no-input?challenge={challenge}&turn=0"
-    params = {"CallSid": call.sid}
-    replies = [requests.post(url, data=params, headers=sign_webhook(SIMULATOR_AUTH_TOKEN, url, params), timeout=10)
+    params = {"AccountSid": TEST_ACCOUNT_SID, "CallSid": call.sid}
+    replies = [requests.post(url, data=params, headers=sign_webhook(TEST_AUTH_TOKEN, url, params), timeout=10)
                for _ in range(2)]
     assert replies[0].text == replies[1].text and "<Gather" in replies[0].text
     assert live.api.get(f"/authentications/{auth['id']}").json()["status"] == "pending"

@@ -31,6 +31,11 @@ def wait_for(url: str, deadline: float) -> requests.Response | None:
     return None
 
 
+def log_text(log) -> str:
+    log.seek(0)
+    return re.sub(r"\x1b\[[0-9;]*m", "", log.read())  # the dev server colours its request lines
+
+
 @pytest.mark.skipif(shutil.which("make") is None, reason="`make` is not installed, so the README's run command cannot run")
 def test_make_run_serves_the_api_with_a_demo_account(tmp_path):
     port, standin_port = free_port(), free_port()
@@ -59,6 +64,20 @@ def test_make_run_serves_the_api_with_a_demo_account(tmp_path):
         for page in ("/phone", "/inbox"):
             assert f"http://127.0.0.1:{standin_port}{page}" in output
             assert requests.get(f"http://127.0.0.1:{standin_port}{page}", timeout=5).status_code == 200
+
+        # The stand-in it started knows the token generated into the instance folder: it takes the
+        # text (REST), and the app takes its signed delivery reports (webhooks).
+        token = (tmp_path / "twilio_auth_token").read_text().strip()
+        assert len(token) >= 32 and token not in (ROOT / "settings.py").read_text()
+        registered = requests.post(f"http://127.0.0.1:{port}/api/v1/authentications/{auth.json()['id']}/registrations",
+                                   json={"type": "phone", "number": "07400 123456", "kind": "mobile", "delivery": "sms"},
+                                   headers={"Authorization": f"Bearer {key}"}, timeout=10)
+        assert registered.status_code == 201, registered.text
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and '"POST /twilio/sms/status HTTP/1.1" 204' not in log_text(log):
+            time.sleep(0.1)  # the stand-in reports delivery a moment after its REST answer
+        assert '"POST /twilio/sms/status HTTP/1.1" 204' in log_text(log)
+        assert "forged webhook" not in log_text(log) and "another Twilio account" not in log_text(log)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(10)

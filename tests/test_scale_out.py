@@ -18,7 +18,7 @@ from sqlalchemy.engine import make_url
 from bench.database import recreate_postgresql
 from bench.server import ROOT, Gunicorn, free_port
 from mfa import accounts, api_keys
-from tests.conftest import PASSWORD, TEST_DATA_KEY
+from tests.conftest import PASSWORD, TEST_AUTH_TOKEN, TEST_DATA_KEY
 from tests.helpers import add_phone
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -50,7 +50,8 @@ def shared_env(standin_server, tmp_path_factory):
         pytest.skip(f"scale-out needs Redis at {REDIS_URL}")
     env = {"MFA_ENV": "development", "DATABASE_URL": scale_out_database(), "SECRET_KEY": "scale-out-secret",
            "DATA_KEY": TEST_DATA_KEY, "REDIS_URL": REDIS_URL, "TELEPHONY_PROVIDER": "simulator",
-           "TWILIO_API_BASE_URL": standin_server.url, "INSTANCE_PATH": str(tmp_path_factory.mktemp("scale-out"))}
+           "TWILIO_API_BASE_URL": standin_server.url, "TWILIO_AUTH_TOKEN": TEST_AUTH_TOKEN,
+           "INSTANCE_PATH": str(tmp_path_factory.mktemp("scale-out"))}
     # The release step, as the Procfile runs it.
     migrated = subprocess.run([sys.executable, "-m", "flask", "--app", "app", "db", "upgrade"], cwd=ROOT,
                               env={**os.environ, **env}, capture_output=True, text=True, timeout=60)

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.mark.parametrize("override, named", [
     ({"TELEPHONY_PROVIDER": "twilio"}, "TWILIO_ACCOUNT_SID"),
-    ({"TELEPHONY_PROVIDER": "twilio", "TWILIO_ACCOUNT_SID": "AC1"}, "TWILIO_AUTH_TOKEN"),
+    ({"TELEPHONY_PROVIDER": "twilio", "TWILIO_ACCOUNT_SID": "AC1", "TWILIO_AUTH_TOKEN": ""}, "TWILIO_AUTH_TOKEN"),
     ({"TELEPHONY_PROVIDER": "carrier-pigeon"}, "TELEPHONY_PROVIDER"),
     ({"DATA_KEY": "not-a-fernet-key"}, "DATA_KEY"),
     ({"PUBLIC_BASE_URL": "mfa.example.org"}, "PUBLIC_BASE_URL"),

@@ -122,18 +122,19 @@ def test_a_texted_code_expires_after_five_minutes(live, phones, bob, clock):
     assert late.status_code == 409  # no code is expected any more: the challenge has lapsed
 
 
-def test_twilio_invalid_number_error_answers_422_and_stores_nothing(live, phones, bob):
+def test_twilio_invalid_number_error_answers_422_and_leaves_only_a_failed_challenge(live, phones, bob):
     phones.set_rest_error(MOBILE, 21211)
     auth, response = register_mobile(live, phones)
     assert response.status_code == 422 and response.json()["error"] == "invalid_number"
-    assert count(live, Challenge) == 0
+    assert count(live, Challenge) == count(live, Challenge, Challenge.status == "failed",
+                                           Challenge.reason == "invalid_number") == 1
     assert live.api.get(f"/authentications/{auth['id']}").json()["status"] == "registration_required"
 
 
 def test_twilio_failing_twice_then_succeeding_sends_one_text(live, phones, bob):
     sleeps = []
     live.app.extensions["mfa"].services.telephony.sleep = sleeps.append
-    phones.fail_next_requests(2, status=500)
+    phones.fail_next_requests(2, status=429)  # 429: never acted on, so retried (a 500 is not)
     _, response = register_mobile(live, phones)
     assert response.status_code == 201
     phones.wait_idle()
@@ -142,13 +143,15 @@ def test_twilio_failing_twice_then_succeeding_sends_one_text(live, phones, bob):
 
 
 def test_twilio_down_answers_503_and_leaves_no_half_made_challenge(live, phones, bob):
+    """The reserved challenge is marked failed: nothing can be typed or answered for it."""
     provider = live.app.extensions["mfa"].services.telephony
     provider.sleep = lambda _s: None
     provider.client.api.base_url = "http://127.0.0.1:9"  # nothing listens there
     auth, response = register_mobile(live, phones)
     assert response.status_code == 503 and response.json()["error"] == "provider_unavailable"
-    assert count(live, Challenge) == 0
-    assert count(live, Method) == 0
+    assert count(live, Challenge) == count(live, Challenge, Challenge.status == "failed",
+                                           Challenge.reason == "provider_unavailable") == 1
+    assert count(live, Method, Method.verified_at.is_not(None)) == 0
     assert live.api.get(f"/authentications/{auth['id']}").json()["status"] == "registration_required"
 
 
@@ -193,7 +196,7 @@ def test_numbers_outside_the_uk_are_allowed_with_a_charges_notice(live, phones, 
 
 def test_the_full_number_never_reaches_the_logs(live, phones, bob, caplog):
     caplog.set_level(logging.DEBUG)
-    phones.fail_next_requests(1, status=500)
+    phones.fail_next_requests(1, status=429)
     live.app.extensions["mfa"].services.telephony.sleep = lambda _s: None
     auth, _ = register_mobile(live, phones)
     live.api.post(f"/authentications/{auth['id']}/checks", {"code": last_code(phones)})

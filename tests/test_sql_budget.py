@@ -12,7 +12,7 @@ import pytest
 import requests
 from sqlalchemy import event
 
-from settings import SIMULATOR_AUTH_TOKEN
+from tests.conftest import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN
 from tests.helpers import pyotp_code, sign_webhook
 from tests.test_sms import MOBILE, register_mobile
 from tests.test_totp_signin import enrol_app, sign_in
@@ -63,7 +63,8 @@ def assert_within_budget(name: str, counter: StatementCounter) -> None:
 
 def post_webhook(live, path: str, params: dict) -> requests.Response:
     url = live.url + path
-    return requests.post(url, data=params, headers=sign_webhook(SIMULATOR_AUTH_TOKEN, url, params), timeout=10)
+    params = {"AccountSid": TEST_ACCOUNT_SID, **params}
+    return requests.post(url, data=params, headers=sign_webhook(TEST_AUTH_TOKEN, url, params), timeout=10)
 
 
 @pytest.fixture

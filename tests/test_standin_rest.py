@@ -141,3 +141,48 @@ def test_accepted_parameters_are_exactly_those_in_twilios_openapi(path, accepted
     form = spec["paths"][path]["post"]["requestBody"]["content"][
         "application/x-www-form-urlencoded"]["schema"]["properties"]
     assert set(form) == set(accepted)
+
+
+def post_text(standin):
+    return requests.post(f"{standin.url}/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json",
+                         auth=(ACCOUNT_SID, AUTH_TOKEN), data={"To": CALLEE, "From": CALLER, "Body": "hi"},
+                         timeout=5)
+
+
+@pytest.mark.parametrize("status, code", [(500, 20500), (503, 20503)])
+def test_fail_after_next_requests_delivers_and_still_answers_the_error(standin, network, status, code):
+    network.fail_after_next_requests(1, status=status)
+    response = post_text(standin)
+    assert (response.status_code, response.json()["code"]) == (status, code)
+    network.wait_idle()
+    [message] = network.messages()
+    assert message.status == "delivered"
+    assert post_text(standin).status_code == 201  # then recovers
+
+
+def test_garble_next_answers_delivers_and_answers_something_that_is_not_json(standin, network):
+    network.garble_next_answers(1, status=200)
+    response = post_text(standin)
+    assert response.status_code == 200 and response.headers["Content-Type"].startswith("text/html")
+    with pytest.raises(ValueError):
+        response.json()
+    network.wait_idle()
+    assert [m.status for m in network.messages()] == ["delivered"]
+
+
+def test_drop_next_connections_delivers_then_closes_the_connection_unanswered(standin, network):
+    network.drop_next_connections(1)
+    with pytest.raises(requests.exceptions.ConnectionError) as raised:
+        post_text(standin)
+    assert "Remote end closed connection without response" in str(raised.value) or \
+        "Connection aborted" in str(raised.value)
+    network.wait_idle()
+    assert [m.status for m in network.messages()] == ["delivered"]
+    assert post_text(standin).status_code == 201
+
+
+def test_faults_are_forgotten_on_reset(standin, network):
+    network.fail_after_next_requests(1)
+    network.drop_next_connections(1)
+    network.reset()
+    assert post_text(standin).status_code == 201

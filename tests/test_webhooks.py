@@ -11,7 +11,7 @@ from ivr import twiml
 from ivr.call_flow import CallUrls, steps_for
 from mfa.calls import CallTurn
 from models import AuditEvent
-from settings import SIMULATOR_AUTH_TOKEN
+from tests.conftest import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN
 from tests.helpers import sign_webhook
 from tests.test_voice_calls import ALICE, alice, ring, start, state  # noqa: F401  (alice is a fixture)
 
@@ -39,7 +39,8 @@ def assert_documented_twiml(xml: str) -> ET.Element:
     return root
 
 
-def post_signed(url, params, token=SIMULATOR_AUTH_TOKEN, signature=None):
+def post_signed(url, params, token=TEST_AUTH_TOKEN, signature=None):
+    params = {"AccountSid": TEST_ACCOUNT_SID, **params}  # Twilio names the account on every webhook
     headers = sign_webhook(token, url, params) if signature is None else {"X-Twilio-Signature": signature}
     return requests.post(url, data=params, headers=headers, timeout=10)
 
@@ -80,7 +81,7 @@ def test_unsigned_or_forged_webhooks_get_403_and_change_nothing(live, phones, an
 def test_a_signature_for_another_url_is_refused(live, phones, answered_call):
     auth, sid, challenge_id = answered_call
     url = f"{live.url}/twilio/voice/keys?challenge={challenge_id}"
-    signed_for_other = sign_webhook(SIMULATOR_AUTH_TOKEN, "https://elsewhere.example/twilio/voice/keys", {"CallSid": sid, "Digits": "#"})
+    signed_for_other = sign_webhook(TEST_AUTH_TOKEN, "https://elsewhere.example/twilio/voice/keys", {"CallSid": sid, "Digits": "#"})
     response = requests.post(url, data={"CallSid": sid, "Digits": "#"}, headers=signed_for_other, timeout=10)
     assert response.status_code == 403
     assert state(live, auth)["status"] == "pending"

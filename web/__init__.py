@@ -7,10 +7,12 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from flask import Blueprint, Flask, abort, send_from_directory
+from flask import Blueprint, Flask, abort, send_from_directory, session
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFProtect
+
+from web.session_store import DatabaseSessionInterface
 
 log = logging.getLogger("mfa.web")
 
@@ -32,8 +34,22 @@ def register(app: Flask) -> None:
 
     settings = app.extensions["mfa"].settings
     app.config.setdefault("RATELIMIT_STORAGE_URI", settings.redis_url or "memory://")
+    # Redis gone: count in this process instead of failing sign-in (flask-limiter logs one
+    # WARNING when it switches, and goes back to Redis once a ping answers again).
+    app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
+    if settings.redis_url:  # a hung Redis costs a request one second, not a worker
+        app.config.setdefault("RATELIMIT_STORAGE_OPTIONS", {"socket_connect_timeout": 1, "socket_timeout": 1})
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # tied to the session instead
     app.register_blueprint(bp)
+    app.session_interface = DatabaseSessionInterface()
+
+    @app.before_request  # before CSRF's check, which reads the session
+    def _session_store_unavailable():
+        # The session could not be read: let the outage handler answer (503), as for any query.
+        error = getattr(session, "load_error", None)
+        if error is not None:
+            raise error
+
     csrf.init_app(app)
     csrf.exempt(api_bp)  # API keys, not cookies
     csrf.exempt(twilio_bp)  # Twilio signatures, not cookies

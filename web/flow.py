@@ -1,16 +1,21 @@
 """What a browser session remembers: who is signed in, and the sign-in under way.
 
-Only ids and times go in the (signed) session cookie: never a code or a secret.
+The session lives on the server (web/session_store.py); the cookie is a random id. Who is
+signed in and since when are kept in columns only the server writes. Only ids and modes go
+in the session data: never a code or a secret.
 """
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
-from flask import session
+from flask import g, session
 
 from edge import db, services
+from mfa import approvals, browser_sessions
+from mfa.unit_of_work import use_case
 from models import Authentication, User
+from web import session_store
 
 RECENT_SIGN_IN = timedelta(minutes=10)
 
@@ -34,30 +39,59 @@ def end_flow() -> None:
     session.pop("flow", None)
 
 
-def complete_sign_in(auth: Authentication, next_url: str | None = None) -> None:
-    """A fresh session for the signed-in person (nothing carried over from before)."""
-    session.clear()
-    session["user_id"] = auth.user_id
-    session["signed_in_at"] = services().clock.now().isoformat()
-    if next_url:
-        session["next"] = next_url
+def spend_approval(auth: Authentication, purpose: str) -> approvals.Spent:
+    """Turn the approved sign-in into what the flow asked for, once (AlreadyUsed otherwise).
+
+    A sign-in gives this browser a new session id (nothing carried over from before).
+    """
+    current = session_store.current()
+    with use_case(db()):
+        spent = approvals.spend(db(), services(), auth, purpose, current.session_id, current.user_id)
+    if spent.session_id is not None:
+        current.rotate(spent.session_id, auth.user_id, spent.signed_in_at)
+        g.pop("csrf_token", None)  # Flask-WTF's per-request copy: the new session makes its own
+    return spent
+
+
+def signed_in_user_id() -> str | None:
+    return getattr(session, "user_id", None)
+
+
+def current_session_id() -> str | None:
+    return getattr(session, "session_id", None)
 
 
 def signed_in_user() -> User | None:
-    user_id = session.get("user_id")
+    user_id = signed_in_user_id()
     return db().get(User, user_id) if user_id else None
 
 
 def signed_in_recently() -> bool:
-    when = session.get("signed_in_at")
-    if not when:
+    """Signed in within 10 minutes, as the server recorded it (never from the cookie)."""
+    when: datetime | None = getattr(session, "signed_in_at", None)
+    if when is None:
         return False
-    return services().clock.now() - datetime.fromisoformat(when) < RECENT_SIGN_IN
+    return services().clock.now() - when < RECENT_SIGN_IN
+
+
+def end_session() -> None:
+    """Sign this browser out: its row goes, so the cookie opens nothing anywhere."""
+    with use_case(db()):
+        browser_sessions.end(db(), current_session_id())
+    forget_session()
+
+
+def forget_session() -> None:
+    """This browser's row is gone (signed out here or everywhere): start afresh."""
+    session_store.current().end()
+    g.pop("csrf_token", None)  # Flask-WTF's per-request copy of the old session's token
 
 
 def safe_next(url: str | None) -> str | None:
-    """Only same-site paths: never an open redirect."""
+    """Only same-site paths: never an open redirect, never a header injection."""
     if not url or not url.startswith("/") or url.startswith("//") or "\\" in url:
+        return None
+    if any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in url):  # CR, LF, TAB, DEL, C1 controls
         return None
     parts = urlsplit(url)
     return None if parts.scheme or parts.netloc else url

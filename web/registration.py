@@ -12,7 +12,8 @@ from flask import Response, abort, flash, redirect, render_template, request, ur
 from edge import client_ip, db, services
 from mfa import methods, phone_registration
 from mfa.errors import MfaError
-from mfa.unit_of_work import use_case
+from mfa.telephony import DeliveryUnknown
+from mfa.unit_of_work import Transactions, use_case
 from web import bp
 from web.flow import flow, set_mode
 from web.sign_in import current_auth
@@ -109,10 +110,13 @@ def register_phone(kind: str):
         return render_template("register_phone.html", kind=kind, values=values)
     delivery = "voice" if kind == "office" else values["delivery"]
     try:
-        with use_case(db()):
-            registration = phone_registration.register_phone(
-                db(), services(), auth.id, values["number"], kind, delivery, client_ip(),
-                language=values["language"])
+        registration = phone_registration.register_phone(
+            Transactions(db()), services(), auth.id, values["number"], kind, delivery, client_ip(),
+            language=values["language"])
+    except DeliveryUnknown as unsure:  # it may arrive: show the code form, with the warning
+        flash(unsure.message, "error")
+        set_mode(delivery, unsure.challenge.method_id)
+        return redirect(url_for("web.verify"))
     except MfaError as refusal:
         field = "number" if refusal.code not in ("bad_request", "rate_limited") else "delivery"
         return render_template("register_phone.html", kind=kind, values=values, error=refusal.message,

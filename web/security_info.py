@@ -7,11 +7,12 @@ from __future__ import annotations
 from flask import flash, redirect, render_template, request, url_for
 
 from edge import client_ip, db, services
-from mfa import methods, security_info as info
+from mfa import browser_sessions, methods, security_info as info
 from mfa.errors import MfaError
 from mfa.unit_of_work import use_case
 from web import bp
-from web.flow import set_mode, signed_in_recently, signed_in_user, start_flow
+from web.flow import (current_session_id, forget_session, set_mode, signed_in_recently, signed_in_user,
+                      start_flow)
 
 PHONE_KINDS = {"mobile": "Authentication phone", "alternate": "Alternate authentication phone",
                "office": "Office phone"}
@@ -47,7 +48,8 @@ def security_default():
     user = _user_for_change()
     if user is None:
         return _again()
-    return _change(lambda: info.set_default(db(), services(), user, request.form.get("method_id"), client_ip()),
+    return _change(lambda: info.set_default(db(), services(), user, request.form.get("method_id"), client_ip(),
+                                            keep_session=current_session_id()),
                    "Your default sign-in method has been changed.")
 
 
@@ -65,7 +67,8 @@ def security_remove():
     user = _user_for_change()
     if user is None:
         return _again()
-    return _change(lambda: info.remove_method(db(), services(), user, request.form.get("method_id"), client_ip()),
+    return _change(lambda: info.remove_method(db(), services(), user, request.form.get("method_id"), client_ip(),
+                                              keep_session=current_session_id()),
                    "The method has been removed.")
 
 
@@ -92,6 +95,19 @@ def security_app():
     start_flow(auth, "change")
     set_mode("totp-enrol", method.id)
     return redirect(url_for("web.register_app"))
+
+
+@bp.post("/security-info/sign-out-everywhere")
+def sign_out_everywhere():
+    """Every session of this person ends, this one included (a lost laptop, a shared computer)."""
+    user = signed_in_user()
+    if user is None:
+        return _again()
+    with use_case(db()):
+        browser_sessions.sign_out_everywhere(db(), services(), user, client_ip())
+    forget_session()
+    flash("You have been signed out everywhere: on this device and every other.", "success")
+    return redirect(url_for("web.sign_in"))
 
 
 def _change(use, done: str):

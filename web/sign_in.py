@@ -4,11 +4,13 @@ from __future__ import annotations
 from flask import flash, jsonify, redirect, render_template, request, session, url_for
 
 from edge import client_ip, db, services
-from mfa import app_passwords, authentications, challenges, checks
+from mfa import authentications, challenges, checks
 from mfa.errors import MfaError, NotFound, RateLimited
-from mfa.unit_of_work import use_case
+from mfa.telephony import DeliveryUnknown
+from mfa.unit_of_work import Transactions, use_case
 from web import bp, limiter
-from web.flow import complete_sign_in, end_flow, flow, safe_next, set_mode, start_flow
+from web.flow import (end_flow, end_session, flow, safe_next, set_mode, signed_in_user_id, spend_approval,
+                      start_flow)
 
 FAILED_CHALLENGE = {
     "no_answer": "The call was not answered.",
@@ -33,7 +35,7 @@ ENDED = {
 
 @bp.get("/")
 def home():
-    return redirect(url_for("web.account" if session.get("user_id") else "web.sign_in"))
+    return redirect(url_for("web.account" if signed_in_user_id() else "web.sign_in"))
 
 
 @bp.route("/sign-in", methods=["GET", "POST"])
@@ -49,11 +51,10 @@ def sign_in():
     except MfaError as refusal:
         return render_template("sign_in.html", next=next_url, username=username,
                                error=refusal.message, field="password"), 400 if refusal.code == "bad_request" else 401
-    if auth.status == "approved":
-        complete_sign_in(auth, next_url)
-        return redirect(next_url or url_for("web.account"))
     start_flow(auth, "sign_in")
     session["next"] = next_url
+    if auth.status == "approved":  # no second factor needed: spent at once, like any approval
+        return _finish(auth, flow())
     if auth.status == "registration_required":
         return redirect(url_for("web.register"))
     default = next((m for m in auth.user.verified_methods() if m.is_default), auth.user.verified_methods()[0])
@@ -66,10 +67,9 @@ def _start_method(auth_id: str, method):
         set_mode("totp", method.id)
         return redirect(url_for("web.verify"))
     try:
-        with use_case(db()):
-            challenges.start_challenge(db(), services(), auth_id, method.id, client_ip())
+        challenges.start_challenge(Transactions(db()), services(), auth_id, method.id, client_ip())
         set_mode(method.type, method.id)
-    except RateLimited as wait:
+    except (RateLimited, DeliveryUnknown) as wait:  # the code form still helps: a code may arrive
         set_mode(method.type, method.id)
         flash(wait.message, "error")
     except MfaError as refusal:
@@ -160,22 +160,23 @@ def verify_status():
 
 
 def _finish(auth, current):
-    """The second factor succeeded: a signed-in session, or back to security info."""
+    """The second factor succeeded: a signed-in session, or back to security info. Once only."""
+    next_url = session.pop("next", None)
     end_flow()
+    try:
+        spent = spend_approval(auth, current["purpose"])
+    except MfaError as refusal:  # already used (a copied cookie, a second tab), or too late
+        return render_template("ended.html", message=refusal.message), 409
     if current["purpose"] == "change":
         flash("Your security info has been saved.", "success")
         return redirect(url_for("web.security_info"))
-    next_url = session.get("next")
-    complete_sign_in(auth)
-    if not auth.registering:
+    if spent.app_password is None:
         return redirect(next_url or url_for("web.account"))
-    with use_case(db()):
-        _, app_password = app_passwords.create(db(), services(), auth.user, "Created at registration")
-    return render_template("registered.html", app_password=app_password)
+    return render_template("registered.html", app_password=spent.app_password)
 
 
 @bp.post("/sign-out")
 def sign_out():
-    session.clear()
+    end_session()
     flash("You have signed out.", "success")
     return redirect(url_for("web.sign_in"))

@@ -3,6 +3,8 @@ simulated Network (app.extensions["standin"])."""
 
 from __future__ import annotations
 
+import socket
+
 from flask import Flask, Response
 
 from . import pages, rest
@@ -24,6 +26,7 @@ def create_standin_app(account_sid: str, auth_token: str, *, realtime: bool = Tr
     app.register_blueprint(rest.bp)
     app.register_blueprint(pages.bp)
     rest.api_fallbacks(app)
+    app.wsgi_app = drop_connections(app.wsgi_app)
 
     @app.after_request
     def protect(response: Response) -> Response:
@@ -32,3 +35,22 @@ def create_standin_app(account_sid: str, auth_token: str, *, realtime: bool = Tr
         return response
 
     return app
+
+
+def drop_connections(wsgi_app):
+    """Carry out the request, then close the connection without a byte of answer when the
+    REST blueprint flagged it (Network.drop_next_connections). The development server treats
+    the ConnectionResetError as a dropped connection and writes nothing."""
+
+    def middleware(environ, start_response):
+        body = wsgi_app(environ, start_response)
+        if not environ.get(rest.DROP_CONNECTION):
+            return body
+        if hasattr(body, "close"):
+            body.close()
+        sock = environ.get("werkzeug.socket")
+        if sock is not None:
+            sock.shutdown(socket.SHUT_RDWR)
+        raise ConnectionResetError("stand-in fault: connection dropped after the request")
+
+    return middleware

@@ -39,7 +39,7 @@ class Network:
         self._behaviours: dict[str, str] = {}
         self._rest_errors: dict[str, int] = {}
         self._sms_outcomes: dict[str, tuple[str, int | None]] = {}
-        self._forced_failures: list[int] = []
+        self._faults: list[tuple[str, int]] = []  # (mode, HTTP status) for the next REST requests
         self._version = 0
 
     # ---- what happened (copies, newest last) ----
@@ -84,8 +84,26 @@ class Network:
                 self._rest_errors[number] = int(code)
 
     def fail_next_requests(self, count: int, status: int = 500) -> None:
+        """The next REST requests are refused with status and do nothing (Twilio: 429 always so)."""
+        self._add_faults("refuse", status, count)
+
+    def fail_after_next_requests(self, count: int, status: int = 500) -> None:
+        """The next REST requests are carried out (the call rings, the text is delivered), but the
+        answer is an error: what Twilio's error 20500 warns a retry can turn into two texts."""
+        self._add_faults("fail-after", status, count)
+
+    def garble_next_answers(self, count: int, status: int = 200) -> None:
+        """The next REST requests are carried out and answered with a body that is not JSON."""
+        self._add_faults("garble", status, count)
+
+    def drop_next_connections(self, count: int) -> None:
+        """The next REST requests are read and carried out, then the connection is closed with
+        no answer at all (the client sees the remote end disconnect)."""
+        self._add_faults("drop", 0, count)
+
+    def _add_faults(self, mode: str, status: int, count: int) -> None:
         with self.lock:
-            self._forced_failures.extend([status] * count)
+            self._faults.extend([(mode, status)] * count)
 
     def set_sms_outcome(self, number: str, status: str, error_code: int | None = None) -> None:
         if status not in SMS_OUTCOMES:
@@ -154,7 +172,7 @@ class Network:
             for store in (self._calls, self._messages, self._behaviours, self._rest_errors,
                           self._sms_outcomes):
                 store.clear()
-            self._forced_failures.clear()
+            self._faults.clear()
             self._version += 1
 
     # ---- for the REST API and the call machinery ----
@@ -177,9 +195,9 @@ class Network:
         with self.lock:
             return self._sms_outcomes.get(number, ("delivered", None))
 
-    def take_forced_failure(self) -> int | None:
+    def take_fault(self) -> tuple[str, int] | None:
         with self.lock:
-            return self._forced_failures.pop(0) if self._forced_failures else None
+            return self._faults.pop(0) if self._faults else None
 
     def refusal(self, kind: str, to: str, from_: str | None) -> int | None:
         """The Twilio error code a create of this kind ("call"/"sms") must fail with, if any."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hmac
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from . import validation
 from .errors import FORCED_FAILURE_CODES, MESSAGES, TwilioApiError, error_body
@@ -16,6 +16,7 @@ from .network import Network
 from .resources import call_resource, message_resource
 
 API_PREFIX = "/2010-04-01"
+DROP_CONNECTION = "standin.drop_connection"  # WSGI environ flag: close the socket, answer nothing
 
 bp = Blueprint("standin_rest", __name__, url_prefix=f"{API_PREFIX}/Accounts/<account_sid>")
 
@@ -39,10 +40,10 @@ def not_found() -> Response:
 @bp.before_request
 def gatekeeper() -> Response | None:
     net = network()
-    forced = net.take_forced_failure()
-    if forced:
-        code = FORCED_FAILURE_CODES.get(forced, forced)
-        return twilio_error(code, MESSAGES.get(code, f"Simulated HTTP {forced}"), forced)
+    fault = net.take_fault()
+    if fault and fault[0] == "refuse":
+        return forced_error(fault[1])
+    g.standin_fault = fault  # applied to the answer once the request has been carried out
     auth = request.authorization
     if not (auth and auth.type == "basic"
             and hmac.compare_digest(auth.username or "", net.account_sid)
@@ -51,6 +52,26 @@ def gatekeeper() -> Response | None:
     if request.view_args.get("account_sid") != net.account_sid:
         return not_found()
     return None
+
+
+def forced_error(status: int) -> Response:
+    code = FORCED_FAILURE_CODES.get(status, status)
+    return twilio_error(code, MESSAGES.get(code, f"Simulated HTTP {status}"), status)
+
+
+@bp.after_request
+def spoil_answer(response: Response) -> Response:
+    """Fault modes that act after the work is done (Network.fail_after_next_requests etc.)."""
+    fault = g.pop("standin_fault", None)
+    if fault is None:
+        return response
+    mode, status = fault
+    if mode == "fail-after":
+        return forced_error(status)
+    if mode == "garble":
+        return Response("<html><body><h1>Bad gateway</h1></body></html>", status, mimetype="text/html")
+    request.environ[DROP_CONNECTION] = True  # "drop": see app.drop_connections
+    return response
 
 
 @bp.errorhandler(TwilioApiError)

@@ -1,0 +1,249 @@
+"""The OpenAPI 3.1 description of /api/v1, served at GET /api/v1/openapi.json.
+
+Built from the same constants the server checks input against (lengths, kinds, statuses),
+so the description cannot drift from the code; tests/test_openapi.py runs schemathesis
+against a live server with it. docs/api.md is the prose for people.
+"""
+from __future__ import annotations
+
+from api.json_input import MAX_DEPTH
+from mfa.checks import MAX_CODE_LENGTH
+from mfa.passwords import MAX_LENGTH as MAX_PASSWORD_LENGTH
+from mfa.phone_registration import DELIVERIES
+from models.authentication import FINAL_STATUSES, OPEN_STATUSES
+from models.method import METHOD_TYPES, PHONE_KINDS
+from models.user import LANGUAGES
+
+ID = {"type": "string", "pattern": "^[0-9a-f]{32}$", "description": "32 lower-case hex digits."}
+# Text the server can store and hash: not empty, no NUL (other control characters are refused later).
+NO_NUL = "^[^\\u0000]+$"
+
+
+def text(max_length: int, description: str | None = None) -> dict:
+    out = {"type": "string", "minLength": 1, "maxLength": max_length, "pattern": NO_NUL}
+    return {**out, "description": description} if description else out
+
+
+def ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def json_content(schema: dict) -> dict:
+    return {"application/json": {"schema": schema}}
+
+
+NO_STORE = {"$ref": "#/components/headers/CacheControl"}
+
+
+def answer(description: str, schema: dict, **headers) -> dict:
+    return {"description": description, "headers": {"Cache-Control": NO_STORE, **headers},
+            "content": json_content(schema)}
+
+
+def error(description: str, **headers) -> dict:
+    return answer(description, ref("Error"), **headers)
+
+
+ERRORS = {
+    "400": error("`bad_request` (not a JSON object, nested too deep, a field missing or of the wrong type); "
+                 "`invalid_code` with `attempts_left`."),
+    "401": error("`invalid_api_key` (no valid `Authorization: Bearer` key); `invalid_credentials`."),
+    "404": error("`not_found`: no such authentication, or one another API key (or the server's own "
+                 "pages) started."),
+    "409": error("`not_pending`: the sign-in is not waiting for that step."),
+    "413": error("`too_large`: the body is over 64 KiB."),
+    "422": error("Well-formed but not possible, e.g. `invalid_number`, `sms_needs_mobile`, "
+                 "`unknown_method`, `no_challenge_needed` (see docs/api.md)."),
+    "423": error("`locked` (account locked or fraud-blocked); `too_many_attempts`."),
+    "429": error("`rate_limited` with `retry_after` seconds.",
+                 **{"Retry-After": {"required": True, "schema": {"type": "string", "pattern": "^[0-9]+$"}}}),
+    "503": error("`provider_unavailable` (the telephone service cannot be reached) or `unavailable` "
+                 "(the database); try again shortly."),
+}
+
+
+def errors(*statuses: str) -> dict:
+    return {status: {"$ref": f"#/components/responses/E{status}"} for status in statuses}
+
+
+def body(schema: dict) -> dict:
+    return {"required": True, "content": json_content(schema)}
+
+
+AUTH_ID = {"name": "auth_id", "in": "path", "required": True, "schema": ID,
+           "description": "The `id` from `POST /authentications`, started with the same API key."}
+
+# Where an authentication's id (and its first method's id) lead: schemathesis follows these.
+AUTH_LINKS = {
+    "GetAuthentication": {"operationId": "getAuthentication", "parameters": {"auth_id": "$response.body#/id"}},
+    "StartChallenge": {"operationId": "createChallenge", "parameters": {"auth_id": "$response.body#/id"},
+                       "requestBody": {"method_id": "$response.body#/methods/0/id"}},
+    "CheckCode": {"operationId": "createCheck", "parameters": {"auth_id": "$response.body#/id"}},
+    "Register": {"operationId": "createRegistration", "parameters": {"auth_id": "$response.body#/id"}},
+}
+
+
+def operation(op_id: str, summary: str, responses: dict, *, request: dict | None = None,
+              path_id: bool = False, description: str | None = None) -> dict:
+    out = {"operationId": op_id, "summary": summary, "responses": responses}
+    if description:
+        out["description"] = description
+    if path_id:
+        out["parameters"] = [AUTH_ID]
+    if request is not None:
+        out["requestBody"] = body(request)
+    return out
+
+
+SCHEMAS = {
+    "Error": {
+        "type": "object", "required": ["error", "message"],
+        "properties": {
+            "error": {"type": "string", "description": "A stable code, e.g. `invalid_code`."},
+            "message": {"type": "string", "description": "A sentence you can show people."},
+            "field": {"type": "string", "description": "The request field at fault (some 400s)."},
+            "attempts_left": {"type": "integer", "minimum": 0},
+            "retry_after": {"type": "integer", "minimum": 1, "description": "Seconds (429)."},
+        },
+    },
+    "Method": {
+        "type": "object", "required": ["id", "type", "label", "default"],
+        "properties": {
+            "id": ID, "type": {"enum": list(METHOD_TYPES)},
+            "label": {"type": "string", "description": "Masked, e.g. `+44 •••• ••3456`."},
+            "default": {"type": "boolean"},
+        },
+    },
+    "Authentication": {
+        "type": "object", "required": ["id", "status", "reason", "expires_at", "methods"],
+        "properties": {
+            "id": ID,
+            "status": {"enum": [*OPEN_STATUSES, *FINAL_STATUSES]},
+            "reason": {"type": ["string", "null"],
+                       "description": "Why it was approved or denied, e.g. `verified`, `no_answer`."},
+            "expires_at": {"type": "string", "format": "date-time"},
+            "attempts_left": {"type": "integer", "minimum": 0},
+            "methods": {"type": "array", "items": ref("Method"),
+                        "description": "The person's verified methods (empty while registering)."},
+        },
+    },
+    "Challenge": {
+        "type": "object", "required": ["status", "method_id", "type", "expires_at"],
+        "properties": {
+            "status": {"const": "pending"}, "method_id": ID, "type": {"enum": list(DELIVERIES)},
+            "expires_at": {"type": "string", "format": "date-time"},
+            "number_match": {"type": "string", "description": "With `CALL_APPROVAL=number`: the digits to key."},
+            "notice": {"type": "string", "description": "Registration of a number outside the UK: charges may apply."},
+        },
+    },
+    "TotpEnrolment": {
+        "type": "object", "required": ["method_id", "otpauth_uri"],
+        "properties": {"method_id": ID, "otpauth_uri": {"type": "string", "pattern": "^otpauth://totp/"}},
+    },
+    "AuthenticationRequest": {
+        "type": "object", "required": ["username", "password"],
+        "properties": {"username": text(254), "password": text(MAX_PASSWORD_LENGTH)},
+    },
+    "ChallengeRequest": {
+        "type": "object", "required": ["method_id"],
+        "properties": {"method_id": {**ID, "description": "One of the authentication's `methods`."}},
+    },
+    "CheckRequest": {
+        "type": "object", "required": ["code"],
+        "properties": {"code": {"type": "string", "minLength": 1, "maxLength": MAX_CODE_LENGTH,
+                                "description": "A texted or app code, a recovery code or a temporary "
+                                               "access pass; spaces are ignored."}},
+    },
+    "PhoneRegistrationRequest": {
+        "type": "object", "required": ["type", "number", "kind", "delivery"],
+        "properties": {
+            "type": {"const": "phone"},
+            "number": {"type": "string", "description": "E.164 or national UK, e.g. `07400 123456`."},
+            "kind": {"enum": list(PHONE_KINDS)},
+            "delivery": {"enum": list(DELIVERIES)},
+            "language": {"enum": list(LANGUAGES), "description": "What calls to this person will speak."},
+        },
+    },
+    "TotpRegistrationRequest": {
+        "type": "object", "required": ["type"], "properties": {"type": {"const": "totp"}},
+    },
+    "AppPasswordRequest": {
+        "type": "object", "required": ["username", "app_password"],
+        "properties": {"username": text(254), "app_password": text(200)},
+    },
+}
+
+PATHS = {
+    "/authentications": {"post": operation(
+        "createAuthentication", "Check the first factor and start a sign-in",
+        {"201": {**answer("The sign-in; `status` says what it needs next.", ref("Authentication")),
+                 "links": AUTH_LINKS},
+         **errors("400", "401", "413", "423", "503")},
+        request=ref("AuthenticationRequest"),
+    )},
+    "/authentications/{auth_id}": {"get": operation(
+        "getAuthentication", "The sign-in as it is now (poll it during a call)",
+        {"200": answer("The sign-in.", ref("Authentication")), **errors("401", "404", "503")},
+        path_id=True,
+    )},
+    "/authentications/{auth_id}/challenges": {"post": operation(
+        "createChallenge", "Send a text or place a call to one of the person's methods",
+        {"201": answer("Sent; a pending challenge replaces any earlier one.", ref("Challenge")),
+         **errors("400", "401", "404", "409", "413", "422", "423", "429", "503")},
+        request=ref("ChallengeRequest"), path_id=True,
+    )},
+    "/authentications/{auth_id}/checks": {"post": operation(
+        "createCheck", "Check a texted code, an app code, a recovery code or a temporary access pass",
+        {"200": answer("Approved.", ref("Authentication")),
+         **errors("400", "401", "404", "409", "413", "422", "423", "429", "503")},
+        request=ref("CheckRequest"), path_id=True,
+    )},
+    "/authentications/{auth_id}/registrations": {"post": operation(
+        "createRegistration", "Register a phone or an authenticator app while `registration_required`",
+        {"201": answer("A phone: the code or call is on its way. An app: scan `otpauth_uri`, then "
+                       "send a code to `/checks`.",
+                       {"anyOf": [ref("Challenge"), ref("TotpEnrolment")]}),
+         **errors("400", "401", "404", "409", "413", "422", "423", "429", "503")},
+        request={"oneOf": [ref("PhoneRegistrationRequest"), ref("TotpRegistrationRequest")]}, path_id=True,
+    )},
+    "/app-passwords/verify": {"post": operation(
+        "verifyAppPassword", "Check an app password (for mail gateways)",
+        {"200": answer("It is valid.", {"type": "object", "required": ["valid"],
+                                        "properties": {"valid": {"const": True}}}),
+         **errors("400", "401", "413", "503")},
+        request=ref("AppPasswordRequest"),
+    )},
+    "/openapi.json": {"get": operation(
+        "getOpenApi", "This description",
+        {"200": answer("OpenAPI 3.1.", {"type": "object", "required": ["openapi", "info", "paths"]}),
+         **errors("401", "503")},
+    )},
+}
+
+
+def description() -> dict:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Second-factor sign-in API",
+            "version": "1",
+            "description": (
+                "For relying applications. Every request carries `Authorization: Bearer <api key>` "
+                "(`flask --app app apikeys create NAME`). Bodies are JSON objects of at most 64 KiB, "
+                f"nested at most {MAX_DEPTH} levels. An authentication belongs to the API key that "
+                "started it: any other key gets 404 for it. Every answer carries "
+                "`Cache-Control: no-store`. See docs/api.md."
+            ),
+        },
+        "servers": [{"url": "/api/v1"}],
+        "security": [{"apiKey": []}],
+        "paths": PATHS,
+        "components": {
+            "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer",
+                                           "description": "An API key from `apikeys create`."}},
+            "headers": {"CacheControl": {"required": True, "schema": {"const": "no-store"},
+                                         "description": "No API answer may be stored."}},
+            "schemas": SCHEMAS,
+            "responses": {f"E{status}": response for status, response in ERRORS.items()},
+        },
+    }

@@ -1,0 +1,82 @@
+"""An approved sign-in is spent exactly once: it becomes one browser session, or one change.
+
+The spend is a compare-and-set on `authentications.exchanged_at`, so of two browsers
+presenting the same flow (a copied cookie, a double click, two workers) only one wins, and
+everything the win brings (the new session, registration's app password, ending the
+person's other sessions) is written in the same transaction as the spend.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from models import Authentication
+from mfa import app_passwords, audit, browser_sessions
+from mfa.errors import Conflict
+from mfa.services import Services
+
+# An approval not turned into a session within this time is void: the page that waits for
+# it moves on within seconds, and an approval left lying around is only useful to someone else.
+SPEND_WITHIN = timedelta(minutes=5)
+ALREADY_USED = "This sign-in has already been used. Sign in again."
+TOO_LATE = "This sign-in took too long and has expired. Sign in again."
+
+
+class AlreadyUsed(Conflict):
+    code = "already_used"
+    message = ALREADY_USED
+
+
+@dataclass(frozen=True)
+class Spent:
+    session_id: str | None  # the new browser session (a sign-in); None for a change
+    signed_in_at: datetime | None
+    app_password: str | None  # shown once, after a registration
+
+
+def spend(db: Session, svc: Services, auth: Authentication, purpose: str,
+          session_id: str | None, session_user_id: str | None) -> Spent:
+    """Turn the approved sign-in `auth` into what `purpose` asks for, once.
+
+    purpose "sign_in": the browser session `session_id` is replaced by a new signed-in one
+    (nothing from before carries over). purpose "change": the signed-in person's security info
+    change is done; their other sessions end, this one stays.
+    """
+    now = svc.clock.now()
+    conditions = [
+        Authentication.id == auth.id,
+        Authentication.status == "approved",
+        Authentication.exchanged_at.is_(None),
+        Authentication.api_key_id.is_(None),  # a relying application's sign-in opens no page session
+        Authentication.purpose == purpose,
+        Authentication.completed_at > now - SPEND_WITHIN,
+    ]
+    if purpose == "change":
+        conditions.append(Authentication.user_id == session_user_id)
+    won = db.execute(
+        update(Authentication).where(*conditions).values(exchanged_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount == 1
+    if not won:
+        db.refresh(auth, ["status", "exchanged_at", "completed_at"])
+        used = auth.exchanged_at is not None
+        audit.record(db, svc.clock, "approval_spent", "refused", user=auth.user,
+                     reason="already_used" if used else "not_spendable", detail=f"purpose={purpose}")
+        raise AlreadyUsed(ALREADY_USED if used or auth.status != "approved" else TOO_LATE)
+    if purpose == "change":
+        ended = browser_sessions.end_all_for_user(db, auth.user_id, except_id=session_id)
+        audit.record(db, svc.clock, "method_changed_sessions_ended", "ok", user=auth.user,
+                     detail=f"{ended} other session(s) ended")
+        return Spent(None, None, None)
+    browser_sessions.end(db, session_id)
+    new_id = browser_sessions.create(db, svc, {}, user_id=auth.user_id, signed_in_at=now)
+    app_password = None
+    if auth.registering:
+        try:
+            _, app_password = app_passwords.create(db, svc, auth.user, "Created at registration")
+        except Conflict:  # already at the limit (registered again after a reset): none is added
+            app_password = None
+    return Spent(new_id, now, app_password)

@@ -1,0 +1,46 @@
+"""Locks taken before counting, so a limit holds when twenty requests arrive at once.
+
+Counting rows and then inserting one is a race: two transactions both count 14,
+both insert, and a cap of 15 lets 16 through. Whoever holds the lock counts and
+inserts alone. Locks are always taken in one order: the person, then the phone
+number, then the sign-in (two transactions taking them in opposite orders could
+each wait for the other).
+
+PostgreSQL: a row lock on the person (`SELECT ... FOR UPDATE`) and a transaction
+advisory lock on the number (numbers are not rows: any person may text any
+number). SQLite has no row locks but serialises writers: a no-op write takes the
+database's write lock at once, before the counts are read (a later write would
+take it only after reading, when another writer may already have counted).
+"""
+from __future__ import annotations
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from models import User
+from mfa.services import Services
+
+
+def is_sqlite(db: Session) -> bool:
+    return db.get_bind().dialect.name == "sqlite"
+
+
+def lock_person(db: Session, user_id: str) -> None:
+    """Serialise the person's counted actions (texts and calls, app passwords) until commit."""
+    if is_sqlite(db):
+        db.execute(update(User).where(User.id == user_id).values(role=User.role)
+                   .execution_options(synchronize_session=False))
+    else:
+        db.execute(select(User.id).where(User.id == user_id).with_for_update())
+
+
+def lock_number(db: Session, svc: Services, number: str) -> None:
+    """Serialise sends to one phone number across people, until commit (PostgreSQL)."""
+    if is_sqlite(db):
+        return  # the person's lock already holds SQLite's single write lock
+    db.execute(select(func.pg_advisory_xact_lock(number_key(svc, number))))
+
+
+def number_key(svc: Services, number: str) -> int:
+    """The number's advisory-lock key: its keyed hash as a signed 64-bit integer (what PostgreSQL takes)."""
+    return int.from_bytes(bytes.fromhex(svc.vault.keyed_hash(number))[:8], "big", signed=True)
