@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from models import Authentication
 from mfa import app_passwords, audit, browser_sessions
-from mfa.errors import Conflict
+from mfa.errors import AccountLocked, Conflict
 from mfa.services import Services
 
 # An approval not turned into a session within this time is void: the page that waits for
@@ -66,6 +66,11 @@ def spend(db: Session, svc: Services, auth: Authentication, purpose: str,
         audit.record(db, svc.clock, "approval_spent", "refused", user=auth.user,
                      reason="already_used" if used else "not_spendable", detail=f"purpose={purpose}")
         raise AlreadyUsed(ALREADY_USED if used or auth.status != "approved" else TOO_LATE)
+    db.refresh(auth.user, ["locked_until", "fraud_blocked_at"])
+    if auth.user.is_locked(now):  # locked or blocked since the approval: it opens nothing
+        audit.record(db, svc.clock, "approval_spent", "refused", user=auth.user, reason="locked",
+                     detail=f"purpose={purpose}")
+        raise AccountLocked()
     if purpose == "change":
         ended = browser_sessions.end_all_for_user(db, auth.user_id, except_id=session_id)
         audit.record(db, svc.clock, "method_changed_sessions_ended", "ok", user=auth.user,

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, update
 from sqlalchemy.orm import Session
 
-from models import BrowserSession, User
+from models import Authentication, BrowserSession, User
 from mfa import audit
 from mfa.services import Services
 
@@ -100,7 +100,19 @@ def end(db: Session, session_id: str | None) -> bool:
 
 
 def end_all_for_user(db: Session, user_id: str, except_id: str | None = None) -> int:
-    """End every browser session of one person (but `except_id`, the session id to keep)."""
+    """End every browser session of one person (but `except_id`, the session id to keep).
+
+    Approvals not yet turned into a session end too: an approved sign-in waiting in another
+    browser must not become a session after a lockout, a fraud report or a reset.
+    """
+    db.execute(
+        update(Authentication)
+        .where(Authentication.user_id == user_id, Authentication.status == "approved",
+               Authentication.exchanged_at.is_(None), Authentication.api_key_id.is_(None))
+        # Marked spent at the time it was approved: any non-NULL value refuses the exchange.
+        .values(exchanged_at=Authentication.completed_at)
+        .execution_options(synchronize_session=False)
+    )
     query = delete(BrowserSession).where(BrowserSession.user_id == user_id)
     if except_id is not None:
         query = query.where(BrowserSession.id_hash != id_hash(except_id))

@@ -29,7 +29,7 @@ from mfa import audit, browser_sessions
 from mfa.accounts import reset_failures
 from mfa.authentications import can_continue, finish, remember, set_status
 from mfa.locks import lock_person
-from mfa.methods import activate
+from mfa.methods import activate, registered_meanwhile
 from mfa.services import Services
 
 log = logging.getLogger("mfa.calls")
@@ -228,6 +228,11 @@ def _approve(db, svc, challenge: Challenge) -> CallTurn:
     if not _claim(db, challenge, "approved"):
         return _turn(challenge, ENDINGS.get(challenge.reason, "goodbye"))
     auth = challenge.authentication
+    if registered_meanwhile(db, auth):  # a first registration cannot finish after another one
+        if finish(db, svc, auth, "denied", "registered_meanwhile"):
+            audit.record(db, svc.clock, "sign_in", "denied", user=auth.user, reason="registered_meanwhile",
+                         method=challenge.method.label, detail="a first registration finished after the person registered")
+        return _turn(challenge, "goodbye")
     if auth.user.failed_count:  # reset_failures will write the person: lock them before the sign-in
         lock_person(db, auth.user_id)  # (the order a send takes them in, mfa/locks.py)
     if not finish(db, svc, auth, "approved", "verified"):

@@ -13,10 +13,11 @@ from mfa.accounts import record_failure, reset_failures
 from mfa.authentications import can_continue, finish, get, set_status
 from mfa.errors import AccountLocked, BadRequest, InvalidCode, NotPending, TooManyAttempts
 from mfa.locks import lock_person
-from mfa.methods import activate
+from mfa.methods import activate, registered_meanwhile
 from mfa.services import Services
 
 MAX_CODE_ATTEMPTS = 5
+REGISTERED_MEANWHILE = "This person has registered already. Sign in again to use the method they chose."
 MAX_CODE_LENGTH = 32
 # A texted code counts while its challenge is under way, or when nobody knows whether the
 # text went out ("unknown": the provider may have sent it; if it arrives, it works).
@@ -117,6 +118,11 @@ def _try_texted_code(db: Session, svc: Services, challenge: Challenge, code: str
 
 
 def _approve(db, svc, auth: Authentication, candidate: Candidate, source_ip) -> Authentication:
+    if registered_meanwhile(db, auth):
+        if finish(db, svc, auth, "denied", "registered_meanwhile"):
+            audit.record(db, svc.clock, "sign_in", "denied", user=auth.user, reason="registered_meanwhile",
+                         source_ip=source_ip, detail="a first registration finished after the person registered")
+        raise NotPending(REGISTERED_MEANWHILE)
     if auth.user.failed_count:  # reset_failures will write the person: lock them before the sign-in
         lock_person(db, auth.user_id)
     if not finish(db, svc, auth, "approved", "verified"):

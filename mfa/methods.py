@@ -9,6 +9,7 @@ from models.base import is_id
 from mfa import audit, phones, totp
 from mfa.authentications import can_continue, get, set_status
 from mfa.errors import NotPending, Unprocessable
+from mfa.locks import lock_person
 from mfa.services import Services
 
 TOTP_LABEL = "Authenticator app"
@@ -29,6 +30,21 @@ def require_registering(db: Session, svc: Services, auth_id) -> Authentication:
         # Registered meanwhile (another sign-in): changes now go through security info.
         raise NotPending("This person has registered already. Sign in again to use the new method.")
     return auth
+
+
+def registered_meanwhile(db: Session, auth: Authentication) -> bool:
+    """True when a first-registration sign-in may no longer finish: the person has a verified method.
+
+    Checked when the sign-in is approved, not only when it started: otherwise someone who knows
+    only the password could open a registration sign-in before the person registers and finish
+    it afterwards, adding their own authenticator. The person is locked first, so of two first
+    registrations finishing at once only one sees no method.
+    """
+    if not (auth.registering and auth.purpose == "sign_in"):
+        return False
+    lock_person(db, auth.user_id)
+    return db.scalar(select(Method.id).where(
+        Method.user_id == auth.user_id, Method.verified_at.is_not(None)).limit(1)) is not None
 
 
 def enrol_totp(db: Session, svc: Services, user: User, source_ip: str | None) -> tuple[Method, str]:

@@ -21,7 +21,12 @@ RECENT_SIGN_IN = timedelta(minutes=10)
 
 
 def start_flow(auth: Authentication, purpose: str, mode: str | None = None, method_id: str | None = None) -> None:
-    """purpose: "sign_in" (password first) or "change" (security info for a signed-in person)."""
+    """purpose: "sign_in" (password first) or "change" (security info for a signed-in person).
+
+    A sign-in flow moves to a new session id: whoever held the old cookie cannot follow it.
+    """
+    if purpose == "sign_in":
+        session_store.current().regenerate()
     session["flow"] = {"auth": auth.id, "purpose": purpose, "mode": mode, "method": method_id}
 
 
@@ -46,7 +51,9 @@ def spend_approval(auth: Authentication, purpose: str) -> approvals.Spent:
     """
     current = session_store.current()
     with use_case(db()):
-        spent = approvals.spend(db(), services(), auth, purpose, current.session_id, current.user_id)
+        # The session this browser holds now (or the one it gave up at the password step this request).
+        held = current.session_id if current.session_id is not None else current.replaced_id
+        spent = approvals.spend(db(), services(), auth, purpose, held, current.user_id)
     if spent.session_id is not None:
         current.rotate(spent.session_id, auth.user_id, spent.signed_in_at)
         g.pop("csrf_token", None)  # Flask-WTF's per-request copy: the new session makes its own

@@ -46,6 +46,7 @@ class ServerSession(CallbackDict, SessionMixin):
         self.ended = False
         self.load_error: BaseException | None = None
         self.unused = False  # a path that never uses the session: nothing is read or written
+        self.replaced_id: str | None = None  # a session id given up by regenerate(), ended on save
 
     def rotate(self, session_id: str, user_id: str, signed_in_at: datetime) -> None:
         """This browser now holds a new session (already written by the domain): nothing carries over."""
@@ -53,6 +54,16 @@ class ServerSession(CallbackDict, SessionMixin):
         self.session_id, self.user_id, self.signed_in_at = session_id, user_id, signed_in_at
         self.last_seen_at = signed_in_at
         self.rotated = True
+        self.replaced_id = None  # ended by the domain along with the rotation
+
+    def regenerate(self) -> None:
+        """Same contents under a new id, the old one ended: a cookie planted or read before the
+        password was checked (session fixation) never sees the sign-in that follows."""
+        if self.session_id is not None:
+            self.replaced_id = self.session_id
+        self.session_id = None
+        self.new = True
+        self.modified = True
 
     def end(self) -> None:
         """The row is gone (deleted by the domain); anything stored from now on starts a new session."""
@@ -127,6 +138,8 @@ class DatabaseSessionInterface(SessionInterface):
             if data:
                 with rt.sessions() as db, use_case(db):
                     self._prune_now_and_then(db, rt)
+                    if session.replaced_id is not None:
+                        browser_sessions.end(db, session.replaced_id)
                     session.session_id = browser_sessions.create(db, svc, data)
                 self._set_cookie(app, response, session.session_id)
             elif session.stale_cookie or session.ended:

@@ -30,6 +30,8 @@ ENDED = {
     "fraud_reported": "You reported this sign-in as not you. The account is blocked: "
                       "contact your administrator to unblock it.",
     "too_many_attempts": "Too many wrong codes were entered.",
+    "registered_meanwhile": "A way to verify was registered for this account while this sign-in was open. "
+                            "Sign in again to use it.",
 }
 
 
