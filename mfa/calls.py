@@ -31,6 +31,7 @@ from mfa.authentications import can_continue, finish, remember, set_status
 from mfa.locks import lock_person
 from mfa.methods import activate, registered_meanwhile
 from mfa.services import Services
+from mfa.vault import phone_lookup_matches
 
 log = logging.getLogger("mfa.calls")
 
@@ -267,9 +268,9 @@ def _do_not_call(db, svc, challenge: Challenge) -> CallTurn:
     if not _claim(db, challenge, "denied", "do_not_call"):
         return _turn(challenge, ENDINGS.get(challenge.reason, "goodbye"))
     method = challenge.method
-    if db.scalar(select(DoNotCall).where(DoNotCall.phone_lookup.in_(svc.vault.keyed_hashes(
-            svc.vault.decrypt(method.phone_encrypted))))) is None:
-        db.add(DoNotCall(phone_lookup=method.phone_lookup, label=method.label, created_at=svc.clock.now()))
+    number = svc.vault.decrypt(method.phone_encrypted)
+    if db.scalar(select(DoNotCall).where(phone_lookup_matches(DoNotCall.phone_lookup, svc.vault, number))) is None:
+        db.add(DoNotCall(phone_lookup=svc.vault.keyed_hash(number), label=method.label, created_at=svc.clock.now()))
     auth = challenge.authentication
     finish(db, svc, auth, "denied", "do_not_call")
     audit.record(db, svc.clock, "do_not_call", "denied", user=auth.user, method=method.label,

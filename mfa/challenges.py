@@ -37,6 +37,7 @@ from mfa.methods import owned_verified_method
 from mfa.services import Services
 from mfa.telephony import DeliveryUnknown, TelephonyRejected
 from mfa.unit_of_work import Transactions
+from mfa.vault import phone_lookup_matches
 
 CHALLENGE_TTL = {"sms": timedelta(minutes=5), "voice": timedelta(minutes=2)}
 RESEND_AFTER = timedelta(seconds=30)
@@ -132,7 +133,7 @@ def reserve(db: Session, svc: Services, auth: Authentication, method: Method, pu
     )
     code = sms.new_challenge_code(svc, challenge) if method.type == "sms" else None
     db.add(challenge)
-    record = SendRecord(at=now, user_id=auth.user_id, phone_lookup=method.phone_lookup, type=method.type)
+    record = SendRecord(at=now, user_id=auth.user_id, phone_lookup=svc.vault.keyed_hash(number), type=method.type)
     db.add(record)
     sent_before = auth.last_sent_at
     _count_send(db, auth, now)
@@ -208,7 +209,8 @@ def _fail(db: Session, svc: Services, r: Reservation, reason: str) -> None:
 
 
 def is_do_not_call(db: Session, svc: Services, number: str) -> bool:
-    return db.scalar(select(DoNotCall.id).where(DoNotCall.phone_lookup.in_(svc.vault.keyed_hashes(number)))) is not None
+    found = select(DoNotCall.id).where(phone_lookup_matches(DoNotCall.phone_lookup, svc.vault, number))
+    return db.scalar(found) is not None
 
 
 def _lock(db: Session, auth: Authentication) -> None:
@@ -238,7 +240,7 @@ def _check_caps(db: Session, svc: Services, auth: Authentication, method: Method
     per_user = db.scalar(select(func.count()).select_from(SendRecord).where(
         SendRecord.user_id == auth.user_id, SendRecord.at >= since))
     per_number = db.scalar(select(func.count()).select_from(SendRecord).where(
-        SendRecord.phone_lookup.in_(svc.vault.keyed_hashes(number)), SendRecord.at >= since))
+        phone_lookup_matches(SendRecord.phone_lookup, svc.vault, number), SendRecord.at >= since))
     if per_user >= MAX_SENDS_PER_USER_HOUR or per_number >= MAX_SENDS_PER_NUMBER_HOUR:
         audit.record(db, svc.clock, "challenge_refused", "rate_limited", user=auth.user, method=method.label,
                      reason="hourly_cap", detail=f"user={per_user} number={per_number} in the last hour")

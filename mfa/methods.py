@@ -11,6 +11,7 @@ from mfa.authentications import can_continue, get, set_status
 from mfa.errors import NotPending, Unprocessable
 from mfa.locks import lock_person
 from mfa.services import Services
+from mfa.vault import phone_lookup_matches
 
 TOTP_LABEL = "Authenticator app"
 
@@ -82,9 +83,10 @@ def activate(db: Session, svc: Services, method: Method, source_ip: str | None) 
     for old in replaced:
         db.delete(old)
     method.verified_at = now
-    if method.type == "sms":  # the owner proved the number: calls to it may resume
-        db.execute(delete(DoNotCall).where(DoNotCall.phone_lookup == method.phone_lookup))
-    if method.kind == "mobile" and phones.parse(svc.vault.decrypt(method.phone_encrypted)).is_mobile:
+    number = svc.vault.decrypt(method.phone_encrypted) if method.phone_encrypted else None
+    if method.type == "sms" and number:  # the owner proved the number: calls to it may resume
+        db.execute(delete(DoNotCall).where(phone_lookup_matches(DoNotCall.phone_lookup, svc.vault, number)))
+    if method.kind == "mobile" and number and phones.parse(number).is_mobile:
         twin_type = "voice" if method.type == "sms" else "sms"
         db.add(Method(
             user_id=method.user_id, type=twin_type, kind="mobile", label=method.label,

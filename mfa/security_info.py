@@ -43,9 +43,10 @@ def remove_method(db: Session, svc: Services, user: User, method_id, source_ip: 
                   keep_session: str | None = None) -> None:
     """Remove a method; a phone goes with both its text and call rows. Other sessions end."""
     method = owned_verified_method(user, method_id)
+    # The twin row's hash may be under another current DATA_KEY (a rotation half done).
+    same_number = svc.vault.keyed_hashes(svc.vault.decrypt(method.phone_encrypted)) if method.phone_encrypted else []
     gone = [m for m in user.verified_methods()
-            if m.id == method.id or (method.phone_lookup and m.phone_lookup == method.phone_lookup
-                                     and m.kind == method.kind)]
+            if m.id == method.id or (m.phone_lookup in same_number and m.kind == method.kind)]
     remaining = [m for m in user.verified_methods() if m not in gone]
     if not remaining and svc.policy.requires_mfa(user):
         raise Unprocessable("This is your only way to verify. Add another method before removing it.",

@@ -55,10 +55,9 @@ def test_wrong_codes_count_towards_the_same_lockout(api, bob, clock):
     assert api.get(f"/authentications/{auth['id']}").json["status"] == "locked"
 
 
-def test_a_completed_sign_in_resets_the_count(api, bob, clock):
+def test_a_right_password_alone_does_not_reset_the_count_while_the_second_factor_is_owed(api, bob, clock):
     fail_password(api, 9)
     assert api.post("/authentications", {"username": "bob", "password": PASSWORD}).status_code == 201
-    # A right password alone does not reset the count (the second factor is still owed) ...
     assert fail_password(api, 1)[0].status_code == 423
 
 

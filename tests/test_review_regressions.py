@@ -101,9 +101,12 @@ def test_twilio_refusals_do_not_log_the_number_twilio_quotes(live, phones, bob, 
     caplog.set_level(logging.DEBUG)
     phones.set_rest_error(MOBILE, 21211)
     auth = open_sign_in(live)
-    live.api.post(f"/authentications/{auth['id']}/registrations",
-                  {"type": "phone", "number": MOBILE, "kind": "mobile", "delivery": "sms"})
-    assert not any("7400123456" in r.getMessage() for r in caplog.records)
+    refused = live.api.post(f"/authentications/{auth['id']}/registrations",
+                            {"type": "phone", "number": MOBILE, "kind": "mobile", "delivery": "sms"})
+    assert refused.status_code == 422 and refused.json()["error"] == "invalid_number"
+    logged = [r.getMessage() for r in caplog.records]
+    assert any("twilio refused" in m and "error 21211" in m for m in logged)
+    assert not any("7400123456" in m for m in logged)
 
 
 def test_a_second_registering_sign_in_cannot_replace_a_phone_registered_meanwhile(live, phones, bob):

@@ -1,14 +1,17 @@
 """Registration and sign-in by texted code, end to end through the API and the stand-in over HTTP."""
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 
 import pytest
+from cryptography.fernet import Fernet
 from sqlalchemy import func, select
 
+from mfa.vault import Vault
 from models import Challenge, Method
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, TEST_DATA_KEY
 
 MOBILE = "+447400123456"
 
@@ -205,9 +208,24 @@ def test_the_full_number_never_reaches_the_logs(live, phones, bob, caplog):
     assert "••3456" in logged
 
 
-def test_phone_numbers_are_encrypted_at_rest(live, phones, bob):
+def is_keyed_hash(stored: str | None, value: str) -> bool:
+    """HMAC-SHA256 under the suite's DATA_KEY: not the plain SHA-256, and another key gives another hash."""
+    ours, other = Vault([TEST_DATA_KEY]).keyed_hash(value), Vault([Fernet.generate_key().decode()]).keyed_hash(value)
+    return stored == ours != other and stored != hashlib.sha256(value.encode()).hexdigest()
+
+
+def test_phone_numbers_are_encrypted_at_rest_and_looked_up_by_a_keyed_hash(live, phones, bob):
     register_mobile(live, phones)
     with live.app.extensions["mfa"].sessions() as s:
         method = s.scalars(select(Method)).one()
         assert b"7400123456" not in method.phone_encrypted
-        assert "7400123456" not in (method.phone_lookup or "")
+        assert Vault([TEST_DATA_KEY]).decrypt(method.phone_encrypted) == MOBILE
+        assert is_keyed_hash(method.phone_lookup, MOBILE)
+
+
+def test_texted_codes_are_stored_only_as_a_keyed_hash_scoped_to_their_challenge(live, phones, bob):
+    register_mobile(live, phones)
+    code = last_code(phones)
+    with live.app.extensions["mfa"].sessions() as s:
+        challenge = s.scalars(select(Challenge)).one()
+        assert is_keyed_hash(challenge.code_hash, f"{challenge.id}:{code}")

@@ -180,11 +180,25 @@ def test_recorded_prompts_are_served_cacheable_and_nothing_else_is(live):
         assert requests.get(live.url + bad, timeout=10).status_code == 404
 
 
-def test_a_failure_report_that_overtakes_the_commit_is_not_lost(live, phones, bob):
-    """Twilio may report a fast failure before the request that sent the text has committed."""
-    import threading
-    import time
+@pytest.fixture
+def commit_during_wait(app_config):
+    """The app's SLEEP: records each wait and, during the first, runs what was set as `.then`."""
 
+    class CommitDuringWait(list):
+        then = None
+
+        def __call__(self, seconds):
+            self.append(seconds)
+            then, self.then = self.then, None
+            if then:
+                then()
+
+    app_config["SLEEP"] = waits = CommitDuringWait()
+    return waits
+
+
+def test_a_failure_report_that_overtakes_the_commit_is_not_lost(commit_during_wait, live, phones, bob):
+    """Twilio may report a fast failure before the request that sent the text has committed."""
     from sqlalchemy import update
 
     from models import Challenge
@@ -193,15 +207,16 @@ def test_a_failure_report_that_overtakes_the_commit_is_not_lost(live, phones, bo
     auth, _ = register_mobile(live, phones)
     phones.wait_idle()
     sessions = live.app.extensions["mfa"].sessions
-    with sessions() as s:  # make the text "not yet known" to the server
-        s.execute(update(Challenge).values(provider_sid="SMnotyet"))
-        s.commit()
-    report = threading.Thread(target=post_signed, args=(f"{live.url}/twilio/sms/status",
-                                                         {"MessageSid": "SMlater", "MessageStatus": "failed"}))
-    report.start()
-    time.sleep(0.3)  # the report is waiting; now the sending request "commits"
-    with sessions() as s:
-        s.execute(update(Challenge).values(provider_sid="SMlater"))
-        s.commit()
-    report.join(10)
+
+    def set_sid(value):
+        with sessions() as s:
+            s.execute(update(Challenge).values(provider_sid=value))
+            s.commit()
+
+    set_sid("SMnotyet")  # the text is "not yet known" to the server ...
+    commit_during_wait.clear()
+    commit_during_wait.then = lambda: set_sid("SMlater")  # ... until the sending request commits, mid-wait
+    report = post_signed(f"{live.url}/twilio/sms/status", {"MessageSid": "SMlater", "MessageStatus": "failed"})
+    assert report.status_code == 204
+    assert commit_during_wait == [0.2]  # unknown at first, found on the one retry
     assert (state(live, auth)["status"], state(live, auth)["reason"]) == ("denied", "delivery_failed")
