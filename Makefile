@@ -1,7 +1,13 @@
 # The two commands an operator needs: `make run` and `make test`.
 # Each makes its own virtual environment (.venv) and installs what it needs.
 PYTHON ?= python3
+# Another interpreter gets a virtual environment of its own, so .venv is never clobbered:
+# `make test PYTHON=python3.13` uses .venv313 (or name one: `make test PYTHON=... VENV=...`).
+ifeq ($(origin PYTHON),command line)
+VENV := .venv$(or $(shell $(PYTHON) -c 'import sys; print("%d%d" % sys.version_info[:2])' 2>/dev/null),$(error PYTHON=$(PYTHON) does not run))
+else
 VENV := .venv
+endif
 STAMP := $(VENV)/.installed
 
 .PHONY: run test bench screenshots

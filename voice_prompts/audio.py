@@ -5,7 +5,7 @@ mono 16-bit PCM WAV: Twilio then has nothing to resample and the file sounds as 
 """
 from __future__ import annotations
 
-import audioop  # pydub's own resampler; part of the standard library until Python 3.13
+import audioop  # pydub's own resampler; standard library to 3.12, the audioop-lts package from 3.13
 import io
 import math
 from dataclasses import dataclass
