@@ -31,6 +31,8 @@ run: $(STAMP) $(ASSETS)
 ## make test: the whole suite on SQLite, then on PostgreSQL when TEST_DATABASE_URL is set
 test: $(STAMP) $(ASSETS)
 	scripts/install-test-tools
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 	env -u TEST_DATABASE_URL $(VENV)/bin/python -m pytest -rs -q
 	@if [ -n "$$TEST_DATABASE_URL" ]; then \
 		echo "== again on PostgreSQL ($$TEST_DATABASE_URL)"; \

@@ -95,9 +95,11 @@ def main() -> None:
         f"  Demo admin:      {DEMO_USER}  password: {password}\n"
         f"  Demo API key:    {api_key}\n"
         f"  Try the API:     curl -H 'Authorization: Bearer {api_key}' -H 'Content-Type: application/json' \\\n"
-        f"                     -d '{{\"username\": \"{DEMO_USER}\", \"password\": \"{password}\"}}' {base}/api/v1/authentications\n"
+        f"                     -d '{{\"username\": \"{DEMO_USER}\", \"password\": \"{password}\"}}' "
+        f"{base}/api/v1/authentications\n"
         + (f"  Dev phone:       {settings.twilio_api_base_url}/phone\n"
-           f"  SMS inbox:       {settings.twilio_api_base_url}/inbox\n" if standin or settings.telephony_provider == "simulator" else "")
+           f"  SMS inbox:       {settings.twilio_api_base_url}/inbox\n"
+           if standin or settings.telephony_provider == "simulator" else "")
         + "  Stop with Ctrl+C.\n",
         flush=True,
     )

@@ -5,7 +5,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
 from flask import Flask, Response, current_app, g, jsonify, render_template, request
 from sqlalchemy import event, exc as sa_exc
@@ -91,14 +91,14 @@ RETRY_AFTER_SECONDS = 30
 try:  # the PostgreSQL driver's own errors, should one escape SQLAlchemy's wrapping
     import psycopg
 
-    _DRIVER_OUTAGES: tuple[type[BaseException], ...] = (psycopg.OperationalError, psycopg.InterfaceError)
+    _DRIVER_OUTAGES: tuple[type[Exception], ...] = (psycopg.OperationalError, psycopg.InterfaceError)
 except ImportError:  # pragma: no cover - SQLite-only installs
     _DRIVER_OUTAGES = ()
 
-OUTAGE_ERRORS: tuple[type[BaseException], ...] = (sa_exc.DBAPIError, sa_exc.TimeoutError, *_DRIVER_OUTAGES)
+OUTAGE_ERRORS: tuple[type[Exception], ...] = (sa_exc.DBAPIError, sa_exc.TimeoutError, *_DRIVER_OUTAGES)
 
 
-def is_database_outage(exc: BaseException | None) -> bool:
+def is_database_outage(exc: BaseException | None) -> TypeGuard[BaseException]:
     """Connection refused or lost, pool exhausted, server shutting down, lock or statement timeout.
 
     Not an outage: IntegrityError, DataError, ProgrammingError - those are bugs and stay 500s.

@@ -115,7 +115,8 @@ def load(environ: dict, instance: Path) -> Settings:
         try:
             Fernet(key)
         except (ValueError, TypeError):
-            raise SettingsError("DATA_KEY must be Fernet keys (url-safe base64 of 32 bytes), comma-separated.") from None
+            raise SettingsError(
+                "DATA_KEY must be Fernet keys (url-safe base64 of 32 bytes), comma-separated.") from None
 
     database_url = get("DATABASE_URL", f"sqlite:///{instance / 'mfa.sqlite3'}")
     scheme, sep, rest = database_url.partition("://")
@@ -138,7 +139,8 @@ def load(environ: dict, instance: Path) -> Settings:
             if not get(name):
                 raise SettingsError(f"{name} is required when TELEPHONY_PROVIDER=twilio.")
     elif production:
-        raise SettingsError("TELEPHONY_PROVIDER=simulator reaches no real phones; set TELEPHONY_PROVIDER=twilio in production.")
+        raise SettingsError("TELEPHONY_PROVIDER=simulator reaches no real phones; "
+                            "set TELEPHONY_PROVIDER=twilio in production.")
     simulated = provider == "simulator"
     from_number = get("TWILIO_FROM_NUMBER", SIMULATOR_FROM_NUMBER if simulated else None)
     try:
@@ -156,7 +158,7 @@ def load(environ: dict, instance: Path) -> Settings:
     if len(service_name) > 30 or not set(service_name) <= GSM7:
         raise SettingsError("SERVICE_NAME must be at most 30 plain characters (it goes into one-segment texts).")
 
-    host = urlsplit(public_base_url).hostname
+    host = urlsplit(public_base_url).hostname or "localhost"  # as Settings.public_host
     if not all(fits_one_gsm7_segment(code_message(service_name, "000000", host, lang)) for lang in CODE_MESSAGE):
         raise SettingsError("SERVICE_NAME and the host of PUBLIC_BASE_URL are too long together: "
                             "code texts must fit one 160-character segment.")

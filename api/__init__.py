@@ -10,7 +10,8 @@ from edge import db
 from mfa import api_keys, authentications
 from mfa.errors import MfaError, NotFound
 
-bp = Blueprint("api", __name__, url_prefix="/api/v1")
+PREFIX = "/api/v1"
+bp = Blueprint("api", __name__, url_prefix=PREFIX)
 
 # A revoked key keeps working for up to this long on a worker that had it cached (docs/api.md).
 KEY_CACHE_SECONDS = 30
@@ -58,11 +59,11 @@ def register(app: Flask) -> None:
 
     app.extensions["mfa_api_keys"] = api_keys.KeyCache(app.extensions["mfa"].services.clock, KEY_CACHE_SECONDS)
     app.register_blueprint(bp)
-    install_json_errors(app, bp.url_prefix)
+    install_json_errors(app, PREFIX)
 
     @app.after_request
     def _never_cached(response):
         # Sign-in states, codes and errors: no browser or proxy may keep any API answer.
-        if request.path == bp.url_prefix or request.path.startswith(bp.url_prefix + "/"):
+        if request.path == PREFIX or request.path.startswith(PREFIX + "/"):
             response.headers["Cache-Control"] = "no-store"
         return response

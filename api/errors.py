@@ -51,12 +51,13 @@ def install_json_errors(app: Flask, prefix: str) -> None:
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
         # The database failing outside a view (opening or saving a session) arrives wrapped in a 500.
-        if is_database_outage(getattr(exc, "original_exception", None)):
-            return database_unavailable(exc.original_exception)
+        original = getattr(exc, "original_exception", None)
+        if is_database_outage(original):
+            return database_unavailable(original)
         if not request.path.startswith(prefix):
             return exc
         code = {413: "too_large", 404: "not_found", 405: "method_not_allowed"}.get(
-            exc.code, "bad_request" if (exc.code or 500) < 500 else "server_error"
+            exc.code or 500, "bad_request" if (exc.code or 500) < 500 else "server_error"
         )
         response = error_response(code, exc.description or exc.name, exc.code or 500)
         if "Allow" in (headers := dict(exc.get_headers())):  # a 405 says what is allowed (RFC 9110)

@@ -153,7 +153,7 @@ def main(argv=None) -> int:
     print(text + "\n")
     print(f"Start-up: {server.startup_seconds:.2f} s (target < {report.STARTUP_LIMIT:.0f} s). "
           f"Worker RSS after the run: {fmt_rss(rest)} (target < {report.MB_LIMIT} MB each).")
-    if server.startup_seconds >= report.STARTUP_LIMIT:
+    if server.startup_seconds is None or server.startup_seconds >= report.STARTUP_LIMIT:
         missed.append("start-up")
     if any(mb >= report.MB_LIMIT for mb in rest.values()):
         missed.append("worker RSS after the run")

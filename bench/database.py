@@ -16,16 +16,16 @@ def prepare(kind: str, postgresql_url: str, work: Path) -> tuple[str, str]:
         url = f"sqlite:///{work / 'bench.sqlite3'}"
         upgrade(url)
         return url, "SQLite (WAL) file"
-    url = make_url(postgresql_url.replace("postgresql://", "postgresql+psycopg://", 1))
-    if "bench" not in (url.database or ""):
+    pg_url = make_url(postgresql_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    if "bench" not in (pg_url.database or ""):
         raise SystemExit(f"--database-url must name a database used only for benchmarks (its name containing "
-                         f"'bench'): its schema is dropped each run. Got {url.database!r}.")
-    plain, version = recreate_postgresql(url)
+                         f"'bench'): its schema is dropped each run. Got {pg_url.database!r}.")
+    plain, version = recreate_postgresql(pg_url)
     upgrade(plain)
-    return plain, f"PostgreSQL {version} ({url.host}, database {url.database})"
+    return plain, f"PostgreSQL {version} ({pg_url.host}, database {pg_url.database})"
 
 
-def recreate_postgresql(url, admin_database: str = "postgres") -> tuple[str, str]:
+def recreate_postgresql(url, admin_database: str | None = "postgres") -> tuple[str, str]:
     """Make the database when it is missing and empty its schema; returns its URL and the
     server's version. Only for databases made for benchmarks or tests."""
     admin = create_engine(url.set(database=admin_database), isolation_level="AUTOCOMMIT")

@@ -82,7 +82,7 @@ class Connection:
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(LOOPBACK, self.port)
         self.writer.write(raw)
-        head = await self.reader.readuntil(b"\r\n\r\n")
+        head = await self._reader().readuntil(b"\r\n\r\n")
         status = int(head[9:12])
         lowered = head.lower()
         if b"transfer-encoding: chunked" in lowered:
@@ -90,16 +90,20 @@ class Connection:
         else:
             marker = lowered.find(b"content-length:")
             length = int(lowered[marker + 15:lowered.index(b"\r\n", marker)]) if marker >= 0 else 0
-            body = await self.reader.readexactly(length) if length else b""
+            body = await self._reader().readexactly(length) if length else b""
         if not self.keep_alive or b"connection: close" in lowered:
             await self.close()
         return status, body
 
+    def _reader(self) -> asyncio.StreamReader:
+        assert self.reader is not None, "exchange() connects first"
+        return self.reader
+
     async def _chunked(self) -> bytes:
-        parts = []
+        parts: list[bytes] = []
         while True:
-            size = int((await self.reader.readuntil(b"\r\n")).split(b";")[0], 16)
-            chunk = await self.reader.readexactly(size + 2)
+            size = int((await self._reader().readuntil(b"\r\n")).split(b";")[0], 16)
+            chunk = await self._reader().readexactly(size + 2)
             if size == 0:
                 return b"".join(parts)
             parts.append(chunk[:-2])

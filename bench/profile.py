@@ -40,7 +40,8 @@ class Profiler:
         slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:40]
         for pid in pids:
             out = self.directory / f"{slug}-{pid}.txt"
-            process = subprocess.Popen([self.binary, "record", "--pid", str(pid), "--rate", "250", "--format", "raw",
+            process = subprocess.Popen([str(self.binary), "record", "--pid", str(pid), "--rate", "250",
+                                        "--format", "raw",
                                         "--gil", "--nonblocking", "--full-filenames", "--output", str(out)],
                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             self._running.append((process, out))

@@ -40,7 +40,8 @@ def table(rows: list[Row], reference_rps: float) -> tuple[str, list[str]]:
     scenarios, since a shared machine drifts during a run.
     """
     missed = []
-    lines = ["| scenario | requests | conc. | req/s | ratio to reference | p50 ms | p99 ms | errors | peak worker RSS MB |",
+    lines = ["| scenario | requests | conc. | req/s | ratio to reference | p50 ms | p99 ms | errors "
+             "| peak worker RSS MB |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for row in rows:
         r = row.result

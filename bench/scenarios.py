@@ -94,7 +94,7 @@ def totp_checks(ctx: Context) -> load.Result:
     sign_ins = ctx.seeder.sign_ins(people)
     requests = [Request(ctx.api("POST", f"/authentications/{auth_id}/checks",
                                 {"code": pyotp.TOTP(person.totp_secret).now()}), 200, b'"approved"')
-                for person, auth_id in zip(people, sign_ins)]
+                for person, auth_id in zip(people, sign_ins, strict=True)]
     return ctx.run("POST /checks (TOTP)", requests)
 
 
@@ -103,7 +103,7 @@ def voice_calls(ctx: Context) -> tuple[load.Result, ...]:
     flat out (closed loop), then at a steady offered rate (open loop) on other calls."""
     paced = int(ctx.voice_rate * ctx.duration)
     people = ctx.accounts[:ctx.requests + paced]
-    pending = list(zip(people, ctx.seeder.challenges(people, "voice")))
+    pending = list(zip(people, ctx.seeder.challenges(people, "voice"), strict=True))
     answers = [Request(ctx.webhook(f"/twilio/voice/answer?challenge={cid}", call_params(sid, p.number)),
                        200, b"<Gather")
                for p, (cid, sid) in pending]
@@ -126,8 +126,9 @@ def sms_status(ctx: Context) -> load.Result:
     people = ctx.accounts[:ctx.requests // 2]
     pending = ctx.seeder.challenges(people, "sms")
     requests = []
-    for i, (person, (_cid, message_sid)) in enumerate(zip(people, pending)):
-        final = {"MessageStatus": "undelivered", "ErrorCode": "30003"} if i % 10 == 9 else {"MessageStatus": "delivered"}
+    for i, (person, (_cid, message_sid)) in enumerate(zip(people, pending, strict=True)):
+        final = ({"MessageStatus": "undelivered", "ErrorCode": "30003"} if i % 10 == 9
+                 else {"MessageStatus": "delivered"})
         for status in ({"MessageStatus": "sent"}, final):
             params = {"AccountSid": SIMULATOR_ACCOUNT_SID, "ApiVersion": "2010-04-01", "MessageSid": message_sid,
                       "SmsSid": message_sid, "SmsStatus": status["MessageStatus"], "From": SIMULATOR_FROM_NUMBER,

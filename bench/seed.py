@@ -69,7 +69,7 @@ class Seeder:
 
     def api_key(self, name: str) -> str:
         key = self._run(self.cheap, lambda db, svc: api_keys.create(db, svc, name))
-        self.api_key_id = self._run(self.cheap, lambda db, svc: api_keys.authenticate(db, key).id)
+        self.api_key_id = self._run(self.cheap, lambda db, svc: _key_id(db, key))
         return key
 
     def accounts(self, prefix: str, indexes: range, *, real_passwords: bool = False) -> list[Account]:
@@ -81,7 +81,8 @@ class Seeder:
         """An administrator in England with a verified mobile (calls and texts) and an app."""
         user = accounts.create_user(db, svc, username, PASSWORD, role="admin", region="england")
         auth = authentications.start(db, svc, username, PASSWORD, SEED_IP)
-        registration = phone_registration.register_phone(Transactions(db), svc, auth.id, number, "mobile", "voice", SEED_IP)
+        registration = phone_registration.register_phone(Transactions(db), svc, auth.id, number, "mobile", "voice",
+                                                         SEED_IP)
         challenge = registration.challenge
         calls.answered(db, svc, challenge.id, challenge.provider_sid, None)
         calls.keys_pressed(db, svc, challenge.id, challenge.provider_sid, "#")
@@ -116,6 +117,12 @@ class Seeder:
 _seeder: Seeder | None = None
 
 
+def _key_id(db, key: str) -> str:
+    found = api_keys.authenticate(db, key)
+    assert found is not None, "a key just created authenticates"
+    return found.id
+
+
 def _start_worker(server_env: dict) -> None:
     global _seeder
     _seeder = Seeder(server_env)
@@ -123,6 +130,7 @@ def _start_worker(server_env: dict) -> None:
 
 def _seed_slice(job: tuple[str, range, bool]) -> list[Account]:
     prefix, indexes, real_passwords = job
+    assert _seeder is not None, "each pool worker starts with _start_worker"
     return _seeder.accounts(prefix, indexes, real_passwords=real_passwords)
 
 

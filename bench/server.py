@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from typing import BinaryIO
 from pathlib import Path
 
 import requests
@@ -48,7 +49,7 @@ class Gunicorn:
         self.process: subprocess.Popen | None = None
         self.startup_seconds: float | None = None
         self._launched = 0.0
-        self._log = None
+        self._log: BinaryIO | int | None = None
         self._peaks: dict[int, float] = {}
         self._sampling = threading.Event()
 
@@ -67,6 +68,7 @@ class Gunicorn:
 
     def wait_ready(self, timeout: float = 20.0) -> "Gunicorn":
         """Until GET /readyz answers 200; startup_seconds counts from launch()."""
+        assert self.process is not None, "launch() first"
         while time.perf_counter() - self._launched < timeout:
             if self.process.poll() is not None:
                 raise RuntimeError(f"gunicorn exited with {self.process.returncode}; see {self.log_path}")
@@ -128,7 +130,7 @@ class Gunicorn:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
-        if self._log not in (None, subprocess.DEVNULL):
+        if self._log is not None and not isinstance(self._log, int):  # an int is subprocess.DEVNULL
             self._log.close()
 
     def __enter__(self) -> "Gunicorn":

@@ -22,7 +22,7 @@ def run(use):
         except MfaError as exc:
             raise click.ClickException(exc.message) from None
         except SQLAlchemyError as exc:  # e.g. no schema yet: one line, not a trace
-            first = str(exc.orig if getattr(exc, "orig", None) else exc).splitlines()[0]
+            first = str(getattr(exc, "orig", None) or exc).splitlines()[0]
             raise click.ClickException(f"database error: {first} (has `flask --app app db upgrade` run?)") from None
 
 
@@ -60,7 +60,8 @@ def show_user(username):
             f"region:    {user.region}",
             f"hybrid:    {'yes' if user.hybrid else 'no'}",
             f"language:  {user.language}",
-            f"MFA:       {'required' if svc.policy.requires_mfa(user) else 'not required'} ({svc.policy.explain(user)})",
+            f"MFA:       {'required' if svc.policy.requires_mfa(user) else 'not required'} "
+            f"({svc.policy.explain(user)})",
             f"status:    {_status(user, now)}",
             f"app passwords: {len(app_passwords.list_for(db, user))}",
             "methods:" if user.methods else "methods:   none (registration at next sign-in)",

@@ -122,7 +122,8 @@ class TwilioProvider:
             log.info("call to end was already gone (error %s)", exc.code)
             return None
         if exc.status >= 500:
-            log.warning("twilio answered HTTP %s (error %s) to %s to %s; not retried", exc.status, exc.code, what, shown)
+            log.warning("twilio answered HTTP %s (error %s) to %s to %s; not retried",
+                        exc.status, exc.code, what, shown)
             raise self._maybe_sent(what)
         # Twilio's message quotes the full number: log the code only.
         log.info("twilio refused %s to %s: error %s", what, shown, exc.code)

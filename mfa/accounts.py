@@ -13,6 +13,7 @@ from mfa import audit
 from mfa.browser_sessions import end_all_for_user
 from mfa.errors import BadRequest, Conflict, NotFound
 from mfa.services import Services
+from mfa.unit_of_work import rows_changed
 
 LOCKOUT_THRESHOLD = 10
 LOCKOUT_DURATION = timedelta(minutes=15)
@@ -92,12 +93,12 @@ def record_failure(db: Session, svc: Services, user: User, source_ip: str | None
     if count < LOCKOUT_THRESHOLD:
         return False
     until = svc.clock.now() + LOCKOUT_DURATION
-    locked = db.execute(
+    locked = rows_changed(db,
         update(User)
         .where(User.id == user.id, User.failed_count >= LOCKOUT_THRESHOLD)
         .values(failed_count=0, locked_until=until)
         .execution_options(synchronize_session=False)
-    ).rowcount
+    )
     db.refresh(user)
     if locked:
         end_all_for_user(db, user.id)  # someone is guessing: every browser signs in again

@@ -44,7 +44,7 @@ def create(db: Session, svc: Services, user: User, name: str) -> tuple[AppPasswo
     active = db.scalar(
         select(func.count()).select_from(AppPassword)
         .where(AppPassword.user_id == user.id, AppPassword.revoked_at.is_(None))
-    )
+    ) or 0
     if active >= MAX_PER_USER:
         raise Conflict(f"You already have {MAX_PER_USER} app passwords. Revoke one first.",
                        code="too_many_app_passwords")
@@ -73,9 +73,9 @@ def revoke(db: Session, svc: Services, user: User, app_password_id: str) -> None
     audit.record(db, svc.clock, "app_password_revoked", "ok", user=user, detail=row.name)
 
 
-def verify(db: Session, svc: Services, username, app_password, source_ip: str | None) -> User:
-    require_text(username, "username", 254)
-    require_text(app_password, "app_password", 200)
+def verify(db: Session, svc: Services, username: object, app_password: object, source_ip: str | None) -> User:
+    username = require_text(username, "username", 254)
+    app_password = require_text(app_password, "app_password", 200)
     user = find_user(db, username) if len(username) <= 254 else None
     normalised = _normalise(app_password) if len(app_password) <= 64 else ""
     # The same statements whoever is named, so the answer's timing does not tell which
@@ -87,7 +87,7 @@ def verify(db: Session, svc: Services, username, app_password, source_ip: str | 
     ))
     if len(normalised) != 16:
         row = None
-    if row is None or user.is_locked(svc.clock.now()):
+    if row is None or user is None or user.is_locked(svc.clock.now()):
         audit.record(db, svc.clock, "app_password_check", "failed", user=user,
                      username=None if user else audit.unknown_username(svc.vault, username),
                      source_ip=source_ip, reason="locked" if row else "no_match")

@@ -17,6 +17,7 @@ from models import Authentication
 from mfa import app_passwords, audit, browser_sessions
 from mfa.errors import AccountLocked, Conflict
 from mfa.services import Services
+from mfa.unit_of_work import rows_changed
 
 # An approval not turned into a session within this time is void: the page that waits for
 # it moves on within seconds, and an approval left lying around is only useful to someone else.
@@ -56,10 +57,10 @@ def spend(db: Session, svc: Services, auth: Authentication, purpose: str,
     ]
     if purpose == "change":
         conditions.append(Authentication.user_id == session_user_id)
-    won = db.execute(
+    won = rows_changed(db,
         update(Authentication).where(*conditions).values(exchanged_at=now)
         .execution_options(synchronize_session=False)
-    ).rowcount == 1
+    ) == 1
     if not won:
         db.refresh(auth, ["status", "exchanged_at", "completed_at"])
         used = auth.exchanged_at is not None

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
@@ -10,13 +11,16 @@ from models import AuditEvent, User
 from mfa import metrics
 from mfa.clock import Clock
 
+if TYPE_CHECKING:
+    from mfa.vault import Vault
+
 log = logging.getLogger("mfa.audit")
 
 UNKNOWN_USER = "unknown user"
 HASHED_UNKNOWN = re.compile(UNKNOWN_USER + r" [0-9a-f]{32}")
 
 
-def unknown_username(vault, typed: str) -> str:
+def unknown_username(vault: Vault, typed: str) -> str:
     """What the trail keeps of a name that matches no one: never the name itself (people type
     their password into the username field), but a keyed hash of it, so that repeated tries
     of one name still group together and an operator can check a name they suspect."""

@@ -1,7 +1,8 @@
 """Sign-ins: from a correct password to approved, denied, expired or locked."""
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import and_, or_, update
 from sqlalchemy.orm import joinedload
@@ -16,11 +17,12 @@ from mfa.accounts import find_user, record_failure, reset_failures
 from mfa.errors import AccountLocked, BadRequest, InvalidCredentials, NotFound
 from mfa.passwords import MAX_LENGTH
 from mfa.services import Services
+from mfa.unit_of_work import rows_changed
 
 AUTHENTICATION_TTL = timedelta(minutes=10)
 
 
-def require_text(value, field: str, max_length: int = MAX_LENGTH) -> str:
+def require_text(value: object, field: str, max_length: int = MAX_LENGTH) -> str:
     """A non-empty string that a database and a hash function can take (no NUL, valid UTF-8)."""
     if not isinstance(value, str) or not value:
         raise BadRequest(f"'{field}' is required and must be a string.", field=field)
@@ -36,7 +38,7 @@ def require_text(value, field: str, max_length: int = MAX_LENGTH) -> str:
 
 
 def start(
-    db: Session, svc: Services, username, password, source_ip: str | None,
+    db: Session, svc: Services, username: object, password: object, source_ip: str | None,
     api_key_id: str | None = None,
 ) -> Authentication:
     """Check the first factor and decide what the sign-in needs next.
@@ -92,7 +94,7 @@ def _open(db: Session, svc: Services, user: User, source_ip: str | None,
     return auth
 
 
-def owned_by(db: Session, auth_id, api_key_id: str | None) -> Authentication | None:
+def owned_by(db: Session, auth_id: object, api_key_id: str | None) -> Authentication | None:
     """The sign-in if it exists and was started through that API key, else None.
 
     Another key, or a sign-in started on the pages (no key), gets the same answer as an
@@ -106,7 +108,7 @@ def owned_by(db: Session, auth_id, api_key_id: str | None) -> Authentication | N
     return auth if auth is not None and auth.api_key_id == api_key_id else None
 
 
-def get(db: Session, svc: Services, auth_id) -> Authentication:
+def get(db: Session, svc: Services, auth_id: object) -> Authentication:
     """The authentication as it stands now (an overdue one is marked expired)."""
     if not is_id(auth_id):
         raise NotFound("No such authentication.", code="not_found")
@@ -128,12 +130,12 @@ def finish(db: Session, svc: Services, auth: Authentication, status: str, reason
     """
     now = svc.clock.now()
     was = auth.status
-    won = db.execute(
+    won = rows_changed(db,
         update(Authentication)
         .where(Authentication.id == auth.id, Authentication.status.in_(OPEN_STATUSES))
         .values(status=status, reason=reason, completed_at=now)
         .execution_options(synchronize_session=False)
-    ).rowcount == 1
+    ) == 1
     if not won:
         db.refresh(auth, ["status", "reason", "completed_at"])
         return False
@@ -148,20 +150,20 @@ def finish(db: Session, svc: Services, auth: Authentication, status: str, reason
     return True
 
 
-def remember(row, **values) -> None:
+def remember(row: object, **values: Any) -> None:
     """Record what a compare-and-set just wrote, without reading the row back."""
     for name, value in values.items():
         set_committed_value(row, name, value)
 
 
-def can_continue(auth: Authentication, now) -> bool:
+def can_continue(auth: Authentication, now: datetime) -> bool:
     """Open, or denied for a reason that ends only that challenge, and not yet expired."""
     return (auth.is_open() or auth.can_retry()) and now < auth.expires_at
 
 
 def set_status(db: Session, svc: Services, auth: Authentication, status: str) -> bool:
     """Move a sign-in that can continue to another open status (e.g. to `pending`)."""
-    moved = db.execute(
+    moved = rows_changed(db,
         update(Authentication)
         .where(
             Authentication.id == auth.id,
@@ -173,7 +175,7 @@ def set_status(db: Session, svc: Services, auth: Authentication, status: str) ->
         )
         .values(status=status, reason=None)
         .execution_options(synchronize_session=False)
-    ).rowcount == 1
+    ) == 1
     if moved:
         remember(auth, status=status, reason=None)
     else:

@@ -13,6 +13,7 @@ import secrets
 import string
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, TypeGuard
 
 from sqlalchemy import delete, update
 from sqlalchemy.orm import Session
@@ -20,6 +21,7 @@ from sqlalchemy.orm import Session
 from models import Authentication, BrowserSession, User
 from mfa import audit
 from mfa.services import Services
+from mfa.unit_of_work import rows_changed
 
 TOKEN_BYTES = 32  # token_urlsafe(32): 43 characters, 256 bits
 TOKEN_CHARACTERS = frozenset(string.ascii_letters + string.digits + "-_")
@@ -38,7 +40,7 @@ def id_hash(session_id: str) -> str:
     return hashlib.sha256(session_id.encode()).hexdigest()
 
 
-def is_session_id(value) -> bool:
+def is_session_id(value: object) -> TypeGuard[str]:
     """Shaped like one of our ids: anything else is not looked up at all."""
     return isinstance(value, str) and 40 <= len(value) <= 64 and set(value) <= TOKEN_CHARACTERS
 
@@ -47,7 +49,7 @@ def has_ended(row: BrowserSession, now: datetime, limits: Limits) -> bool:
     return now - row.last_seen_at >= limits.idle or now - row.created_at >= limits.absolute
 
 
-def find(db: Session, svc: Services, session_id, limits: Limits) -> BrowserSession | None:
+def find(db: Session, svc: Services, session_id: object, limits: Limits) -> BrowserSession | None:
     """The live session for this id; an idle or too old one is deleted and not returned."""
     if not is_session_id(session_id):
         return None
@@ -60,11 +62,11 @@ def find(db: Session, svc: Services, session_id, limits: Limits) -> BrowserSessi
     return row
 
 
-def data_of(row: BrowserSession) -> dict:
+def data_of(row: BrowserSession) -> dict[str, Any]:
     return json.loads(row.data) if row.data else {}
 
 
-def create(db: Session, svc: Services, data: dict, *, user_id: str | None = None,
+def create(db: Session, svc: Services, data: dict[str, Any], *, user_id: str | None = None,
            signed_in_at: datetime | None = None) -> str:
     """A new session; returns its id (the cookie value), which is stored only as a hash."""
     session_id = secrets.token_urlsafe(TOKEN_BYTES)
@@ -75,28 +77,28 @@ def create(db: Session, svc: Services, data: dict, *, user_id: str | None = None
     return session_id
 
 
-def touch(db: Session, svc: Services, session_id: str, data: dict | None = None) -> bool:
+def touch(db: Session, svc: Services, session_id: str, data: dict[str, Any] | None = None) -> bool:
     """Note that the session was used (and store its data when given).
 
     False when the session ended meanwhile (signed out elsewhere, rotated): it is never
     written back to life.
     """
-    values: dict = {"last_seen_at": svc.clock.now()}
+    values: dict[str, Any] = {"last_seen_at": svc.clock.now()}
     if data is not None:
         values["data"] = json.dumps(data)
-    return db.execute(
+    return rows_changed(db,
         update(BrowserSession).where(BrowserSession.id_hash == id_hash(session_id)).values(**values)
         .execution_options(synchronize_session=False)
-    ).rowcount == 1
+    ) == 1
 
 
 def end(db: Session, session_id: str | None) -> bool:
     if not is_session_id(session_id):
         return False
-    return db.execute(
+    return rows_changed(db,
         delete(BrowserSession).where(BrowserSession.id_hash == id_hash(session_id))
         .execution_options(synchronize_session=False)
-    ).rowcount == 1
+    ) == 1
 
 
 def end_all_for_user(db: Session, user_id: str, except_id: str | None = None) -> int:
@@ -116,7 +118,7 @@ def end_all_for_user(db: Session, user_id: str, except_id: str | None = None) ->
     query = delete(BrowserSession).where(BrowserSession.user_id == user_id)
     if except_id is not None:
         query = query.where(BrowserSession.id_hash != id_hash(except_id))
-    return db.execute(query.execution_options(synchronize_session=False)).rowcount
+    return rows_changed(db, query.execution_options(synchronize_session=False))
 
 
 def sign_out_everywhere(db: Session, svc: Services, user: User, source_ip: str | None) -> int:
@@ -132,7 +134,7 @@ def prune(db: Session, svc: Services, limits: Limits) -> int:
 
     One used past the absolute limit but not idle is refused by `find` and deleted then.
     """
-    return db.execute(
+    return rows_changed(db,
         delete(BrowserSession).where(BrowserSession.last_seen_at < svc.clock.now() - limits.idle)
         .execution_options(synchronize_session=False)
-    ).rowcount
+    )

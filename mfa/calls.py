@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Iterable
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import joinedload
@@ -31,6 +32,7 @@ from mfa.authentications import can_continue, finish, remember, set_status
 from mfa.locks import lock_person
 from mfa.methods import activate, registered_meanwhile
 from mfa.services import Services
+from mfa.unit_of_work import rows_changed
 from mfa.vault import phone_lookup_matches
 
 log = logging.getLogger("mfa.calls")
@@ -42,10 +44,10 @@ MAX_REPROMPTS = 1
 ADOPTABLE = ("sending", "unknown", "replaced")
 REPROMPTS = ("reprompt_no_input", "reprompt_wrong_key")
 MACHINE_ANSWERS = ("machine_start", "machine_end_beep", "machine_end_silence", "machine_end_other", "fax")
-CALL_FAILURES = {"busy": "busy", "no-answer": "no_answer", "failed": "call_failed",
+CALL_FAILURES: dict[str | None, str] = {"busy": "busy", "no-answer": "no_answer", "failed": "call_failed",
                  "canceled": "canceled", "completed": "hung_up"}
 # What a finished challenge says again if its webhook is repeated.
-ENDINGS = {"approved": "verified", "fraud": "fraud_recorded", "do_not_call": "do_not_call",
+ENDINGS: dict[str | None, str] = {"approved": "verified", "fraud": "fraud_recorded", "do_not_call": "do_not_call",
            "no_input": "no_input_goodbye", "wrong_key": "wrong_key_goodbye"}
 
 
@@ -63,7 +65,7 @@ class CallTurn:
     end_calls: tuple[str, ...] = ()  # other calls to hang up once this turn is committed
 
 
-def end_calls(svc: Services, call_sids) -> None:
+def end_calls(svc: Services, call_sids: Iterable[str]) -> None:
     """Hang up calls no longer needed; best effort, after the commit (never inside a transaction)."""
     for call_sid in call_sids:
         try:
@@ -72,10 +74,11 @@ def end_calls(svc: Services, call_sids) -> None:
             log.warning("could not end call %s", call_sid, exc_info=True)
 
 
-def answered(db: Session, svc: Services, challenge_id, call_sid, answered_by) -> CallTurn:
+def answered(db: Session, svc: Services, challenge_id: object, call_sid: object, answered_by: object) -> CallTurn:
     challenge, ending = _live(db, svc, challenge_id, call_sid)
     if ending:
         return ending
+    assert challenge is not None  # _live returns one or the other
     if answered_by in MACHINE_ANSWERS:
         _deny(db, svc, challenge, "machine_answered")
         return _turn(challenge, "hangup")
@@ -83,10 +86,12 @@ def answered(db: Session, svc: Services, challenge_id, call_sid, answered_by) ->
     return _turn(challenge, "prompt")
 
 
-def keys_pressed(db: Session, svc: Services, challenge_id, call_sid, digits, turn=None) -> CallTurn:
+def keys_pressed(db: Session, svc: Services, challenge_id: object, call_sid: object, digits: object,
+                 turn: int | None = None) -> CallTurn:
     challenge, ending = _live(db, svc, challenge_id, call_sid)
     if ending:
         return ending
+    assert challenge is not None  # _live returns one or the other
     digits = digits if isinstance(digits, str) else ""
     if digits == "#":
         return _approve(db, svc, challenge)
@@ -99,14 +104,17 @@ def keys_pressed(db: Session, svc: Services, challenge_id, call_sid, digits, tur
     return _retry_or_deny(db, svc, challenge, "reprompt_wrong_key", "wrong_key", turn)
 
 
-def heard_nothing(db: Session, svc: Services, challenge_id, call_sid, turn=None) -> CallTurn:
+def heard_nothing(db: Session, svc: Services, challenge_id: object, call_sid: object,
+                  turn: int | None = None) -> CallTurn:
     challenge, ending = _live(db, svc, challenge_id, call_sid)
     if ending:
         return ending
+    assert challenge is not None  # _live returns one or the other
     return _retry_or_deny(db, svc, challenge, "reprompt_no_input", "no_input", turn)
 
 
-def status_changed(db: Session, svc: Services, challenge_id, call_sid, call_status) -> bool:
+def status_changed(db: Session, svc: Services, challenge_id: object, call_sid: object,
+                   call_status: str | None) -> bool:
     """Busy, no answer, failure, or hanging up while the call was still pending.
 
     Returns False when the call is not known (yet): a callback can overtake the commit
@@ -126,7 +134,7 @@ def status_changed(db: Session, svc: Services, challenge_id, call_sid, call_stat
 # --- helpers ---
 
 
-def _find(db: Session, challenge_id, call_sid) -> Challenge | None:
+def _find(db: Session, challenge_id: object, call_sid: object) -> Challenge | None:
     if not is_id(challenge_id) or not isinstance(call_sid, str) or not call_sid:
         return None
     challenge = db.get(Challenge, challenge_id, options=WITH_CONTEXT)
@@ -140,13 +148,13 @@ def _find(db: Session, challenge_id, call_sid) -> Challenge | None:
 def _adopt(db: Session, challenge: Challenge, call_sid: str) -> None:
     """Name the challenge's call after the first webhook that reports it (a compare-and-set)."""
     status = "replaced" if challenge.status == "replaced" else "pending"
-    won = db.execute(
+    won = rows_changed(db,
         update(Challenge)
         .where(Challenge.id == challenge.id, Challenge.provider_sid.is_(None),
                Challenge.status == challenge.status)
         .values(provider_sid=call_sid, status=status)
         .execution_options(synchronize_session=False)
-    ).rowcount == 1
+    ) == 1
     if won:
         remember(challenge, provider_sid=call_sid, status=status)
     else:
@@ -162,12 +170,12 @@ def _revive(db: Session, svc: Services, challenge: Challenge) -> None:
     auth, now = challenge.authentication, svc.clock.now()
     if challenge.purpose != "sign_in" or not can_continue(auth, now) or now >= challenge.expires_at:
         return
-    if db.execute(
+    if rows_changed(db,
         update(Challenge)
         .where(Challenge.id == challenge.id, Challenge.status == "replaced")
         .values(status="pending", reason=None)
         .execution_options(synchronize_session=False)
-    ).rowcount != 1:
+    ) != 1:
         db.refresh(challenge, ["status", "reason"])
         return
     remember(challenge, status="pending", reason=None)
@@ -182,7 +190,8 @@ def _revive(db: Session, svc: Services, challenge: Challenge) -> None:
         set_status(db, svc, auth, "pending")
 
 
-def _live(db, svc, challenge_id, call_sid) -> tuple[Challenge | None, CallTurn | None]:
+def _live(db: Session, svc: Services, challenge_id: object,
+          call_sid: object) -> tuple[Challenge | None, CallTurn | None]:
     challenge = _find(db, challenge_id, call_sid)
     if challenge is None:
         return None, CallTurn("goodbye")
@@ -208,12 +217,12 @@ def _turn(challenge: Challenge, outcome: str) -> CallTurn:
 def _claim(db: Session, challenge: Challenge, status: str, reason: str | None = None) -> bool:
     """Compare-and-set the pending challenge: exactly one webhook wins."""
     values = {"status": status, "reason": reason or status, "call_step": reason or status}
-    won = db.execute(
+    won = rows_changed(db,
         update(Challenge)
         .where(Challenge.id == challenge.id, Challenge.status == "pending")
         .values(**values)
         .execution_options(synchronize_session=False)
-    ).rowcount == 1
+    ) == 1
     if won:
         remember(challenge, **values)
     else:
@@ -225,14 +234,15 @@ def _set_step(db: Session, challenge: Challenge, step: str) -> None:
     challenge.call_step = step
 
 
-def _approve(db, svc, challenge: Challenge) -> CallTurn:
+def _approve(db: Session, svc: Services, challenge: Challenge) -> CallTurn:
     if not _claim(db, challenge, "approved"):
         return _turn(challenge, ENDINGS.get(challenge.reason, "goodbye"))
     auth = challenge.authentication
     if registered_meanwhile(db, auth):  # a first registration cannot finish after another one
         if finish(db, svc, auth, "denied", "registered_meanwhile"):
             audit.record(db, svc.clock, "sign_in", "denied", user=auth.user, reason="registered_meanwhile",
-                         method=challenge.method.label, detail="a first registration finished after the person registered")
+                         method=challenge.method.label,
+                         detail="a first registration finished after the person registered")
         return _turn(challenge, "goodbye")
     if auth.user.failed_count:  # reset_failures will write the person: lock them before the sign-in
         lock_person(db, auth.user_id)  # (the order a send takes them in, mfa/locks.py)
@@ -246,7 +256,7 @@ def _approve(db, svc, challenge: Challenge) -> CallTurn:
     return _turn(challenge, "verified")
 
 
-def _report_fraud(db, svc, challenge: Challenge) -> CallTurn:
+def _report_fraud(db: Session, svc: Services, challenge: Challenge) -> CallTurn:
     if not _claim(db, challenge, "fraud"):
         return _turn(challenge, ENDINGS.get(challenge.reason, "goodbye"))
     auth = challenge.authentication
@@ -264,10 +274,11 @@ def _report_fraud(db, svc, challenge: Challenge) -> CallTurn:
     return CallTurn("fraud_recorded", auth.user.language, challenge.call_retries, tuple(to_end))
 
 
-def _do_not_call(db, svc, challenge: Challenge) -> CallTurn:
+def _do_not_call(db: Session, svc: Services, challenge: Challenge) -> CallTurn:
     if not _claim(db, challenge, "denied", "do_not_call"):
         return _turn(challenge, ENDINGS.get(challenge.reason, "goodbye"))
     method = challenge.method
+    assert method.phone_encrypted is not None  # calls go to phone methods only
     number = svc.vault.decrypt(method.phone_encrypted)
     if db.scalar(select(DoNotCall).where(phone_lookup_matches(DoNotCall.phone_lookup, svc.vault, number))) is None:
         db.add(DoNotCall(phone_lookup=svc.vault.keyed_hash(number), label=method.label, created_at=svc.clock.now()))
@@ -278,18 +289,19 @@ def _do_not_call(db, svc, challenge: Challenge) -> CallTurn:
     return _turn(challenge, "do_not_call")
 
 
-def _retry_or_deny(db, svc, challenge: Challenge, reprompt: str, reason: str, turn) -> CallTurn:
+def _retry_or_deny(db: Session, svc: Services, challenge: Challenge, reprompt: str, reason: str,
+                   turn: int | None) -> CallTurn:
     seen = challenge.call_retries
     if turn is not None and turn != seen:
         # A repeated delivery of an earlier turn: say again what was said then.
         return _turn(challenge, challenge.call_step if challenge.call_step in REPROMPTS else "prompt")
-    retried = db.execute(
+    retried = rows_changed(db,
         update(Challenge)
         .where(Challenge.id == challenge.id, Challenge.status == "pending",
                Challenge.call_retries == seen, Challenge.call_retries < MAX_REPROMPTS)
         .values(call_retries=Challenge.call_retries + 1, call_step=reprompt)
         .execution_options(synchronize_session=False)
-    ).rowcount == 1
+    ) == 1
     if retried:
         remember(challenge, call_retries=seen + 1, call_step=reprompt)
         return _turn(challenge, reprompt)
@@ -297,7 +309,7 @@ def _retry_or_deny(db, svc, challenge: Challenge, reprompt: str, reason: str, tu
     return _turn(challenge, ENDINGS[reason])
 
 
-def _deny(db, svc, challenge: Challenge, reason: str) -> None:
+def _deny(db: Session, svc: Services, challenge: Challenge, reason: str) -> None:
     if not _claim(db, challenge, "denied", reason):
         return
     auth = challenge.authentication
@@ -306,7 +318,7 @@ def _deny(db, svc, challenge: Challenge, reason: str) -> None:
                  method=challenge.method.label, reason=reason)
 
 
-def _end_other_sign_ins(db, svc, reported: Authentication) -> list[str]:
+def _end_other_sign_ins(db: Session, svc: Services, reported: Authentication) -> list[str]:
     """After a fraud report no other sign-in of that person may go on: end them.
 
     Returns their calls, for the webhook to hang up after its commit (calls.end_calls).

@@ -36,7 +36,7 @@ from mfa.locks import lock_number, lock_person
 from mfa.methods import owned_verified_method
 from mfa.services import Services
 from mfa.telephony import DeliveryUnknown, TelephonyRejected
-from mfa.unit_of_work import Transactions
+from mfa.unit_of_work import Transactions, rows_changed
 from mfa.vault import phone_lookup_matches
 
 CHALLENGE_TTL = {"sms": timedelta(minutes=5), "voice": timedelta(minutes=2)}
@@ -64,7 +64,8 @@ class Reservation:
     source_ip: str | None
 
 
-def start_challenge(tx: Transactions, svc: Services, auth_id, method_id, source_ip) -> Challenge:
+def start_challenge(tx: Transactions, svc: Services, auth_id: object, method_id: object,
+                    source_ip: str | None) -> Challenge:
     def reserve_step(db: Session) -> Reservation:
         auth = get(db, svc, auth_id)
         if auth.registering or not can_continue(auth, svc.clock.now()):
@@ -91,7 +92,8 @@ def send(tx: Transactions, svc: Services, reserve_step: Callable[[Session], Rese
     try:
         sid = _deliver(svc, r)
     except TelephonyRejected as refusal:
-        tx(lambda db: _fail(db, svc, r, refusal.code))
+        reason = refusal.code  # the lambda must not outlive the except block's name
+        tx(lambda db: _fail(db, svc, r, reason))
         raise
     except DeliveryUnknown as unsure:
         end_calls(svc, tx(lambda db: _record(db, svc, r, None, after_sending)))
@@ -107,11 +109,12 @@ def send(tx: Transactions, svc: Services, reserve_step: Callable[[Session], Rese
 
 
 def reserve(db: Session, svc: Services, auth: Authentication, method: Method, purpose: str,
-            source_ip) -> Reservation:
+            source_ip: str | None) -> Reservation:
     """Step 1: the checks and the counted, committed challenge in status "sending"."""
     if method.type not in CHALLENGE_TTL:
         raise Unprocessable(f"Verification by {method.type} is not available on this server.",
                             code="method_not_available")
+    assert method.phone_encrypted is not None  # texts and calls go to phone methods only
     number = svc.vault.decrypt(method.phone_encrypted)
     lock_person(db, auth.user_id)  # before counting: see mfa/locks.py
     lock_number(db, svc, number)
@@ -143,9 +146,12 @@ def reserve(db: Session, svc: Services, auth: Authentication, method: Method, pu
 
 def _deliver(svc: Services, r: Reservation) -> str:
     """Step 2: the provider call (no transaction is open here)."""
+    sid: str
     if r.code is not None:
-        return svc.telephony.send_code_sms(r.number, r.code, r.auth.user.language)
-    return svc.telephony.place_verification_call(r.number, r.challenge.id)
+        sid = svc.telephony.send_code_sms(r.number, r.code, r.auth.user.language)
+    else:
+        sid = svc.telephony.place_verification_call(r.number, r.challenge.id)
+    return sid
 
 
 def _record(db: Session, svc: Services, r: Reservation, sid: str | None,
@@ -153,12 +159,12 @@ def _record(db: Session, svc: Services, r: Reservation, sid: str | None,
     """Step 3: the text or call went out (sid), or may have (None). Returns calls to end."""
     challenge, auth = r.challenge, r.auth
     status = "pending" if sid else "unknown"
-    moved = db.execute(
+    moved = rows_changed(db,
         update(Challenge)
         .where(Challenge.id == challenge.id, Challenge.status == "sending")
         .values(status=status, provider_sid=sid)
         .execution_options(synchronize_session=False)
-    ).rowcount == 1
+    ) == 1
     if moved:
         remember(challenge, status=status, provider_sid=sid)
     else:  # a webhook got there first (it adopted the call), or something newer replaced this one
@@ -181,12 +187,12 @@ def _record(db: Session, svc: Services, r: Reservation, sid: str | None,
 
 def _fail(db: Session, svc: Services, r: Reservation, reason: str) -> None:
     """Nothing went out: the challenge failed, and the send no longer counts against any limit."""
-    failed = db.execute(
+    failed = rows_changed(db,
         update(Challenge)
         .where(Challenge.id == r.challenge.id, Challenge.status == "sending")
         .values(status="failed", reason=reason)
         .execution_options(synchronize_session=False)
-    ).rowcount == 1
+    ) == 1
     if not failed:
         return
     remember(r.challenge, status="failed", reason=reason)
@@ -238,9 +244,9 @@ def _check_caps(db: Session, svc: Services, auth: Authentication, method: Method
     """
     since = svc.clock.now() - CAP_WINDOW
     per_user = db.scalar(select(func.count()).select_from(SendRecord).where(
-        SendRecord.user_id == auth.user_id, SendRecord.at >= since))
+        SendRecord.user_id == auth.user_id, SendRecord.at >= since)) or 0
     per_number = db.scalar(select(func.count()).select_from(SendRecord).where(
-        phone_lookup_matches(SendRecord.phone_lookup, svc.vault, number), SendRecord.at >= since))
+        phone_lookup_matches(SendRecord.phone_lookup, svc.vault, number), SendRecord.at >= since)) or 0
     if per_user >= MAX_SENDS_PER_USER_HOUR or per_number >= MAX_SENDS_PER_NUMBER_HOUR:
         audit.record(db, svc.clock, "challenge_refused", "rate_limited", user=auth.user, method=method.label,
                      reason="hourly_cap", detail=f"user={per_user} number={per_number} in the last hour")

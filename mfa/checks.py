@@ -15,6 +15,7 @@ from mfa.errors import AccountLocked, BadRequest, InvalidCode, NotPending, TooMa
 from mfa.locks import lock_person
 from mfa.methods import activate, registered_meanwhile
 from mfa.services import Services
+from mfa.unit_of_work import rows_changed
 
 MAX_CODE_ATTEMPTS = 5
 REGISTERED_MEANWHILE = "This person has registered already. Sign in again to use the method they chose."
@@ -32,7 +33,7 @@ class Candidate:
     challenge: Challenge | None = None
 
 
-def check_code(db: Session, svc: Services, auth_id, code, source_ip: str | None) -> Authentication:
+def check_code(db: Session, svc: Services, auth_id: object, code: object, source_ip: str | None) -> Authentication:
     if not isinstance(code, str) or not code.strip() or len(code) > MAX_CODE_LENGTH:
         raise BadRequest("'code' is required and must be a short string.", field="code")
     code = "".join(code.split())
@@ -88,12 +89,13 @@ def _candidates(db: Session, svc: Services, auth: Authentication) -> list[Candid
 def _try(db: Session, svc: Services, candidate: Candidate, code: str) -> str:
     if candidate.challenge is not None:
         return _try_texted_code(db, svc, candidate.challenge, code)
+    assert candidate.method.totp_secret_encrypted is not None  # an app method without a challenge
     secret = svc.vault.decrypt(candidate.method.totp_secret_encrypted)
     step = totp.matching_step(secret, code, svc.clock.now())
     if step is None:
         return "wrong_code"
     # Each time step is good once: the winner of this compare-and-set uses it.
-    used = db.execute(
+    used = rows_changed(db,
         update(Method)
         .where(
             Method.id == candidate.method.id,
@@ -101,23 +103,24 @@ def _try(db: Session, svc: Services, candidate: Candidate, code: str) -> str:
         )
         .values(totp_last_step=step)
         .execution_options(synchronize_session=False)
-    ).rowcount
+    )
     return "ok" if used == 1 else "replayed_code"
 
 
 def _try_texted_code(db: Session, svc: Services, challenge: Challenge, code: str) -> str:
     if not svc.vault.matches(f"{challenge.id}:{code}", challenge.code_hash):  # see codes.code_hash
         return "wrong_code"
-    used = db.execute(
+    used = rows_changed(db,
         update(Challenge)
         .where(Challenge.id == challenge.id, Challenge.status.in_(TEXTED))
         .values(status="approved")
         .execution_options(synchronize_session=False)
-    ).rowcount
+    )
     return "ok" if used == 1 else "replayed_code"
 
 
-def _approve(db, svc, auth: Authentication, candidate: Candidate, source_ip) -> Authentication:
+def _approve(db: Session, svc: Services, auth: Authentication, candidate: Candidate,
+             source_ip: str | None) -> Authentication:
     if registered_meanwhile(db, auth):
         if finish(db, svc, auth, "denied", "registered_meanwhile"):
             audit.record(db, svc.clock, "sign_in", "denied", user=auth.user, reason="registered_meanwhile",
@@ -136,7 +139,7 @@ def _approve(db, svc, auth: Authentication, candidate: Candidate, source_ip) -> 
     return auth
 
 
-def _refuse(db, svc, auth: Authentication, reason: str, source_ip) -> Authentication:
+def _refuse(db: Session, svc: Services, auth: Authentication, reason: str, source_ip: str | None) -> Authentication:
     # The person before the sign-in, the order a send takes them in (mfa/locks.py): counting a
     # failure writes both, and the opposite order could deadlock with a send.
     lock_person(db, auth.user_id)

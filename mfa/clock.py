@@ -23,7 +23,7 @@ class FixedClock:
     def now(self) -> datetime:
         return self._now
 
-    def advance(self, seconds: float = 0, **kwargs) -> datetime:
+    def advance(self, seconds: float = 0, **kwargs: float) -> datetime:
         self._now += timedelta(seconds=seconds, **kwargs)
         return self._now
 

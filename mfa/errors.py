@@ -6,12 +6,14 @@ rows) is done, and that bookkeeping is committed with it: see unit_of_work.
 """
 from __future__ import annotations
 
+from typing import Any
+
 
 class MfaError(Exception):
     code = "error"
     message = "Something went wrong."
 
-    def __init__(self, message: str | None = None, *, code: str | None = None, **extra):
+    def __init__(self, message: str | None = None, *, code: str | None = None, **extra: Any):
         self.message = message or self.message
         self.code = code or self.code
         self.extra = extra
@@ -70,7 +72,7 @@ class RateLimited(MfaError):
     code = "rate_limited"
     message = "Too many requests. Wait a moment and try again."
 
-    def __init__(self, retry_after: int, message: str | None = None):
+    def __init__(self, retry_after: float, message: str | None = None):
         super().__init__(message, retry_after=max(1, int(retry_after)))
 
 

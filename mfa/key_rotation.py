@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from models import DoNotCall, Method, SendRecord
 from mfa.errors import MfaError
+from mfa.unit_of_work import rows_changed
 from mfa.vault import Vault
 
 BATCH = 200
@@ -61,7 +62,7 @@ def rotate_batch(db: Session, vault: Vault, run: Rotation, size: int = BATCH) ->
     if not rows:
         run.done = True
         return run
-    changes: list[tuple[Row, dict[str, object]]] = []
+    changes: list[tuple[Row[str, bytes | None, str | None, bytes | None], dict[str, object]]] = []
     newer: dict[str, str] = {}  # a number's hash under an older key -> under the newest
     for row in rows:
         values: dict[str, object] = {}
@@ -81,12 +82,12 @@ def rotate_batch(db: Session, vault: Vault, run: Rotation, size: int = BATCH) ->
         if values:
             changes.append((row, values))
     for row, values in changes:
-        updated = db.execute(
+        updated = rows_changed(db,
             update(Method)
             .where(Method.id == row.id, Method.phone_encrypted == row.phone_encrypted,
                    Method.totp_secret_encrypted == row.totp_secret_encrypted)
             .values(values).execution_options(synchronize_session=False)
-        ).rowcount
+        )
         if updated:
             run.secrets_reencrypted += sum(k.endswith("_encrypted") for k in values)
             run.lookups_rehashed += "phone_lookup" in values
@@ -123,6 +124,6 @@ def _rehash_entries(db: Session, run: Rotation, newer: dict[str, str]) -> None:
         run.do_not_call_rehashed += 1
     for lookup in db.scalars(select(SendRecord.phone_lookup).distinct()
                              .where(SendRecord.phone_lookup.in_(list(newer)))).all():
-        run.send_records_rehashed += db.execute(
+        run.send_records_rehashed += rows_changed(db,
             update(SendRecord).where(SendRecord.phone_lookup == lookup).values(phone_lookup=newer[lookup])
-            .execution_options(synchronize_session=False)).rowcount
+            .execution_options(synchronize_session=False))

@@ -16,14 +16,14 @@ from mfa.vault import phone_lookup_matches
 TOTP_LABEL = "Authenticator app"
 
 
-def register_totp(db: Session, svc: Services, auth_id, source_ip: str | None) -> tuple[Method, str]:
+def register_totp(db: Session, svc: Services, auth_id: object, source_ip: str | None) -> tuple[Method, str]:
     """Start enrolling an authenticator app; a following valid code activates it."""
     auth = require_registering(db, svc, auth_id)
     set_status(db, svc, auth, "registration_required")
     return enrol_totp(db, svc, auth.user, source_ip)
 
 
-def require_registering(db: Session, svc: Services, auth_id) -> Authentication:
+def require_registering(db: Session, svc: Services, auth_id: object) -> Authentication:
     auth = get(db, svc, auth_id)
     if not (auth.registering and can_continue(auth, svc.clock.now())):
         raise NotPending("Registration is only possible while the sign-in asks for it.")
@@ -114,7 +114,7 @@ def make_default(db: Session, method: Method) -> None:
         other.is_default = other.id == method.id
 
 
-def owned_verified_method(user: User, method_id) -> Method:
+def owned_verified_method(user: User, method_id: object) -> Method:
     for method in user.verified_methods():
         if method.id == method_id:
             return method
@@ -122,10 +122,11 @@ def owned_verified_method(user: User, method_id) -> Method:
                         code="unknown_method")
 
 
-def pending_totp_uri(db: Session, svc: Services, user: User, method_id) -> str:
+def pending_totp_uri(db: Session, svc: Services, user: User, method_id: object) -> str:
     """The otpauth:// URI of an app enrolment this person has not finished (for its QR code)."""
     method = db.get(Method, method_id) if is_id(method_id) else None
     if method is None or method.user_id != user.id or method.type != "totp" or method.is_verified:
         raise NotPending("There is no authenticator-app set-up in progress.")
+    assert method.totp_secret_encrypted is not None  # every app method has one
     secret = svc.vault.decrypt(method.totp_secret_encrypted)
     return totp.provisioning_uri(secret, user.username, svc.service_name)

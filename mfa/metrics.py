@@ -54,12 +54,12 @@ def count_audit_event(db: Session, event_name: str, outcome: str, method_label: 
         pending.append((CHALLENGES, (method, "approved")))
 
 
-def count_twilio_error(code) -> None:
+def count_twilio_error(code: object) -> None:
     """A refusal (Twilio's error code), `timeout` or `connection`: counted at once (no transaction)."""
     TWILIO_ERRORS.labels(str(code)).inc()
 
 
-def count_twilio_account_error(code) -> None:
+def count_twilio_account_error(code: object) -> None:
     """A Twilio answer that no person can fix (20003, 20404 on the account, not JSON…): alert on it."""
     TWILIO_ACCOUNT_ERRORS.labels(str(code)).inc()
 

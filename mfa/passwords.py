@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -14,7 +15,7 @@ MAX_LENGTH = 1024
 
 # OWASP's recommended argon2id minimum (19 MiB, 2 passes, 1 lane). The library's default
 # (64 MiB) times four threads per worker broke the 150 MB per-worker budget at sign-in peaks.
-DEFAULT_HASHER = dict(time_cost=2, memory_cost=19 * 1024, parallelism=1)
+DEFAULT_HASHER: dict[str, Any] = dict(time_cost=2, memory_cost=19 * 1024, parallelism=1)
 # At most this many hashes at once per process: memory stays bounded whatever the thread count.
 CONCURRENT_HASHES = 2
 

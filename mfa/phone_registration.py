@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -33,8 +34,8 @@ class PhoneRegistration:
     notice: str | None
 
 
-def register_phone(tx: Transactions, svc: Services, auth_id, number, kind, delivery, source_ip,
-                   language=None) -> PhoneRegistration:
+def register_phone(tx: Transactions, svc: Services, auth_id: object, number: object, kind: Any, delivery: Any,
+                   source_ip: str | None, language: Any = None) -> PhoneRegistration:
     """`language` (optional) is the one calls to this person will speak: en-GB or cy-GB.
 
     Sends in steps (see mfa/challenges.py): the unverified method is saved with its

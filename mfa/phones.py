@@ -78,7 +78,7 @@ NOT_DIRECT_DIAL = {
 }
 
 
-def parse(number) -> ParsedPhone:
+def parse(number: object) -> ParsedPhone:
     """National UK input or E.164, one person's direct line; raises Unprocessable otherwise."""
     if not isinstance(number, str) or not number.strip() or len(number) > 40:
         raise Unprocessable("Enter a phone number, such as 07400 123456 or +44 7400 123456.",

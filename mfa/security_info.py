@@ -6,6 +6,8 @@ its own challenge (a texted code, `#` on a call, an app code) succeeds.
 """
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy.orm import Session
 
 from models import Authentication, Method, User
@@ -28,7 +30,7 @@ def begin_change(db: Session, svc: Services, user: User, source_ip: str | None) 
     return auth
 
 
-def set_default(db: Session, svc: Services, user: User, method_id, source_ip: str | None,
+def set_default(db: Session, svc: Services, user: User, method_id: object, source_ip: str | None,
                 keep_session: str | None = None) -> Method:
     """`keep_session`: the browser session making the change; the person's others end."""
     method = owned_verified_method(user, method_id)
@@ -39,7 +41,7 @@ def set_default(db: Session, svc: Services, user: User, method_id, source_ip: st
     return method
 
 
-def remove_method(db: Session, svc: Services, user: User, method_id, source_ip: str | None,
+def remove_method(db: Session, svc: Services, user: User, method_id: object, source_ip: str | None,
                   keep_session: str | None = None) -> None:
     """Remove a method; a phone goes with both its text and call rows. Other sessions end."""
     method = owned_verified_method(user, method_id)
@@ -63,7 +65,7 @@ def remove_method(db: Session, svc: Services, user: User, method_id, source_ip: 
                  source_ip=source_ip, detail=f"type={method.type} kind={method.kind or '-'}")
 
 
-def set_language(db: Session, svc: Services, user: User, language, source_ip: str | None) -> None:
+def set_language(db: Session, svc: Services, user: User, language: Any, source_ip: str | None) -> None:
     if language not in LANGUAGES:
         raise BadRequest(f"Choose one of: {', '.join(LANGUAGES)}.", field="language")
     user.language = language

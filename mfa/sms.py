@@ -10,6 +10,7 @@ from mfa.authentications import finish
 from mfa.calls import WITH_CONTEXT
 from mfa.codes import code_hash, new_code
 from mfa.services import Services
+from mfa.unit_of_work import rows_changed
 
 FAILED_DELIVERY = ("undelivered", "failed")
 
@@ -35,12 +36,12 @@ def record_delivery(db: Session, svc: Services, message_sid: str, status: str, e
                           .options(*WITH_CONTEXT))
     if challenge is None:
         return False
-    failed = db.execute(
+    failed = rows_changed(db,
         update(Challenge)
         .where(Challenge.id == challenge.id, Challenge.status == "pending")
         .values(status="failed", reason="delivery_failed")
         .execution_options(synchronize_session=False)
-    ).rowcount
+    )
     if not failed:
         return True
     auth = challenge.authentication

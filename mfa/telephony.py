@@ -5,9 +5,12 @@ domain sees only this interface and these errors.
 """
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from mfa.errors import ProviderUnavailable, Unprocessable
+
+if TYPE_CHECKING:
+    from models import Challenge
 
 
 class Telephony(Protocol):
@@ -22,13 +25,14 @@ class Telephony(Protocol):
 
 
 # Provider error codes that will not change on a retry, and what they mean to people.
-PERMANENT_ERRORS = {
+PERMANENT_ERRORS: dict[int | None, tuple[str, str]] = {
     21211: ("invalid_number", "That phone number is not valid."),
     21217: ("invalid_number", "That phone number is not valid."),
     21614: ("sms_needs_mobile", "That number cannot receive text messages. Use a mobile number, or choose a call."),
     21408: ("region_not_enabled", "This service cannot reach numbers in that country."),
     21215: ("region_not_enabled", "This service cannot reach numbers in that country."),
-    21610: ("opted_out", "That number has asked not to receive our texts (it replied STOP). Reply START to allow them again, or choose another method."),
+    21610: ("opted_out", "That number has asked not to receive our texts (it replied STOP). "
+                         "Reply START to allow them again, or choose another method."),
     21612: ("unreachable_number", "That number cannot be reached from this service."),
     21214: ("unreachable_number", "That number cannot be reached from this service."),
     21216: ("unreachable_number", "That number cannot be reached from this service."),
@@ -53,6 +57,8 @@ class DeliveryUnknown(ProviderUnavailable):
     Never retried: a second call or text is worse than asking the person to retry.
     The challenge is kept as "unknown" so a late webhook or a status callback still finds it.
     """
+
+    challenge: Challenge  # set by mfa.challenges.send before the error leaves the domain
 
     message = ("We could not confirm that the call or text went out. If nothing arrives in a "
                "minute, ask for another.")

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Callable, Iterator, TypeVar
+from typing import Any, Callable, Iterator, TypeVar, cast
 
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import Executable
 
 from mfa.errors import MfaError
 
@@ -47,3 +49,8 @@ class Transactions:
     def __call__(self, step: Callable[[Session], T]) -> T:
         with use_case(self.session):
             return step(self.session)
+
+
+def rows_changed(db: Session, statement: Executable) -> int:
+    """Run an UPDATE or DELETE and return how many rows it matched."""
+    return cast("CursorResult[Any]", db.execute(statement)).rowcount

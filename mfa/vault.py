@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 if TYPE_CHECKING:
-    from sqlalchemy.sql.elements import ColumnElement
+    from sqlalchemy.sql.elements import ColumnElement, SQLCoreOperations
 
 
 def _derive(key: str, purpose: bytes) -> bytes:
@@ -67,7 +67,7 @@ class Vault:
         return found
 
 
-def phone_lookup_matches(column: ColumnElement, vault: Vault, number: str) -> ColumnElement[bool]:
+def phone_lookup_matches(column: SQLCoreOperations[str], vault: Vault, number: str) -> ColumnElement[bool]:
     """The one condition for finding a number by its keyed hash: a match under any current key.
 
     Rows written before a rotation hold the hash under an older key until `data rotate-key`

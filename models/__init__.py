@@ -9,5 +9,6 @@ from models.send_record import SendRecord
 from models.user import ApiKey, AppPassword, User
 
 __all__ = [
-    "ApiKey", "AppPassword", "AuditEvent", "Authentication", "Base", "BrowserSession", "Challenge", "DoNotCall", "Method", "SendRecord", "User",
+    "ApiKey", "AppPassword", "AuditEvent", "Authentication", "Base", "BrowserSession", "Challenge", "DoNotCall",
+    "Method", "SendRecord", "User",
 ]

@@ -1,11 +1,16 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Boolean, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import Base, UTCDateTime, new_id
+
+if TYPE_CHECKING:
+    from models.method import Method
+    from models.user import User
 
 # Statuses a sign-in can still move on from; everything else is final.
 OPEN_STATUSES = ("mfa_required", "registration_required", "pending")
@@ -45,7 +50,7 @@ class Authentication(Base):
     # When the approval was turned into a browser session: that happens once only.
     exchanged_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
-    user: Mapped["User"] = relationship()  # noqa: F821
+    user: Mapped[User] = relationship()
 
     def is_open(self) -> bool:
         return self.status in OPEN_STATUSES
@@ -88,7 +93,7 @@ class Challenge(Base):
     last_sent_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
-    method: Mapped["Method"] = relationship()  # noqa: F821
+    method: Mapped[Method] = relationship()
     authentication: Mapped[Authentication] = relationship()
 
     def is_pending(self, now: datetime) -> bool:

@@ -1,11 +1,15 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Boolean, ForeignKey, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import Base, UTCDateTime, new_id
+
+if TYPE_CHECKING:
+    from models.user import User
 
 METHOD_TYPES = ("voice", "sms", "totp", "push")
 PHONE_KINDS = ("mobile", "office", "alternate")
@@ -35,7 +39,7 @@ class Method(Base):
     is_default: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
-    user: Mapped["User"] = relationship(back_populates="methods")  # noqa: F821
+    user: Mapped[User] = relationship(back_populates="methods")
 
     @property
     def is_verified(self) -> bool:

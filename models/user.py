@@ -1,11 +1,15 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Boolean, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import Base, UTCDateTime, new_id
+
+if TYPE_CHECKING:
+    from models.method import Method
 
 ROLES = ("admin", "user")
 LANGUAGES = ("en-GB", "cy-GB")
@@ -28,7 +32,7 @@ class User(Base):
     fraud_blocked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
-    methods: Mapped[list["Method"]] = relationship(  # noqa: F821
+    methods: Mapped[list[Method]] = relationship(
         back_populates="user", cascade="all, delete-orphan", order_by="Method.created_at"
     )
 
@@ -37,7 +41,7 @@ class User(Base):
             self.locked_until is not None and self.locked_until > now
         )
 
-    def verified_methods(self) -> list["Method"]:  # noqa: F821
+    def verified_methods(self) -> list[Method]:
         return [m for m in self.methods if m.verified_at is not None]
 
 

@@ -16,7 +16,7 @@ def register(app: Flask) -> None:
         # Behind nginx the peer is the proxy: believe its X-Forwarded-For/-Proto, and no one else's,
         # so audit rows and rate limits see the person's address. Webhook signatures never use
         # these headers: they are checked against PUBLIC_BASE_URL.
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies)
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies)  # type: ignore[method-assign]
     logs.register(app, settings.log_format)  # its before_request runs first and starts the clock
     metrics.register(app, settings.prometheus_multiproc_dir)
     health.register(app)

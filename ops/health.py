@@ -9,11 +9,15 @@ its loss is reported as "degraded" with a 200, so it never takes every instance 
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from flask import Flask, jsonify
 from sqlalchemy import text
 
 from edge import OutageLog, runtime
+
+if TYPE_CHECKING:
+    import redis
 
 log = logging.getLogger("mfa.ops")
 
@@ -30,7 +34,7 @@ class RedisCheck:
 
     def __init__(self, url: str):
         self.url = url
-        self._client = None
+        self._client: redis.Redis | None = None
 
     def __call__(self) -> None:
         if self._client is None:

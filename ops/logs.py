@@ -56,8 +56,8 @@ class JsonFormatter(logging.Formatter):
         for name in ACCESS_FIELDS:
             if hasattr(record, name):
                 line[name] = getattr(record, name)
-        if isinstance(line.get("path"), str):  # the caller chose it: masked like the message
-            line["path"] = mask_phone_numbers(line["path"])
+        if isinstance(path := line.get("path"), str):  # the caller chose it: masked like the message
+            line["path"] = mask_phone_numbers(path)
         if record.exc_info:
             line["exception"] = mask_phone_numbers(self.formatException(record.exc_info))
         return json.dumps(line, ensure_ascii=False)

@@ -55,7 +55,8 @@ class TempPostgres:
 
     def start(self) -> None:
         options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.folder}"
-        self._run(PG_BIN / "pg_ctl", "-D", self.data, "-o", options, "-l", self.folder / "log", "-w", "-t", "30", "start")
+        self._run(PG_BIN / "pg_ctl", "-D", self.data, "-o", options, "-l", self.folder / "log",
+                  "-w", "-t", "30", "start")
 
     def stop(self, mode: str = "immediate") -> None:
         self._run(PG_BIN / "pg_ctl", "-D", self.data, "-m", mode, "-w", "stop")

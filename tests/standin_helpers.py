@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import pytest
 from flask import Flask, Request, Response, request
@@ -42,7 +42,7 @@ class Customer:
     """The app under test, reduced to: path -> TwiML (or a function of the request)."""
 
     def __init__(self):
-        self.routes: dict[str, tuple[object, int, str]] = {}
+        self.routes: dict[str, tuple[Any, int, str]] = {}
         self._received: list[Received] = []
         self._lock = threading.Lock()
         self._validator = RequestValidator(AUTH_TOKEN)

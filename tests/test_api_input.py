@@ -36,7 +36,8 @@ def nested(kind: str, depth: int) -> str:
 
 def counts(session):
     session.expire_all()
-    return [session.scalar(select(func.count()).select_from(t)) for t in (Authentication, Challenge, Method, AuditEvent)]
+    return [session.scalar(select(func.count()).select_from(t))
+            for t in (Authentication, Challenge, Method, AuditEvent)]
 
 
 @pytest.fixture
@@ -209,7 +210,8 @@ def test_a_wrong_method_gets_405_saying_what_is_allowed(api, method, path, allow
 def test_a_chunked_body_over_the_limit_gets_413_not_a_parse_of_its_first_part(api, bob, session, tail):
     before = counts(session)
     body = json.dumps({"username": "bob", "password": "wrong"}).encode() + tail
-    response = api.client.post("/api/v1/authentications", headers={**api._headers(), "Content-Type": "application/json"},
+    response = api.client.post("/api/v1/authentications",
+                               headers={**api._headers(), "Content-Type": "application/json"},
                                environ_overrides={"wsgi.input_terminated": True, "wsgi.input": io.BytesIO(body)})
     assert response.status_code == 413 and response.json["error"] == "too_large"
     assert counts(session) == before

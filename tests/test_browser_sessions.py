@@ -28,7 +28,9 @@ MOBILE = "+447400123456"
 
 def csrf_token(client, path="/sign-in") -> str:
     page = client.get(path)
-    return re.search(r'name="csrf_token" value="([^"]+)"', page.get_data(as_text=True)).group(1)
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page.get_data(as_text=True))
+    assert found, "no CSRF token on " + path
+    return found.group(1)
 
 
 def post_form(client, path, data=None, token_from="/sign-in", **kwargs):

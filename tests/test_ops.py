@@ -209,7 +209,8 @@ def test_an_app_code_sign_in_is_counted_by_method_and_outcome(api, bob, clock, c
     wrong_before = sample("mfa_challenges_total", method="code", outcome="wrong_code")
     password_before = sample("mfa_sign_ins_total", method="password", outcome="mfa_required")
     auth = sign_in(api)
-    api.post(f"/authentications/{auth['id']}/checks", {"code": "000000" if pyotp_code(secret, clock.now()) != "000000" else "111111"})
+    wrong = "000000" if pyotp_code(secret, clock.now()) != "000000" else "111111"
+    api.post(f"/authentications/{auth['id']}/checks", {"code": wrong})
     api.post(f"/authentications/{auth['id']}/checks", {"code": pyotp_code(secret, clock.now())})
     assert sample("mfa_sign_ins_total", method="password", outcome="mfa_required") == password_before + 1
     assert sample("mfa_challenges_total", method="code", outcome="wrong_code") == wrong_before + 1

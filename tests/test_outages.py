@@ -109,7 +109,8 @@ def test_an_outage_is_one_warning_line_without_a_trace_not_a_line_per_request(do
     caplog.set_level(logging.INFO)
     client = down.test_client()
     for _ in range(10):
-        assert_unavailable_json(client.post("/api/v1/authentications", json={}, headers={"Authorization": "Bearer mfa_" + "k" * 43}))
+        assert_unavailable_json(client.post("/api/v1/authentications", json={},
+                                            headers={"Authorization": "Bearer mfa_" + "k" * 43}))
         assert client.post("/sign-in", data={"username": "dave", "password": "x"}).status_code == 503
         assert client.get("/readyz").status_code == 503  # a balancer's probe every few seconds
     warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
@@ -131,9 +132,10 @@ def test_the_warning_is_repeated_once_a_minute_with_the_count_of_503s_and_the_en
     outage_log.report(error)  # a straggler that failed as the database came back
     outage_log.ended()
     lines = [r.getMessage() for r in caplog.records if r.name == "mfa.edge"]
-    assert lines == ["database unavailable, answering 503 (OperationalError: refused)",
-                     "database unavailable, answering 503 (OperationalError: refused); 5 more failures since the last line",
-                     "database unavailable, answering 503 (OperationalError: refused); 5 more failures since the last line",
+    refused = "database unavailable, answering 503 (OperationalError: refused)"
+    assert lines == [refused,
+                     f"{refused}; 5 more failures since the last line",
+                     f"{refused}; 5 more failures since the last line",
                      "database reachable again (0 more failures since the last warning)"]
 
 

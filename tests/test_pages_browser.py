@@ -60,7 +60,10 @@ def sign_in(page, username, password=PASSWORD):
 
 def texted_code(phones, number) -> str:
     phones.wait_idle()
-    return re.search(r"#(\d{6})$", phones.messages(to=number)[-1].body).group(1)
+    body = phones.messages(to=number)[-1].body
+    found = re.search(r"#(\d{6})$", body)
+    assert found, body
+    return found.group(1)
 
 
 def test_first_sign_in_registers_a_mobile_by_text_and_shows_an_app_password(page, live, phones, bob):
@@ -96,7 +99,8 @@ def test_a_wrong_code_shows_an_error_linked_to_the_code_box(page, live, phones, 
     sign_in(page, "bob")
     page.wait_for_url("**/verify")
     texted_code(phones, "+447400123456")
-    page.get_by_label("Code", exact=True).fill("000000" if texted_code(phones, "+447400123456") != "000000" else "111111")
+    wrong = "000000" if texted_code(phones, "+447400123456") != "000000" else "111111"
+    page.get_by_label("Code", exact=True).fill(wrong)
     page.get_by_role("button", name="Verify").click()
     summary = page.locator(".nhsuk-error-summary")
     assert "4 more tries" in summary.inner_text()
@@ -149,7 +153,8 @@ def test_registering_the_authenticator_app_by_qr_code(page, live, phones, clock,
     page.get_by_text("I can't scan the QR code").click()
     typed = page.locator("#secret").inner_text().replace(" ", "")
     assert typed == secret_from_uri(uri)
-    page.get_by_label("Enter the 6-digit code your app now shows").fill(oathtool_code(secret_from_uri(uri), clock.now()))
+    code = oathtool_code(secret_from_uri(uri), clock.now())
+    page.get_by_label("Enter the 6-digit code your app now shows").fill(code)
     page.get_by_role("button", name="Verify").click()
     page.get_by_text("You're set up").wait_for()
 

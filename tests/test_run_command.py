@@ -36,7 +36,8 @@ def log_text(log) -> str:
     return re.sub(r"\x1b\[[0-9;]*m", "", log.read())  # the dev server colours its request lines
 
 
-@pytest.mark.skipif(shutil.which("make") is None, reason="`make` is not installed, so the README's run command cannot run")
+@pytest.mark.skipif(shutil.which("make") is None,
+                    reason="`make` is not installed, so the README's run command cannot run")
 def test_make_run_serves_the_api_with_a_demo_account(tmp_path):
     port, standin_port = free_port(), free_port()
     env = {**os.environ, "PORT": str(port), "INSTANCE_PATH": str(tmp_path),
@@ -70,7 +71,8 @@ def test_make_run_serves_the_api_with_a_demo_account(tmp_path):
         token = (tmp_path / "twilio_auth_token").read_text().strip()
         assert len(token) >= 32 and token not in (ROOT / "settings.py").read_text()
         registered = requests.post(f"http://127.0.0.1:{port}/api/v1/authentications/{auth.json()['id']}/registrations",
-                                   json={"type": "phone", "number": "07400 123456", "kind": "mobile", "delivery": "sms"},
+                                   json={"type": "phone", "number": "07400 123456", "kind": "mobile",
+                                         "delivery": "sms"},
                                    headers={"Authorization": f"Bearer {key}"}, timeout=10)
         assert registered.status_code == 201, registered.text
         deadline = time.monotonic() + 10

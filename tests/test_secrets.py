@@ -101,7 +101,8 @@ def test_an_app_password_check_runs_the_same_statements_for_unknown_and_known_us
 
     def check(username):
         def post():
-            assert api.post("/app-passwords/verify", {"username": username, "app_password": app_password}).status_code == 401
+            answer = api.post("/app-passwords/verify", {"username": username, "app_password": app_password})
+            assert answer.status_code == 401
         return post
 
     known = statements.during(check("bob"))

@@ -25,7 +25,9 @@ def start(live, username="bob"):
 def last_code(phones, number=MOBILE) -> str:
     phones.wait_idle()
     body = phones.messages(to=number)[-1].body
-    return re.search(r"#(\d{6})$", body).group(1)
+    found = re.search(r"#(\d{6})$", body)
+    assert found, body
+    return found.group(1)
 
 
 def register_mobile(live, phones, number="07400 123456", username="bob"):
@@ -99,7 +101,8 @@ def test_no_more_than_five_texts_per_sign_in(live, phones, bob, clock):
     for _ in range(4):
         clock.advance(30)
         assert live.api.post(f"/authentications/{auth['id']}/registrations",
-                             {"type": "phone", "number": MOBILE, "kind": "mobile", "delivery": "sms"}).status_code == 201
+                             {"type": "phone", "number": MOBILE, "kind": "mobile", "delivery": "sms"}
+                             ).status_code == 201
     clock.advance(30)
     sixth = live.api.post(f"/authentications/{auth['id']}/registrations",
                           {"type": "phone", "number": MOBILE, "kind": "mobile", "delivery": "sms"})

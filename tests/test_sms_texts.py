@@ -27,7 +27,8 @@ def test_every_code_text_is_one_gsm7_segment(language, service, host):
 
 
 def test_the_welsh_text_is_welsh():
-    assert code_message("Secure Sign-in", "123456", "h.example", "cy-GB").startswith("Eich cod Secure Sign-in yw 123456")
+    welsh = code_message("Secure Sign-in", "123456", "h.example", "cy-GB")
+    assert welsh.startswith("Eich cod Secure Sign-in yw 123456")
 
 
 @pytest.mark.parametrize("character", ["â", "ŵ", "😀", "’"])

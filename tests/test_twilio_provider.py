@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import socket
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 import requests
@@ -220,11 +221,14 @@ def test_neither_requests_nor_urllib3_retry_anything_by_themselves(provider):
         assert retries.total == 0 and retries.read is False and not retries.redirect
 
 
+NO_POOL: Any = None  # urllib3's errors built by hand: no pool or connection behind them
+
+
 @pytest.mark.parametrize("exc, sent", [
-    (requests.exceptions.ConnectTimeout(MaxRetryError(None, "/", ConnectTimeoutError())), False),
-    (requests.exceptions.ConnectionError(MaxRetryError(None, "/", NewConnectionError(None, "refused"))), False),
-    (requests.exceptions.ConnectionError(MaxRetryError(None, "/", NameResolutionError("api.twilio.com", None, "dns"))),
-     False),
+    (requests.exceptions.ConnectTimeout(MaxRetryError(NO_POOL, "/", ConnectTimeoutError())), False),
+    (requests.exceptions.ConnectionError(MaxRetryError(NO_POOL, "/", NewConnectionError(NO_POOL, "refused"))), False),
+    (requests.exceptions.ConnectionError(MaxRetryError(
+        NO_POOL, "/", NameResolutionError("api.twilio.com", NO_POOL, socket.gaierror("dns")))), False),
     (requests.exceptions.ConnectionError(ProtocolError("Connection aborted.", ConnectionResetError())), True),
     (requests.exceptions.ReadTimeout("read timed out"), True),
     (requests.exceptions.ChunkedEncodingError("broken"), True),

@@ -4,9 +4,7 @@ from __future__ import annotations
 import logging
 
 import pytest
-from sqlalchemy import func, select
 
-from models import AuditEvent
 from tests.conftest import PASSWORD
 from tests.helpers import add_phone
 

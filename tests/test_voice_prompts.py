@@ -235,7 +235,8 @@ def test_building_keeps_an_operators_fresh_imported_recording(audio_dir, tmp_pat
 
 def test_prompts_import_prints_one_line_per_file(audio_dir, tmp_path):
     source = tone(tmp_path / "mine.wav", 1.0)
-    result = CliRunner().invoke(prompts_group, ["import", "no_input", "cy-GB", str(source), "--audio-dir", str(audio_dir)])
+    result = CliRunner().invoke(prompts_group,
+                                ["import", "no_input", "cy-GB", str(source), "--audio-dir", str(audio_dir)])
     assert result.exit_code == 0, result.output
     assert result.output.count("\n") == 1 and result.output.startswith("cy-GB/no_input.wav")
 

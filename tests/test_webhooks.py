@@ -81,7 +81,8 @@ def test_unsigned_or_forged_webhooks_get_403_and_change_nothing(live, phones, an
 def test_a_signature_for_another_url_is_refused(live, phones, answered_call):
     auth, sid, challenge_id = answered_call
     url = f"{live.url}/twilio/voice/keys?challenge={challenge_id}"
-    signed_for_other = sign_webhook(TEST_AUTH_TOKEN, "https://elsewhere.example/twilio/voice/keys", {"CallSid": sid, "Digits": "#"})
+    signed_for_other = sign_webhook(TEST_AUTH_TOKEN, "https://elsewhere.example/twilio/voice/keys",
+                                    {"CallSid": sid, "Digits": "#"})
     response = requests.post(url, data={"CallSid": sid, "Digits": "#"}, headers=signed_for_other, timeout=10)
     assert response.status_code == 403
     assert state(live, auth)["status"] == "pending"
@@ -112,7 +113,8 @@ def test_a_fraud_report_repeated_blocks_once(live, phones, answered_call):
 
 def test_keys_for_a_call_of_another_challenge_are_ignored(live, phones, answered_call):
     auth, sid, challenge_id = answered_call
-    response = post_signed(f"{live.url}/twilio/voice/keys?challenge={challenge_id}", {"CallSid": "CAother", "Digits": "#"})
+    response = post_signed(f"{live.url}/twilio/voice/keys?challenge={challenge_id}",
+                           {"CallSid": "CAother", "Digits": "#"})
     assert response.status_code == 200 and "<Hangup />" in response.text
     assert state(live, auth)["status"] == "pending"
 
@@ -146,7 +148,8 @@ def test_repeated_sms_failure_reports_deny_once(live, phones, bob):
     phones.wait_idle()
     sid = phones.messages()[-1].sid
     for _ in range(2):
-        assert post_signed(f"{live.url}/twilio/sms/status", {"MessageSid": sid, "MessageStatus": "undelivered", "ErrorCode": "30003"}).status_code == 204
+        undelivered = {"MessageSid": sid, "MessageStatus": "undelivered", "ErrorCode": "30003"}
+        assert post_signed(f"{live.url}/twilio/sms/status", undelivered).status_code == 204
     assert audit_count(live, "challenge_failed") == 1
     assert (state(live, auth)["status"], state(live, auth)["reason"]) == ("denied", "delivery_failed")
 
@@ -160,7 +163,8 @@ def test_every_call_turn_renders_only_documented_twiml(outcome, language, servic
     from voice_prompts.library import PromptLibrary
 
     voice = twiml.PromptVoice(PromptLibrary(service=service), catalogue, service, "https://mfa.example.org")
-    xml = twiml.render(steps_for(CallTurn(outcome, language), CallUrls("https://mfa.example.org", "c1")), language, voice)
+    steps = steps_for(CallTurn(outcome, language), CallUrls("https://mfa.example.org", "c1"))
+    xml = twiml.render(steps, language, voice)
     root = assert_documented_twiml(xml)
     for element in root.iter():
         if element.tag in ("Play", "Redirect"):
@@ -176,7 +180,8 @@ def test_recorded_prompts_are_served_cacheable_and_nothing_else_is(live):
     ok = requests.get(f"{live.url}/voice-prompts/en-GB/greeting.wav", timeout=10)
     assert ok.status_code == 200 and ok.headers["Content-Type"] == "audio/wav"
     assert "max-age=31536000" in ok.headers["Cache-Control"]
-    for bad in ("/voice-prompts/en-GB/../../app.py", "/voice-prompts/xx/greeting.wav", "/voice-prompts/en-GB/manifest.json"):
+    for bad in ("/voice-prompts/en-GB/../../app.py", "/voice-prompts/xx/greeting.wav",
+                "/voice-prompts/en-GB/manifest.json"):
         assert requests.get(live.url + bad, timeout=10).status_code == 404
 
 

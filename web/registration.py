@@ -33,7 +33,7 @@ def register():
     auth = _registering_auth()
     if auth is None:
         return redirect(url_for("web.sign_in"))
-    return render_template("register_choose.html", hybrid=auth.user.hybrid, purpose=flow()["purpose"])
+    return render_template("register_choose.html", hybrid=auth.user.hybrid, purpose=(flow() or {})["purpose"])
 
 
 @bp.post("/register")
@@ -53,7 +53,7 @@ def register_choice():
         return redirect(url_for("web.register_app"))
     if choice in ("mobile", "alternate") or (choice == "office" and not auth.user.hybrid):
         return redirect(url_for("web.register_phone", kind=choice))
-    return render_template("register_choose.html", hybrid=auth.user.hybrid, purpose=flow()["purpose"],
+    return render_template("register_choose.html", hybrid=auth.user.hybrid, purpose=(flow() or {})["purpose"],
                            error="Choose how you want to verify."), 400
 
 
@@ -86,7 +86,7 @@ def register_app_qr():
 def _pending_uri(auth) -> str | None:
     try:
         with use_case(db()):
-            return methods.pending_totp_uri(db(), services(), auth.user, flow().get("method"))
+            return methods.pending_totp_uri(db(), services(), auth.user, (flow() or {}).get("method"))
     except MfaError:
         return None
 

@@ -48,7 +48,7 @@ class ServerSession(CallbackDict, SessionMixin):
         self.unused = False  # a path that never uses the session: nothing is read or written
         self.replaced_id: str | None = None  # a session id given up by regenerate(), ended on save
 
-    def rotate(self, session_id: str, user_id: str, signed_in_at: datetime) -> None:
+    def rotate(self, session_id: str, user_id: str, signed_in_at: datetime | None) -> None:
         """This browser now holds a new session (already written by the domain): nothing carries over."""
         self.clear()
         self.session_id, self.user_id, self.signed_in_at = session_id, user_id, signed_in_at
@@ -111,7 +111,8 @@ class DatabaseSessionInterface(SessionInterface):
             unavailable.load_error = exc
             return unavailable
 
-    def save_session(self, app: Flask, session: ServerSession, response: Response) -> None:
+    def save_session(  # type: ignore[override]  # open_session only ever hands out a ServerSession
+            self, app: Flask, session: ServerSession, response: Response) -> None:
         if session.load_error is not None or session.unused:
             return
         if session.session_id or session.stale_cookie:

@@ -97,7 +97,7 @@ def verify():
     auth = current_auth()
     if auth is None:
         return redirect(url_for("web.sign_in"))
-    current = flow()
+    current = flow() or {}  # current_auth found one
     if auth.status == "approved":
         return _finish(auth, current)
     if not (auth.is_open() or auth.can_retry()):
@@ -130,7 +130,8 @@ def verify_code():
     except MfaError as refusal:
         flash(refusal.message if refusal.code != "invalid_code" else
               f"{refusal.message} You have {refusal.extra['attempts_left']} more tries.", "code")
-    return redirect(url_for("web.verify") if flow().get("mode") != "totp-enrol" else url_for("web.register_app"))
+    enrolling_app = (flow() or {}).get("mode") == "totp-enrol"
+    return redirect(url_for("web.register_app") if enrolling_app else url_for("web.verify"))
 
 
 @bp.post("/verify/method")

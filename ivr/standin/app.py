@@ -26,7 +26,7 @@ def create_standin_app(account_sid: str, auth_token: str, *, realtime: bool = Tr
     app.register_blueprint(rest.bp)
     app.register_blueprint(pages.bp)
     rest.api_fallbacks(app)
-    app.wsgi_app = drop_connections(app.wsgi_app)
+    app.wsgi_app = drop_connections(app.wsgi_app)  # type: ignore[method-assign]  # Flask's documented way
 
     @app.after_request
     def protect(response: Response) -> Response:

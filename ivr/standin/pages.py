@@ -11,6 +11,7 @@ from itertools import groupby
 
 from flask import Blueprint, Response, abort, current_app, jsonify, redirect, render_template
 from flask import request, url_for
+from flask.typing import ResponseReturnValue
 
 from .network import Network
 
@@ -62,7 +63,7 @@ def phone_state() -> Response:
 
 
 @bp.post("/phone/<call_sid>/<action>")
-def phone_action(call_sid: str, action: str) -> Response:
+def phone_action(call_sid: str, action: str) -> ResponseReturnValue:
     net = network()
     actions = {"answer": net.answer, "decline": net.decline, "hangup": net.hang_up,
                "press": lambda sid: net.press(sid, request.form.get("keys", ""))}

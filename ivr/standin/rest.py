@@ -49,7 +49,7 @@ def gatekeeper() -> Response | None:
             and hmac.compare_digest(auth.username or "", net.account_sid)
             and hmac.compare_digest(auth.password or "", net.auth_token)):
         return twilio_error(20003, MESSAGES[20003], 401)
-    if request.view_args.get("account_sid") != net.account_sid:
+    if (request.view_args or {}).get("account_sid") != net.account_sid:
         return not_found()
     return None
 

@@ -8,6 +8,7 @@ stand-in rejects them so a misspelt parameter is caught in development, not in p
 from __future__ import annotations
 
 import re
+from typing import Any
 from urllib.parse import urlparse
 
 from werkzeug.datastructures import MultiDict
@@ -58,7 +59,7 @@ def parse_form(form: MultiDict, accepted: frozenset[str]) -> dict:
     if unknown:
         raise TwilioApiError(20001, detail=f"{', '.join(unknown)} (not a parameter of this "
                              "Twilio operation; see twilio_api_v2010.json)")
-    params = {name: (form.getlist(name) if name in LIST_PARAMS else form.get(name))
+    params: dict[str, Any] = {name: (form.getlist(name) if name in LIST_PARAMS else form.get(name))
               for name in form.keys()}
     for name in INTEGER_PARAMS & params.keys():
         if not re.fullmatch(r"-?\d+", params[name] or ""):

@@ -107,7 +107,7 @@ class CallWalker:
             if self.gather is None or not self.gather.rules.hears_dtmf:
                 self.line.record("digits-ignored", key)
                 continue
-            self._key(key)
+            self._key(self.gather, key)
 
     def lapse(self) -> None:
         """The gather's timeout passed without another key."""
@@ -126,8 +126,7 @@ class CallWalker:
 
     # ---- <Gather> input ----
 
-    def _key(self, key: str) -> None:
-        gather = self.gather
+    def _key(self, gather: ActiveGather, key: str) -> None:
         rules = gather.rules
         if rules.finish_on_key and key == rules.finish_on_key:
             # The finish key is never part of Digits; alone it counts as no input at all.
@@ -218,6 +217,7 @@ class CallWalker:
     def _run(self) -> None:
         while self.line.is_live() and self.gather is None:
             document = self.document
+            assert document is not None  # runs only after a document loaded
             if document.next_verb >= len(document.verbs):
                 self.line.record("end-of-twiml",)
                 self.line.end("completed")
@@ -256,7 +256,7 @@ class CallWalker:
             try:
                 seconds = int(verb.get("length", "1"))
             except ValueError:
-                raise TwimlError(f"<Pause length={verb.get('length')!r}> is not an integer")
+                raise TwimlError(f"<Pause length={verb.get('length')!r}> is not an integer") from None
             self.line.record("pause", seconds)
             return float(seconds)
         if name == "Say":
@@ -265,9 +265,9 @@ class CallWalker:
                 self.line.record("say", text, verb.get("language", "en-US"),
                                  verb.get("voice", "man"))
             return SAY_SECONDS_PER_WORD * len(text.split()) * loop_count(verb)
-        if verb.get("digits"):
-            self.line.record("play-digits", verb.get("digits"))
-            return 0.5 * len(verb.get("digits"))
+        if digits := verb.get("digits"):
+            self.line.record("play-digits", digits)
+            return 0.5 * len(digits)
         url = self._resolve(verb.text)
         status = self.line.fetch_audio(url)  # fetched once: Twilio caches media
         for _ in range(loop_count(verb)):

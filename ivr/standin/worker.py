@@ -100,7 +100,7 @@ class Timers:
         self._timers: dict[tuple[str, str], threading.Timer] = {}
         self._lock = threading.Lock()
 
-    def start(self, owner: str, name: str, seconds: float, action: Callable[[], None]) -> None:
+    def start(self, owner: str, name: str, seconds: float, action: Callable[[], object]) -> None:
         if not self.enabled:
             return
         timer = threading.Timer(seconds, action)
