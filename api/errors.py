@@ -1,4 +1,4 @@
-"""The one table from domain refusals to HTTP statuses, and the JSON error shape."""
+"""The JSON error shape; the status for each domain refusal comes from edge_errors.py."""
 from __future__ import annotations
 
 import logging
@@ -7,30 +7,10 @@ from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from edge import database_unavailable, is_database_outage
+from edge_errors import status_for
 from mfa import errors
 
 log = logging.getLogger("mfa.api")
-
-STATUS = {
-    errors.BadRequest: 400,
-    errors.InvalidCode: 400,
-    errors.InvalidCredentials: 401,
-    errors.NotFound: 404,
-    errors.NotPending: 409,
-    errors.Conflict: 409,
-    errors.Unprocessable: 422,
-    errors.AccountLocked: 423,
-    errors.TooManyAttempts: 423,
-    errors.RateLimited: 429,
-    errors.ProviderUnavailable: 503,
-}
-
-
-def status_for(exc: errors.MfaError) -> int:
-    for cls in type(exc).__mro__:
-        if cls in STATUS:
-            return STATUS[cls]
-    return 400
 
 
 def error_response(code: str, message: str, status: int, **extra):

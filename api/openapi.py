@@ -10,7 +10,7 @@ from api.json_input import MAX_DEPTH
 from mfa.checks import MAX_CODE_LENGTH
 from mfa.passwords import MAX_LENGTH as MAX_PASSWORD_LENGTH
 from mfa.phone_registration import DELIVERIES
-from models.authentication import FINAL_STATUSES, OPEN_STATUSES
+from models.states import AuthStatus
 from models.method import METHOD_TYPES, PHONE_KINDS
 from models.user import LANGUAGES
 
@@ -118,7 +118,7 @@ SCHEMAS = {
         "type": "object", "required": ["id", "status", "reason", "expires_at", "methods"],
         "properties": {
             "id": ID,
-            "status": {"enum": [*OPEN_STATUSES, *FINAL_STATUSES]},
+            "status": {"enum": [status.value for status in AuthStatus]},
             "reason": {"type": ["string", "null"],
                        "description": "Why it was approved or denied, e.g. `verified`, `no_answer`."},
             "expires_at": {"type": "string", "format": "date-time"},

@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from models import Authentication, Challenge, Method
+from models.states import AuthStatus, ChallengeStatus
 from mfa.checks import MAX_CODE_ATTEMPTS
 
 
@@ -16,7 +17,7 @@ def method_json(method: Method) -> dict:
 
 
 def authentication_json(auth: Authentication) -> dict:
-    methods = auth.user.verified_methods() if auth.status != "registration_required" else []
+    methods = auth.user.verified_methods() if auth.status != AuthStatus.REGISTRATION_REQUIRED else []
     return {
         "id": auth.id,
         "status": auth.status,
@@ -29,7 +30,7 @@ def authentication_json(auth: Authentication) -> dict:
 
 def challenge_json(challenge: Challenge) -> dict:
     out = {
-        "status": "pending",
+        "status": ChallengeStatus.PENDING.value,
         "method_id": challenge.method_id,
         "type": challenge.type,
         "expires_at": iso(challenge.expires_at),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ivr.webhook_urls import WebhookUrls
 from mfa.calls import CallTurn
 
 KEY_TIMEOUT_SECONDS = 5
@@ -51,16 +52,16 @@ def steps_for(turn: CallTurn, urls: "CallUrls") -> list:
 
 @dataclass(frozen=True)
 class CallUrls:
-    """Absolute webhook URLs for one challenge and turn (Twilio is only handed PUBLIC_BASE_URL URLs)."""
+    """The webhook URLs of one challenge's turn (ivr/webhook_urls.py builds them)."""
 
-    base: str
+    urls: WebhookUrls
     challenge_id: str
     turn: int = 0
 
     @property
     def keys(self) -> str:
-        return f"{self.base}/twilio/voice/keys?challenge={self.challenge_id}&turn={self.turn}"
+        return self.urls.voice_keys(self.challenge_id, self.turn)
 
     @property
     def no_input(self) -> str:
-        return f"{self.base}/twilio/voice/no-input?challenge={self.challenge_id}&turn={self.turn}"
+        return self.urls.voice_no_input(self.challenge_id, self.turn)

@@ -12,11 +12,12 @@ from twilio.base.exceptions import TwilioRestException, TwilioServiceException
 from twilio.rest import Client
 
 from ivr import sms_texts
+from ivr.webhook_urls import WebhookUrls
 from ivr.twilio_http import MaybeSent, NotJson, NotSent, StrictTwilioHttpClient
 from mfa import metrics
 from mfa.errors import ProviderUnavailable
 from mfa.phones import mask
-from mfa.telephony import DeliveryUnknown, TelephonyRejected
+from mfa.telephony import DeliveryUnknown, Refusal, TelephonyRejected
 
 log = logging.getLogger("mfa.telephony")
 
@@ -34,7 +35,7 @@ class TwilioProvider:
         self.client.api.base_url = settings.twilio_api_base_url
         self.from_number = settings.twilio_from_number
         self.messaging_service_sid = settings.twilio_messaging_service_sid
-        self.base_url = settings.public_base_url
+        self.urls = WebhookUrls(settings.public_base_url)
         self.host = settings.public_host
         self.service_name = settings.service_name
         self.machine_detection = settings.voice_machine_detection
@@ -50,7 +51,7 @@ class TwilioProvider:
         sender = ({"messaging_service_sid": self.messaging_service_sid}
                   if self.messaging_service_sid else {"from_": self.from_number})
         message = self._send("sms", to, lambda: self.client.messages.create(
-            to=to, body=body, status_callback=f"{self.base_url}/twilio/sms/status",
+            to=to, body=body, status_callback=self.urls.sms_status(),
             validity_period=sms_texts.CODE_TTL_MINUTES * 60, **sender,
         ))
         return message.sid
@@ -60,8 +61,8 @@ class TwilioProvider:
         options = {"machine_detection": "Enable"} if self.machine_detection else {}
         call = self._send("call", to, lambda: self.client.calls.create(
             to=to, from_=self.from_number,
-            url=f"{self.base_url}/twilio/voice/answer?challenge={challenge_id}",
-            status_callback=f"{self.base_url}/twilio/voice/status?challenge={challenge_id}",
+            url=self.urls.voice_answer(challenge_id),
+            status_callback=self.urls.voice_status(challenge_id),
             status_callback_event=["initiated", "ringing", "answered", "completed"],
             timeout=RING_SECONDS, time_limit=CALL_TIME_LIMIT, **options,
         ))
@@ -127,7 +128,8 @@ class TwilioProvider:
             raise self._maybe_sent(what)
         # Twilio's message quotes the full number: log the code only.
         log.info("twilio refused %s to %s: error %s", what, shown, exc.code)
-        raise TelephonyRejected(exc.code, str(getattr(exc, "msg", "") or getattr(exc, "title", "")))
+        reason = REFUSALS.get(exc.code, Refusal.PROVIDER_REJECTED)
+        raise TelephonyRejected(reason, str(getattr(exc, "msg", "") or getattr(exc, "title", "")))
 
     def _not_json(self, what: str, shown: str, status: int) -> ProviderUnavailable:
         if status >= 500:  # an outage page from something in front of Twilio
@@ -138,6 +140,20 @@ class TwilioProvider:
         # A 2xx or 5xx to a create may still have placed the call or sent the text.
         return self._maybe_sent(what) if (200 <= status < 300 or status >= 500) else ProviderUnavailable()
 
+
+# Refusals about the person's number that a retry will not change, as the domain's reasons.
+# (Twilio error dictionary; anything else the provider refuses is Refusal.PROVIDER_REJECTED.)
+REFUSALS: dict[int | None, Refusal] = {
+    21211: Refusal.INVALID_NUMBER,  # invalid 'To' number
+    21217: Refusal.INVALID_NUMBER,  # phone number does not appear to be valid
+    21614: Refusal.SMS_NEEDS_MOBILE,  # 'To' is not a mobile number
+    21408: Refusal.REGION_NOT_ENABLED,  # permission to send to this region not enabled
+    21215: Refusal.REGION_NOT_ENABLED,  # geo permission for calls to this number not enabled
+    21610: Refusal.OPTED_OUT,  # the recipient replied STOP
+    21612: Refusal.UNREACHABLE_NUMBER,  # 'To' cannot be reached from this 'From'
+    21214: Refusal.UNREACHABLE_NUMBER,  # 'To' cannot be reached
+    21216: Refusal.UNREACHABLE_NUMBER,  # account not allowed to call this number
+}
 
 # Refusals about the account, its credentials or its sender, never about the person's number:
 # the setting an operator should check. (Twilio error dictionary; ../shared/twilio/NOTES.md §2.4.)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from twilio.twiml.voice_response import VoiceResponse
 
 from ivr.call_flow import KEY_TIMEOUT_SECONDS, Hangup, Listen, Redirect, Speak
+from ivr.webhook_urls import WebhookUrls
 
 
 class PromptVoice:
@@ -13,12 +14,12 @@ class PromptVoice:
         self.library = library
         self.catalogue = catalogue
         self.service = service
-        self.base_url = base_url
+        self.urls = WebhookUrls(base_url)
 
     def add(self, parent, prompt: str, language: str) -> None:
         recording = self.library.recording(prompt, language)
         if recording is not None:
-            parent.play(self.base_url + recording.url_path)
+            parent.play(self.urls.recorded_prompt(recording.url_path))
             return
         voice, say_language = self.catalogue.say_voice(language)
         parent.say(self.catalogue.text(prompt, language, self.service), voice=voice, language=say_language)

@@ -12,13 +12,15 @@ from flask import Blueprint, Response, abort, request, send_file
 from edge import database_unavailable, db, is_database_outage, runtime, services
 from ivr import twiml
 from ivr.call_flow import CallUrls, steps_for
+from ivr.webhook_urls import (PROMPTS_PREFIX, RECORDED_PROMPT, VOICE_ANSWER, VOICE_KEYS, VOICE_NO_INPUT,
+                              VOICE_STATUS, WebhookUrls)
 from ivr.webhooks import bp, until_known
 from mfa import calls
 from mfa.unit_of_work import use_case
 
 log = logging.getLogger("mfa.webhooks")
 
-prompts_bp = Blueprint("voice_prompts", __name__, url_prefix="/voice-prompts")
+prompts_bp = Blueprint("voice_prompts", __name__, url_prefix=PROMPTS_PREFIX)
 
 
 def _challenge_id() -> str:
@@ -36,7 +38,7 @@ def _answer_with(turn_of) -> Response:
         with use_case(db()):
             turn = turn_of()
         calls.end_calls(services(), turn.end_calls)  # after the commit: no lock held meanwhile
-        urls = CallUrls(runtime().settings.public_base_url, _challenge_id(), turn.turn)
+        urls = CallUrls(WebhookUrls(runtime().settings.public_base_url), _challenge_id(), turn.turn)
         xml = twiml.render(steps_for(turn, urls), turn.language, voice)
     except Exception as exc:
         if is_database_outage(exc):
@@ -46,27 +48,27 @@ def _answer_with(turn_of) -> Response:
     return Response(xml, 200, mimetype="text/xml")
 
 
-@bp.post("/voice/answer")
+@bp.post(VOICE_ANSWER)
 def voice_answer():
     form = request.form
     return _answer_with(lambda: calls.answered(
         db(), services(), _challenge_id(), form.get("CallSid"), form.get("AnsweredBy")))
 
 
-@bp.post("/voice/keys")
+@bp.post(VOICE_KEYS)
 def voice_keys():
     form = request.form
     return _answer_with(lambda: calls.keys_pressed(
         db(), services(), _challenge_id(), form.get("CallSid"), form.get("Digits"), _turn()))
 
 
-@bp.post("/voice/no-input")
+@bp.post(VOICE_NO_INPUT)
 def voice_no_input():
     return _answer_with(lambda: calls.heard_nothing(
         db(), services(), _challenge_id(), request.form.get("CallSid"), _turn()))
 
 
-@bp.post("/voice/status")
+@bp.post(VOICE_STATUS)
 def voice_status():
     form = request.form
     try:
@@ -79,7 +81,7 @@ def voice_status():
     return "", 204
 
 
-@prompts_bp.get("/<language>/<filename>")
+@prompts_bp.get(RECORDED_PROMPT)
 def recorded_prompt(language: str, filename: str):
     path = runtime().prompt_voice.library.file_path(language, filename)
     if path is None:

@@ -11,12 +11,13 @@ from flask import Blueprint, Flask, request
 from twilio.request_validator import RequestValidator
 
 from edge import db, runtime, services
+from ivr.webhook_urls import PREFIX, SMS_STATUS
 from mfa import sms
 from mfa.unit_of_work import use_case
 
 log = logging.getLogger("mfa.webhooks")
 
-bp = Blueprint("twilio", __name__, url_prefix="/twilio")
+bp = Blueprint("twilio", __name__, url_prefix=PREFIX)
 
 
 def signed_url() -> str:
@@ -38,7 +39,7 @@ def _require_twilio_signature():
         return "Wrong account", 403
 
 
-@bp.post("/sms/status")
+@bp.post(SMS_STATUS)
 def sms_status():
     form = request.form
     message_sid = form.get("MessageSid", "")

@@ -14,6 +14,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from models import Authentication
+from models.states import AuthStatus
 from mfa import app_passwords, audit, browser_sessions
 from mfa.errors import AccountLocked, Conflict
 from mfa.services import Services
@@ -49,7 +50,7 @@ def spend(db: Session, svc: Services, auth: Authentication, purpose: str,
     now = svc.clock.now()
     conditions = [
         Authentication.id == auth.id,
-        Authentication.status == "approved",
+        Authentication.status == AuthStatus.APPROVED,
         Authentication.exchanged_at.is_(None),
         Authentication.api_key_id.is_(None),  # a relying application's sign-in opens no page session
         Authentication.purpose == purpose,
@@ -66,7 +67,7 @@ def spend(db: Session, svc: Services, auth: Authentication, purpose: str,
         used = auth.exchanged_at is not None
         audit.record(db, svc.clock, "approval_spent", "refused", user=auth.user,
                      reason="already_used" if used else "not_spendable", detail=f"purpose={purpose}")
-        raise AlreadyUsed(ALREADY_USED if used or auth.status != "approved" else TOO_LATE)
+        raise AlreadyUsed(ALREADY_USED if used or auth.status != AuthStatus.APPROVED else TOO_LATE)
     db.refresh(auth.user, ["locked_until", "fraud_blocked_at"])
     if auth.user.is_locked(now):  # locked or blocked since the approval: it opens nothing
         audit.record(db, svc.clock, "approval_spent", "refused", user=auth.user, reason="locked",

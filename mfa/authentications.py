@@ -10,7 +10,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm import Session
 
 from models import Authentication, Challenge, User
-from models.authentication import OPEN_STATUSES, RETRYABLE_DENIALS
+from models.states import OPEN_STATUSES, RETRYABLE_DENIALS, AuthStatus, ChallengeStatus, Reason
 from models.base import is_id
 from mfa import audit
 from mfa.accounts import find_user, record_failure, reset_failures
@@ -80,13 +80,13 @@ def _open(db: Session, svc: Services, user: User, source_ip: str | None,
     )
     why = svc.policy.explain(user)
     if not svc.policy.requires_mfa(user):
-        auth.status, auth.reason, auth.completed_at = "approved", "mfa_not_required", now
+        auth.status, auth.reason, auth.completed_at = AuthStatus.APPROVED, Reason.MFA_NOT_REQUIRED, now
         reset_failures(db, user)
-        audit.record(db, svc.clock, "sign_in", "approved", user=user, reason="mfa_not_required",
+        audit.record(db, svc.clock, "sign_in", "approved", user=user, reason=Reason.MFA_NOT_REQUIRED,
                      source_ip=source_ip, detail=why)
     else:
-        auth.status = "mfa_required" if user.verified_methods() else "registration_required"
-        auth.registering = auth.status == "registration_required"
+        auth.status = AuthStatus.MFA_REQUIRED if user.verified_methods() else AuthStatus.REGISTRATION_REQUIRED
+        auth.registering = auth.status == AuthStatus.REGISTRATION_REQUIRED
         audit.record(db, svc.clock, "password_checked", auth.status, user=user,
                      source_ip=source_ip, detail=why)
     db.add(auth)
@@ -118,12 +118,12 @@ def get(db: Session, svc: Services, auth_id: object) -> Authentication:
     if auth is None:
         raise NotFound("No such authentication.", code="not_found")
     if auth.has_expired(svc.clock.now()):
-        if finish(db, svc, auth, "expired", "timed_out"):
-            audit.record(db, svc.clock, "sign_in", "expired", user=auth.user, reason="timed_out")
+        if finish(db, svc, auth, AuthStatus.EXPIRED, Reason.TIMED_OUT):
+            audit.record(db, svc.clock, "sign_in", "expired", user=auth.user, reason=Reason.TIMED_OUT)
     return auth
 
 
-def finish(db: Session, svc: Services, auth: Authentication, status: str, reason: str) -> bool:
+def finish(db: Session, svc: Services, auth: Authentication, status: AuthStatus, reason: Reason) -> bool:
     """Move an open authentication to a final status; False if it had already ended.
 
     A compare-and-set, so of two workers finishing the same sign-in only one wins.
@@ -139,11 +139,11 @@ def finish(db: Session, svc: Services, auth: Authentication, status: str, reason
     if not won:
         db.refresh(auth, ["status", "reason", "completed_at"])
         return False
-    if was == "pending":  # only a pending sign-in has challenges under way
+    if was == AuthStatus.PENDING:  # only a pending sign-in has challenges under way
         db.execute(
             update(Challenge)
-            .where(Challenge.authentication_id == auth.id, Challenge.status == "pending")
-            .values(status="ended", reason=reason)
+            .where(Challenge.authentication_id == auth.id, Challenge.status == ChallengeStatus.PENDING)
+            .values(status=ChallengeStatus.ENDED, reason=reason)
             .execution_options(synchronize_session=False)
         )
     remember(auth, status=status, reason=reason, completed_at=now)
@@ -161,7 +161,7 @@ def can_continue(auth: Authentication, now: datetime) -> bool:
     return (auth.is_open() or auth.can_retry()) and now < auth.expires_at
 
 
-def set_status(db: Session, svc: Services, auth: Authentication, status: str) -> bool:
+def set_status(db: Session, svc: Services, auth: Authentication, status: AuthStatus) -> bool:
     """Move a sign-in that can continue to another open status (e.g. to `pending`)."""
     moved = rows_changed(db,
         update(Authentication)
@@ -170,7 +170,7 @@ def set_status(db: Session, svc: Services, auth: Authentication, status: str) ->
             Authentication.expires_at > svc.clock.now(),
             or_(
                 Authentication.status.in_(OPEN_STATUSES),
-                and_(Authentication.status == "denied", Authentication.reason.in_(RETRYABLE_DENIALS)),
+                and_(Authentication.status == AuthStatus.DENIED, Authentication.reason.in_(RETRYABLE_DENIALS)),
             ),
         )
         .values(status=status, reason=None)

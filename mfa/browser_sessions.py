@@ -19,6 +19,7 @@ from sqlalchemy import delete, update
 from sqlalchemy.orm import Session
 
 from models import Authentication, BrowserSession, User
+from models.states import AuthStatus
 from mfa import audit
 from mfa.services import Services
 from mfa.unit_of_work import rows_changed
@@ -109,7 +110,7 @@ def end_all_for_user(db: Session, user_id: str, except_id: str | None = None) ->
     """
     db.execute(
         update(Authentication)
-        .where(Authentication.user_id == user_id, Authentication.status == "approved",
+        .where(Authentication.user_id == user_id, Authentication.status == AuthStatus.APPROVED,
                Authentication.exchanged_at.is_(None), Authentication.api_key_id.is_(None))
         # Marked spent at the time it was approved: any non-NULL value refuses the exchange.
         .values(exchanged_at=Authentication.completed_at)

@@ -24,7 +24,7 @@ from sqlalchemy.orm import joinedload
 from sqlalchemy.orm import Session
 
 from models import Authentication, Challenge, DoNotCall, User
-from models.authentication import OPEN_STATUSES
+from models.states import OPEN_STATUSES, SUPERSEDED, AuthStatus, ChallengeStatus, Reason
 from models.base import is_id
 from mfa import audit, browser_sessions
 from mfa.accounts import reset_failures
@@ -41,14 +41,19 @@ log = logging.getLogger("mfa.calls")
 WITH_CONTEXT = [joinedload(Challenge.authentication).joinedload(Authentication.user), joinedload(Challenge.method)]
 MAX_REPROMPTS = 1
 # Challenges whose call may ring without a recorded CallSid: the first webhook names it.
-ADOPTABLE = ("sending", "unknown", "replaced")
+ADOPTABLE = (ChallengeStatus.SENDING, ChallengeStatus.UNKNOWN, ChallengeStatus.REPLACED)
 REPROMPTS = ("reprompt_no_input", "reprompt_wrong_key")
 MACHINE_ANSWERS = ("machine_start", "machine_end_beep", "machine_end_silence", "machine_end_other", "fax")
-CALL_FAILURES: dict[str | None, str] = {"busy": "busy", "no-answer": "no_answer", "failed": "call_failed",
-                 "canceled": "canceled", "completed": "hung_up"}
+# Twilio's CallStatus for a call that ended before anyone pressed a key.
+CALL_FAILURES: dict[str | None, Reason] = {
+    "busy": Reason.BUSY, "no-answer": Reason.NO_ANSWER, "failed": Reason.CALL_FAILED,
+    "canceled": Reason.CANCELED, "completed": Reason.HUNG_UP,
+}
 # What a finished challenge says again if its webhook is repeated.
-ENDINGS: dict[str | None, str] = {"approved": "verified", "fraud": "fraud_recorded", "do_not_call": "do_not_call",
-           "no_input": "no_input_goodbye", "wrong_key": "wrong_key_goodbye"}
+ENDINGS: dict[str | None, str] = {
+    ChallengeStatus.APPROVED: "verified", ChallengeStatus.FRAUD: "fraud_recorded", Reason.DO_NOT_CALL: "do_not_call",
+    Reason.NO_INPUT: "no_input_goodbye", Reason.WRONG_KEY: "wrong_key_goodbye",
+}
 
 
 @dataclass(frozen=True)
@@ -80,7 +85,7 @@ def answered(db: Session, svc: Services, challenge_id: object, call_sid: object,
         return ending
     assert challenge is not None  # _live returns one or the other
     if answered_by in MACHINE_ANSWERS:
-        _deny(db, svc, challenge, "machine_answered")
+        _deny(db, svc, challenge, Reason.MACHINE_ANSWERED)
         return _turn(challenge, "hangup")
     _set_step(db, challenge, "answered")
     return _turn(challenge, "prompt")
@@ -100,8 +105,8 @@ def keys_pressed(db: Session, svc: Services, challenge_id: object, call_sid: obj
     if digits in ("9", "9#"):
         return _do_not_call(db, svc, challenge)
     if digits == "":
-        return _retry_or_deny(db, svc, challenge, "reprompt_no_input", "no_input", turn)
-    return _retry_or_deny(db, svc, challenge, "reprompt_wrong_key", "wrong_key", turn)
+        return _retry_or_deny(db, svc, challenge, "reprompt_no_input", Reason.NO_INPUT, turn)
+    return _retry_or_deny(db, svc, challenge, "reprompt_wrong_key", Reason.WRONG_KEY, turn)
 
 
 def heard_nothing(db: Session, svc: Services, challenge_id: object, call_sid: object,
@@ -110,7 +115,7 @@ def heard_nothing(db: Session, svc: Services, challenge_id: object, call_sid: ob
     if ending:
         return ending
     assert challenge is not None  # _live returns one or the other
-    return _retry_or_deny(db, svc, challenge, "reprompt_no_input", "no_input", turn)
+    return _retry_or_deny(db, svc, challenge, "reprompt_no_input", Reason.NO_INPUT, turn)
 
 
 def status_changed(db: Session, svc: Services, challenge_id: object, call_sid: object,
@@ -126,7 +131,7 @@ def status_changed(db: Session, svc: Services, challenge_id: object, call_sid: o
     challenge = _find(db, challenge_id, call_sid)
     if challenge is None:
         return False
-    if challenge.status == "pending":
+    if challenge.status == ChallengeStatus.PENDING:
         _deny(db, svc, challenge, reason)
     return True
 
@@ -147,7 +152,7 @@ def _find(db: Session, challenge_id: object, call_sid: object) -> Challenge | No
 
 def _adopt(db: Session, challenge: Challenge, call_sid: str) -> None:
     """Name the challenge's call after the first webhook that reports it (a compare-and-set)."""
-    status = "replaced" if challenge.status == "replaced" else "pending"
+    status = ChallengeStatus.REPLACED if challenge.status == ChallengeStatus.REPLACED else ChallengeStatus.PENDING
     won = rows_changed(db,
         update(Challenge)
         .where(Challenge.id == challenge.id, Challenge.provider_sid.is_(None),
@@ -172,22 +177,22 @@ def _revive(db: Session, svc: Services, challenge: Challenge) -> None:
         return
     if rows_changed(db,
         update(Challenge)
-        .where(Challenge.id == challenge.id, Challenge.status == "replaced")
-        .values(status="pending", reason=None)
+        .where(Challenge.id == challenge.id, Challenge.status == ChallengeStatus.REPLACED)
+        .values(status=ChallengeStatus.PENDING, reason=None)
         .execution_options(synchronize_session=False)
     ) != 1:
         db.refresh(challenge, ["status", "reason"])
         return
-    remember(challenge, status="pending", reason=None)
+    remember(challenge, status=ChallengeStatus.PENDING, reason=None)
     db.execute(
         update(Challenge)
         .where(Challenge.authentication_id == auth.id, Challenge.id != challenge.id,
-               Challenge.status.in_(("pending", "unknown", "sending")))
-        .values(status="replaced", reason="replaced")
+               Challenge.status.in_(SUPERSEDED))
+        .values(status=ChallengeStatus.REPLACED, reason=Reason.REPLACED)
         .execution_options(synchronize_session=False)
     )
-    if auth.status != "pending":  # e.g. the newer call went unanswered: this one now stands
-        set_status(db, svc, auth, "pending")
+    if auth.status != AuthStatus.PENDING:  # e.g. the newer call went unanswered: this one now stands
+        set_status(db, svc, auth, AuthStatus.PENDING)
 
 
 def _live(db: Session, svc: Services, challenge_id: object,
@@ -195,17 +200,17 @@ def _live(db: Session, svc: Services, challenge_id: object,
     challenge = _find(db, challenge_id, call_sid)
     if challenge is None:
         return None, CallTurn("goodbye")
-    if challenge.status == "replaced":
+    if challenge.status == ChallengeStatus.REPLACED:
         _revive(db, svc, challenge)
-    if challenge.status != "pending":
+    if challenge.status != ChallengeStatus.PENDING:
         return None, _turn(challenge, ENDINGS.get(challenge.reason or challenge.status, "goodbye"))
     # Open, not only pending: a call adopted before its send was recorded rings for a sign-in
     # that the record step has not yet moved to pending.
     if not challenge.is_pending(svc.clock.now()) or not challenge.authentication.is_open():
-        _claim(db, challenge, "ended", "ended")  # the sign-in moved on without this call
+        _claim(db, challenge, ChallengeStatus.ENDED, Reason.ENDED)  # the sign-in moved on without this call
         return None, _turn(challenge, "goodbye")
     if challenge.authentication.user.is_locked(svc.clock.now()):
-        _deny(db, svc, challenge, "locked")  # blocked meanwhile (e.g. 0# on another call)
+        _deny(db, svc, challenge, Reason.LOCKED)  # blocked meanwhile (e.g. 0# on another call)
         return None, _turn(challenge, "goodbye")
     return challenge, None
 
@@ -214,12 +219,12 @@ def _turn(challenge: Challenge, outcome: str) -> CallTurn:
     return CallTurn(outcome, challenge.authentication.user.language, challenge.call_retries)
 
 
-def _claim(db: Session, challenge: Challenge, status: str, reason: str | None = None) -> bool:
+def _claim(db: Session, challenge: Challenge, status: ChallengeStatus, reason: Reason | None = None) -> bool:
     """Compare-and-set the pending challenge: exactly one webhook wins."""
     values = {"status": status, "reason": reason or status, "call_step": reason or status}
     won = rows_changed(db,
         update(Challenge)
-        .where(Challenge.id == challenge.id, Challenge.status == "pending")
+        .where(Challenge.id == challenge.id, Challenge.status == ChallengeStatus.PENDING)
         .values(**values)
         .execution_options(synchronize_session=False)
     ) == 1
@@ -235,39 +240,39 @@ def _set_step(db: Session, challenge: Challenge, step: str) -> None:
 
 
 def _approve(db: Session, svc: Services, challenge: Challenge) -> CallTurn:
-    if not _claim(db, challenge, "approved"):
+    if not _claim(db, challenge, ChallengeStatus.APPROVED):
         return _turn(challenge, ENDINGS.get(challenge.reason, "goodbye"))
     auth = challenge.authentication
     if registered_meanwhile(db, auth):  # a first registration cannot finish after another one
-        if finish(db, svc, auth, "denied", "registered_meanwhile"):
-            audit.record(db, svc.clock, "sign_in", "denied", user=auth.user, reason="registered_meanwhile",
+        if finish(db, svc, auth, AuthStatus.DENIED, Reason.REGISTERED_MEANWHILE):
+            audit.record(db, svc.clock, "sign_in", "denied", user=auth.user, reason=Reason.REGISTERED_MEANWHILE,
                          method=challenge.method.label,
                          detail="a first registration finished after the person registered")
         return _turn(challenge, "goodbye")
     if auth.user.failed_count:  # reset_failures will write the person: lock them before the sign-in
         lock_person(db, auth.user_id)  # (the order a send takes them in, mfa/locks.py)
-    if not finish(db, svc, auth, "approved", "verified"):
+    if not finish(db, svc, auth, AuthStatus.APPROVED, Reason.VERIFIED):
         return _turn(challenge, "goodbye")  # the sign-in ended meanwhile: nothing to approve
     if not challenge.method.is_verified:
         activate(db, svc, challenge.method, None)
     reset_failures(db, auth.user)
     audit.record(db, svc.clock, "sign_in", "approved", user=auth.user, method=challenge.method.label,
-                 reason="verified", detail="hash key pressed on the call")
+                 reason=Reason.VERIFIED, detail="hash key pressed on the call")
     return _turn(challenge, "verified")
 
 
 def _report_fraud(db: Session, svc: Services, challenge: Challenge) -> CallTurn:
-    if not _claim(db, challenge, "fraud"):
+    if not _claim(db, challenge, ChallengeStatus.FRAUD):
         return _turn(challenge, ENDINGS.get(challenge.reason, "goodbye"))
     auth = challenge.authentication
     lock_person(db, auth.user_id)  # the person is blocked below: lock them before any sign-in
-    finish(db, svc, auth, "fraud_reported", "fraud_reported")
+    finish(db, svc, auth, AuthStatus.FRAUD_REPORTED, Reason.FRAUD_REPORTED)
     db.execute(update(User).where(User.id == auth.user_id, User.fraud_blocked_at.is_(None))
                .values(fraud_blocked_at=svc.clock.now()).execution_options(synchronize_session=False))
     to_end = _end_other_sign_ins(db, svc, auth)
     browser_sessions.end_all_for_user(db, auth.user_id)  # "not me": no browser stays signed in
     audit.record(db, svc.clock, "fraud_reported", "blocked", user=auth.user, method=challenge.method.label,
-                 reason="fraud_reported", source_ip=auth.source_ip,
+                 reason=Reason.FRAUD_REPORTED, source_ip=auth.source_ip,
                  detail="0# pressed on the verification call; account blocked until `users unlock`")
     log.warning("FRAUD REPORTED by %s on %s: account blocked until unlocked (sign-in from %s)",
                 auth.user.username, challenge.method.label, auth.source_ip)
@@ -275,7 +280,7 @@ def _report_fraud(db: Session, svc: Services, challenge: Challenge) -> CallTurn:
 
 
 def _do_not_call(db: Session, svc: Services, challenge: Challenge) -> CallTurn:
-    if not _claim(db, challenge, "denied", "do_not_call"):
+    if not _claim(db, challenge, ChallengeStatus.DENIED, Reason.DO_NOT_CALL):
         return _turn(challenge, ENDINGS.get(challenge.reason, "goodbye"))
     method = challenge.method
     assert method.phone_encrypted is not None  # calls go to phone methods only
@@ -283,13 +288,13 @@ def _do_not_call(db: Session, svc: Services, challenge: Challenge) -> CallTurn:
     if db.scalar(select(DoNotCall).where(phone_lookup_matches(DoNotCall.phone_lookup, svc.vault, number))) is None:
         db.add(DoNotCall(phone_lookup=svc.vault.keyed_hash(number), label=method.label, created_at=svc.clock.now()))
     auth = challenge.authentication
-    finish(db, svc, auth, "denied", "do_not_call")
+    finish(db, svc, auth, AuthStatus.DENIED, Reason.DO_NOT_CALL)
     audit.record(db, svc.clock, "do_not_call", "denied", user=auth.user, method=method.label,
-                 reason="do_not_call", detail="9 pressed: the answerer does not know this sign-in")
+                 reason=Reason.DO_NOT_CALL, detail="9 pressed: the answerer does not know this sign-in")
     return _turn(challenge, "do_not_call")
 
 
-def _retry_or_deny(db: Session, svc: Services, challenge: Challenge, reprompt: str, reason: str,
+def _retry_or_deny(db: Session, svc: Services, challenge: Challenge, reprompt: str, reason: Reason,
                    turn: int | None) -> CallTurn:
     seen = challenge.call_retries
     if turn is not None and turn != seen:
@@ -297,7 +302,7 @@ def _retry_or_deny(db: Session, svc: Services, challenge: Challenge, reprompt: s
         return _turn(challenge, challenge.call_step if challenge.call_step in REPROMPTS else "prompt")
     retried = rows_changed(db,
         update(Challenge)
-        .where(Challenge.id == challenge.id, Challenge.status == "pending",
+        .where(Challenge.id == challenge.id, Challenge.status == ChallengeStatus.PENDING,
                Challenge.call_retries == seen, Challenge.call_retries < MAX_REPROMPTS)
         .values(call_retries=Challenge.call_retries + 1, call_step=reprompt)
         .execution_options(synchronize_session=False)
@@ -309,11 +314,11 @@ def _retry_or_deny(db: Session, svc: Services, challenge: Challenge, reprompt: s
     return _turn(challenge, ENDINGS[reason])
 
 
-def _deny(db: Session, svc: Services, challenge: Challenge, reason: str) -> None:
-    if not _claim(db, challenge, "denied", reason):
+def _deny(db: Session, svc: Services, challenge: Challenge, reason: Reason) -> None:
+    if not _claim(db, challenge, ChallengeStatus.DENIED, reason):
         return
     auth = challenge.authentication
-    finish(db, svc, auth, "denied", reason)
+    finish(db, svc, auth, AuthStatus.DENIED, reason)
     audit.record(db, svc.clock, "challenge_failed", "denied", user=auth.user,
                  method=challenge.method.label, reason=reason)
 
@@ -329,7 +334,7 @@ def _end_other_sign_ins(db: Session, svc: Services, reported: Authentication) ->
     calls: list[str] = []
     for other in others:
         calls += [c.provider_sid for c in db.scalars(select(Challenge).where(
-            Challenge.authentication_id == other.id, Challenge.status == "pending",
+            Challenge.authentication_id == other.id, Challenge.status == ChallengeStatus.PENDING,
             Challenge.type == "voice")) if c.provider_sid]
-        finish(db, svc, other, "locked", "fraud_reported")
+        finish(db, svc, other, AuthStatus.LOCKED, Reason.FRAUD_REPORTED)
     return calls

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from models import Authentication, Challenge, DoNotCall, Method, SendRecord
 from models.base import new_id
+from models.states import SUPERSEDED, AuthStatus, ChallengeStatus, Reason
 from mfa import audit, sms
 from mfa.authentications import can_continue, get, remember, set_status
 from mfa.calls import end_calls
@@ -46,8 +47,6 @@ MAX_SENDS = 5
 CAP_WINDOW = timedelta(hours=1)
 MAX_SENDS_PER_USER_HOUR = 15
 MAX_SENDS_PER_NUMBER_HOUR = 10
-# Challenges a newer one replaces: under way, or never confirmed either way.
-SUPERSEDED = ("pending", "unknown", "sending")
 
 
 @dataclass
@@ -100,10 +99,10 @@ def send(tx: Transactions, svc: Services, reserve_step: Callable[[Session], Rese
         unsure.challenge = r.challenge  # pages show the code form anyway: it may arrive
         raise
     except ProviderUnavailable:
-        tx(lambda db: _fail(db, svc, r, "provider_unavailable"))
+        tx(lambda db: _fail(db, svc, r, Reason.PROVIDER_UNAVAILABLE))
         raise
     end_calls(svc, tx(lambda db: _record(db, svc, r, sid, after_sending)))
-    if r.challenge.status == "replaced":  # only when requests race: the newest one stands
+    if r.challenge.status == ChallengeStatus.REPLACED:  # only when requests race: the newest one stands
         raise NotPending("A newer request for a code or call replaced this one.")
     return r.challenge
 
@@ -131,7 +130,7 @@ def reserve(db: Session, svc: Services, auth: Authentication, method: Method, pu
     now = svc.clock.now()
     challenge = Challenge(
         id=new_id(), authentication_id=auth.id, method=method, type=method.type, purpose=purpose,
-        status="sending", attempts=0, sends=1, created_at=now, last_sent_at=now,
+        status=ChallengeStatus.SENDING, attempts=0, sends=1, created_at=now, last_sent_at=now,
         expires_at=min(now + CHALLENGE_TTL[method.type], auth.expires_at),
     )
     code = sms.new_challenge_code(svc, challenge) if method.type == "sms" else None
@@ -158,10 +157,10 @@ def _record(db: Session, svc: Services, r: Reservation, sid: str | None,
             after_sending: Callable[[Session, Reservation], None] | None) -> list[str]:
     """Step 3: the text or call went out (sid), or may have (None). Returns calls to end."""
     challenge, auth = r.challenge, r.auth
-    status = "pending" if sid else "unknown"
+    status = ChallengeStatus.PENDING if sid else ChallengeStatus.UNKNOWN
     moved = rows_changed(db,
         update(Challenge)
-        .where(Challenge.id == challenge.id, Challenge.status == "sending")
+        .where(Challenge.id == challenge.id, Challenge.status == ChallengeStatus.SENDING)
         .values(status=status, provider_sid=sid)
         .execution_options(synchronize_session=False)
     ) == 1
@@ -171,12 +170,13 @@ def _record(db: Session, svc: Services, r: Reservation, sid: str | None,
         row = db.execute(select(Challenge.status, Challenge.provider_sid)
                          .where(Challenge.id == challenge.id)).one_or_none()
         # Gone: a newer registration of the same person removed its unverified method.
-        remember(challenge, **(row._asdict() if row else {"status": "replaced", "reason": "replaced"}))
-    if challenge.status not in ("pending", "unknown"):
+        gone = {"status": ChallengeStatus.REPLACED, "reason": Reason.REPLACED}
+        remember(challenge, **(row._asdict() if row else gone))
+    if challenge.status not in (ChallengeStatus.PENDING, ChallengeStatus.UNKNOWN):
         # Replaced meanwhile, or already finished by its webhooks: leave it as it is.
-        return [sid] if sid and challenge.type == "voice" and challenge.status == "replaced" else []
+        return [sid] if sid and challenge.type == "voice" and challenge.status == ChallengeStatus.REPLACED else []
     to_end = _supersede(db, auth, challenge.id)
-    set_status(db, svc, auth, "pending")
+    set_status(db, svc, auth, AuthStatus.PENDING)
     if after_sending is not None:
         after_sending(db, r)
     audit.record(db, svc.clock, "challenge_started", "pending" if sid else "unknown", user=auth.user,
@@ -189,13 +189,13 @@ def _fail(db: Session, svc: Services, r: Reservation, reason: str) -> None:
     """Nothing went out: the challenge failed, and the send no longer counts against any limit."""
     failed = rows_changed(db,
         update(Challenge)
-        .where(Challenge.id == r.challenge.id, Challenge.status == "sending")
-        .values(status="failed", reason=reason)
+        .where(Challenge.id == r.challenge.id, Challenge.status == ChallengeStatus.SENDING)
+        .values(status=ChallengeStatus.FAILED, reason=reason)
         .execution_options(synchronize_session=False)
     ) == 1
     if not failed:
         return
-    remember(r.challenge, status="failed", reason=reason)
+    remember(r.challenge, status=ChallengeStatus.FAILED, reason=reason)
     db.execute(delete(SendRecord).where(SendRecord.id == r.send_record.id))
     db.execute(
         update(Authentication)
@@ -275,7 +275,7 @@ def _supersede(db: Session, auth: Authentication, newest_id: str) -> list[str]:
     db.execute(
         update(Challenge)
         .where(Challenge.id.in_([c.id for c in older]), Challenge.status.in_(SUPERSEDED))
-        .values(status="replaced", reason="replaced")
+        .values(status=ChallengeStatus.REPLACED, reason=Reason.REPLACED)
         .execution_options(synchronize_session=False)
     )
     return [c.provider_sid for c in older if c.type == "voice" and c.provider_sid]

@@ -7,7 +7,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from models import Authentication, Challenge, Method
-from models.authentication import OPEN_STATUSES
+from models.states import OPEN_STATUSES, AuthStatus, ChallengeStatus, Reason
 from mfa import audit, totp
 from mfa.accounts import record_failure, reset_failures
 from mfa.authentications import can_continue, finish, get, set_status
@@ -22,7 +22,7 @@ REGISTERED_MEANWHILE = "This person has registered already. Sign in again to use
 MAX_CODE_LENGTH = 32
 # A texted code counts while its challenge is under way, or when nobody knows whether the
 # text went out ("unknown": the provider may have sent it; if it arrives, it works).
-TEXTED = ("pending", "unknown")
+TEXTED = (ChallengeStatus.PENDING, ChallengeStatus.UNKNOWN)
 
 
 @dataclass
@@ -43,7 +43,7 @@ def check_code(db: Session, svc: Services, auth_id: object, code: object, source
     if not candidates:
         raise NotPending("No code is expected for this sign-in. Start a challenge first.")
     if auth.can_retry():  # a call or text failed, but an app code may still finish the sign-in
-        set_status(db, svc, auth, "registration_required" if auth.registering else "mfa_required")
+        set_status(db, svc, auth, AuthStatus.REGISTRATION_REQUIRED if auth.registering else AuthStatus.MFA_REQUIRED)
     if not (code.isascii() and code.isdigit()):
         return _refuse(db, svc, auth, "malformed_code", source_ip)
     reason = "wrong_code"
@@ -57,9 +57,9 @@ def check_code(db: Session, svc: Services, auth_id: object, code: object, source
 
 
 def _require_checkable(auth: Authentication, svc: Services) -> None:
-    if auth.status == "denied" and auth.reason == "too_many_attempts":
+    if auth.status == AuthStatus.DENIED and auth.reason == Reason.TOO_MANY_ATTEMPTS:
         raise TooManyAttempts()
-    if auth.status == "locked" or auth.user.is_locked(svc.clock.now()):
+    if auth.status == AuthStatus.LOCKED or auth.user.is_locked(svc.clock.now()):
         raise AccountLocked()
     if not can_continue(auth, svc.clock.now()):
         raise NotPending(f"This sign-in has already ended ({auth.status}).")
@@ -75,7 +75,7 @@ def _candidates(db: Session, svc: Services, auth: Authentication) -> list[Candid
             Challenge.status.in_(TEXTED),
             Challenge.code_hash.is_not(None),
         )
-    ).all() if auth.status == "pending" else []
+    ).all() if auth.status == AuthStatus.PENDING else []
     found = [Candidate(c.method, c) for c in challenges if now < c.expires_at]
     for method in auth.user.methods:
         if method.type != "totp":
@@ -113,7 +113,7 @@ def _try_texted_code(db: Session, svc: Services, challenge: Challenge, code: str
     used = rows_changed(db,
         update(Challenge)
         .where(Challenge.id == challenge.id, Challenge.status.in_(TEXTED))
-        .values(status="approved")
+        .values(status=ChallengeStatus.APPROVED)
         .execution_options(synchronize_session=False)
     )
     return "ok" if used == 1 else "replayed_code"
@@ -122,20 +122,20 @@ def _try_texted_code(db: Session, svc: Services, challenge: Challenge, code: str
 def _approve(db: Session, svc: Services, auth: Authentication, candidate: Candidate,
              source_ip: str | None) -> Authentication:
     if registered_meanwhile(db, auth):
-        if finish(db, svc, auth, "denied", "registered_meanwhile"):
-            audit.record(db, svc.clock, "sign_in", "denied", user=auth.user, reason="registered_meanwhile",
+        if finish(db, svc, auth, AuthStatus.DENIED, Reason.REGISTERED_MEANWHILE):
+            audit.record(db, svc.clock, "sign_in", "denied", user=auth.user, reason=Reason.REGISTERED_MEANWHILE,
                          source_ip=source_ip, detail="a first registration finished after the person registered")
         raise NotPending(REGISTERED_MEANWHILE)
     if auth.user.failed_count:  # reset_failures will write the person: lock them before the sign-in
         lock_person(db, auth.user_id)
-    if not finish(db, svc, auth, "approved", "verified"):
+    if not finish(db, svc, auth, AuthStatus.APPROVED, Reason.VERIFIED):
         raise NotPending(f"This sign-in has already ended ({auth.status}).")
     method = candidate.method
     if not method.is_verified:
         activate(db, svc, method, source_ip)
     reset_failures(db, auth.user)
     audit.record(db, svc.clock, "sign_in", "approved", user=auth.user, method=method.label,
-                 reason="verified", source_ip=source_ip)
+                 reason=Reason.VERIFIED, source_ip=source_ip)
     return auth
 
 
@@ -156,10 +156,10 @@ def _refuse(db: Session, svc: Services, auth: Authentication, reason: str, sourc
     audit.record(db, svc.clock, "code_check", "failed", user=auth.user, reason=reason,
                  source_ip=source_ip)
     if record_failure(db, svc, auth.user, source_ip):
-        finish(db, svc, auth, "locked", "account_locked")
+        finish(db, svc, auth, AuthStatus.LOCKED, Reason.ACCOUNT_LOCKED)
         raise AccountLocked()
     if attempts >= MAX_CODE_ATTEMPTS:
-        finish(db, svc, auth, "denied", "too_many_attempts")
+        finish(db, svc, auth, AuthStatus.DENIED, Reason.TOO_MANY_ATTEMPTS)
         raise TooManyAttempts()
     db.refresh(auth)
     raise InvalidCode(attempts_left=MAX_CODE_ATTEMPTS - attempts)

@@ -1,6 +1,6 @@
 """The domain's exceptions. Each carries a stable `code` and a message for people.
 
-The HTTP status for each class lives in one table at the edge (api/errors.py).
+The HTTP status for each class lives in one table at the edge (edge_errors.py), for API and pages.
 A refusal is raised only after its own bookkeeping (attempt counters, audit
 rows) is done, and that bookkeeping is committed with it: see unit_of_work.
 """

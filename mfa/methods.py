@@ -6,6 +6,7 @@ from sqlalchemy.orm import Session
 
 from models import Authentication, DoNotCall, Method, User
 from models.base import is_id
+from models.states import AuthStatus
 from mfa import audit, phones, totp
 from mfa.authentications import can_continue, get, set_status
 from mfa.errors import NotPending, Unprocessable
@@ -19,7 +20,7 @@ TOTP_LABEL = "Authenticator app"
 def register_totp(db: Session, svc: Services, auth_id: object, source_ip: str | None) -> tuple[Method, str]:
     """Start enrolling an authenticator app; a following valid code activates it."""
     auth = require_registering(db, svc, auth_id)
-    set_status(db, svc, auth, "registration_required")
+    set_status(db, svc, auth, AuthStatus.REGISTRATION_REQUIRED)
     return enrol_totp(db, svc, auth.user, source_ip)
 
 

@@ -14,6 +14,8 @@ from prometheus_client import Counter
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from models.states import Reason
+
 SIGN_INS = Counter(
     "mfa_sign_ins", "Sign-ins reaching a decision, by the method that decided it and the outcome.",
     ["method", "outcome"],
@@ -32,8 +34,8 @@ TWILIO_ACCOUNT_ERRORS = Counter(
 
 # Reasons only a phone call can end with (mfa/calls.py); the rest of the denials are texts.
 CALL_REASONS = frozenset({
-    "busy", "no_answer", "call_failed", "canceled", "hung_up", "machine_answered",
-    "no_input", "wrong_key", "do_not_call", "fraud_reported",
+    Reason.BUSY, Reason.NO_ANSWER, Reason.CALL_FAILED, Reason.CANCELED, Reason.HUNG_UP, Reason.MACHINE_ANSWERED,
+    Reason.NO_INPUT, Reason.WRONG_KEY, Reason.DO_NOT_CALL, Reason.FRAUD_REPORTED,
 })
 PENDING_KEY = "mfa_metrics_pending"
 
@@ -76,7 +78,7 @@ def method_type(event_name: str, label: str | None, reason: str | None, detail: 
         return "code"  # a typed code that matched nothing: a texted code or the app's
     if event_name in ("fraud_reported", "do_not_call") or reason in CALL_REASONS:
         return "voice"
-    if reason == "delivery_failed":
+    if reason == Reason.DELIVERY_FAILED:
         return "sms"
     if detail and detail.startswith("type="):
         return detail[len("type="):].split()[0]
@@ -90,7 +92,7 @@ def method_type(event_name: str, label: str | None, reason: str | None, detail: 
 
 
 def outcome_is_expiry(event_name: str, reason: str | None) -> bool:
-    return event_name == "sign_in" and reason == "timed_out"
+    return event_name == "sign_in" and reason == Reason.TIMED_OUT
 
 
 @event.listens_for(Session, "after_commit")

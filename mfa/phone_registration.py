@@ -17,6 +17,7 @@ from models import Challenge, Method
 from models.base import new_id
 from models.method import PHONE_KINDS
 from models.user import LANGUAGES
+from models.states import ChallengeStatus
 from mfa import phones
 from mfa.challenges import Reservation, reserve, send
 from mfa.errors import BadRequest, Unprocessable
@@ -68,7 +69,7 @@ def register_phone(tx: Transactions, svc: Services, auth_id: object, number: obj
         # Earlier unfinished attempts (and with them their codes) are now superseded; not one
         # whose text or call is going out right now (its own record step decides about it).
         in_flight = select(Challenge.method_id).where(
-            Challenge.status == "sending", Challenge.created_at > svc.clock.now() - IN_FLIGHT)
+            Challenge.status == ChallengeStatus.SENDING, Challenge.created_at > svc.clock.now() - IN_FLIGHT)
         db.execute(delete(Method).where(
             Method.user_id == r.auth.user_id, Method.verified_at.is_(None),
             Method.phone_lookup.is_not(None), Method.id != r.method.id, Method.id.not_in(in_flight),

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from models import Authentication, Method, User
 from models.user import LANGUAGES
+from models.states import AuthStatus
 from mfa import audit
 from mfa.authentications import AUTHENTICATION_TTL
 from mfa.browser_sessions import end_all_for_user
@@ -22,8 +23,8 @@ from mfa.services import Services
 
 def begin_change(db: Session, svc: Services, user: User, source_ip: str | None) -> Authentication:
     now = svc.clock.now()
-    auth = Authentication(user=user, status="registration_required", registering=True, purpose="change", attempts=0,
-                          sends=0, source_ip=source_ip, created_at=now, expires_at=now + AUTHENTICATION_TTL)
+    auth = Authentication(user=user, status=AuthStatus.REGISTRATION_REQUIRED, registering=True, purpose="change",
+                          attempts=0, sends=0, source_ip=source_ip, created_at=now, expires_at=now + AUTHENTICATION_TTL)
     db.add(auth)
     db.flush()
     audit.record(db, svc.clock, "method_change_started", "pending", user=user, source_ip=source_ip)

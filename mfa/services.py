@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from mfa.clock import Clock
 from mfa.passwords import Passwords
 from mfa.policy import Policy
+from mfa.telephony import Telephony
 from mfa.vault import Vault
 
 
@@ -18,4 +18,4 @@ class Services:
     service_name: str
     public_host: str  # for origin-bound SMS codes and the TOTP issuer
     passwords: Passwords
-    telephony: Any = None  # ivr provider; None where no telephony is configured
+    telephony: Telephony  # ivr/provider.py; tests/fake_telephony.py in domain tests

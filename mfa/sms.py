@@ -5,6 +5,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from models import Challenge
+from models.states import AuthStatus, ChallengeStatus, Reason
 from mfa import audit
 from mfa.authentications import finish
 from mfa.calls import WITH_CONTEXT
@@ -38,15 +39,15 @@ def record_delivery(db: Session, svc: Services, message_sid: str, status: str, e
         return False
     failed = rows_changed(db,
         update(Challenge)
-        .where(Challenge.id == challenge.id, Challenge.status == "pending")
-        .values(status="failed", reason="delivery_failed")
+        .where(Challenge.id == challenge.id, Challenge.status == ChallengeStatus.PENDING)
+        .values(status=ChallengeStatus.FAILED, reason=Reason.DELIVERY_FAILED)
         .execution_options(synchronize_session=False)
     )
     if not failed:
         return True
     auth = challenge.authentication
-    finish(db, svc, auth, "denied", "delivery_failed")
+    finish(db, svc, auth, AuthStatus.DENIED, Reason.DELIVERY_FAILED)
     audit.record(db, svc.clock, "challenge_failed", "denied", user=auth.user,
-                 method=challenge.method.label, reason="delivery_failed",
+                 method=challenge.method.label, reason=Reason.DELIVERY_FAILED,
                  detail=f"provider status={status} error={error_code or '-'}")
     return True

@@ -5,6 +5,7 @@ domain sees only this interface and these errors.
 """
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
 
 from mfa.errors import ProviderUnavailable, Unprocessable
@@ -24,31 +25,39 @@ class Telephony(Protocol):
         """Hang up or cancel a call that is no longer needed."""
 
 
-# Provider error codes that will not change on a retry, and what they mean to people.
-PERMANENT_ERRORS: dict[int | None, tuple[str, str]] = {
-    21211: ("invalid_number", "That phone number is not valid."),
-    21217: ("invalid_number", "That phone number is not valid."),
-    21614: ("sms_needs_mobile", "That number cannot receive text messages. Use a mobile number, or choose a call."),
-    21408: ("region_not_enabled", "This service cannot reach numbers in that country."),
-    21215: ("region_not_enabled", "This service cannot reach numbers in that country."),
-    21610: ("opted_out", "That number has asked not to receive our texts (it replied STOP). "
-                         "Reply START to allow them again, or choose another method."),
-    21612: ("unreachable_number", "That number cannot be reached from this service."),
-    21214: ("unreachable_number", "That number cannot be reached from this service."),
-    21216: ("unreachable_number", "That number cannot be reached from this service."),
+class Refusal(StrEnum):
+    """Why the provider refused a number for good: a retry will not change it.
+
+    ivr/provider.py translates the provider's own error numbers into these.
+    """
+
+    INVALID_NUMBER = "invalid_number"
+    SMS_NEEDS_MOBILE = "sms_needs_mobile"
+    REGION_NOT_ENABLED = "region_not_enabled"
+    OPTED_OUT = "opted_out"
+    UNREACHABLE_NUMBER = "unreachable_number"
+    PROVIDER_REJECTED = "provider_rejected"  # any other refusal
+
+
+# What each refusal means to people.
+REFUSAL_MESSAGES: dict[Refusal, str] = {
+    Refusal.INVALID_NUMBER: "That phone number is not valid.",
+    Refusal.SMS_NEEDS_MOBILE: "That number cannot receive text messages. Use a mobile number, or choose a call.",
+    Refusal.REGION_NOT_ENABLED: "This service cannot reach numbers in that country.",
+    Refusal.OPTED_OUT: "That number has asked not to receive our texts (it replied STOP). "
+                       "Reply START to allow them again, or choose another method.",
+    Refusal.UNREACHABLE_NUMBER: "That number cannot be reached from this service.",
+    Refusal.PROVIDER_REJECTED: "The telephone service refused that request.",
 }
 
 
 class TelephonyRejected(Unprocessable):
     """The provider refused the request for a reason a retry will not fix."""
 
-    def __init__(self, provider_code: int | None, provider_message: str = ""):
-        code, message = PERMANENT_ERRORS.get(
-            provider_code, ("provider_rejected", "The telephone service refused that request.")
-        )
-        super().__init__(message, code=code)
-        self.provider_code = provider_code
-        self.provider_message = provider_message
+    def __init__(self, reason: Refusal = Refusal.PROVIDER_REJECTED, provider_message: str = ""):
+        super().__init__(REFUSAL_MESSAGES[reason], code=reason.value)
+        self.reason = reason
+        self.provider_message = provider_message  # may quote the full number: never logged
 
 
 class DeliveryUnknown(ProviderUnavailable):

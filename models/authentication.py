@@ -7,20 +7,11 @@ from sqlalchemy import Boolean, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import Base, UTCDateTime, new_id
+from models.states import OPEN_STATUSES, RETRYABLE_DENIALS, AuthStatus, ChallengeStatus
 
 if TYPE_CHECKING:
     from models.method import Method
     from models.user import User
-
-# Statuses a sign-in can still move on from; everything else is final.
-OPEN_STATUSES = ("mfa_required", "registration_required", "pending")
-FINAL_STATUSES = ("approved", "denied", "fraud_reported", "expired", "locked")
-# A denial for one of these reasons ends that challenge, not the sign-in: the
-# person may try again, or another method, until the sign-in expires.
-RETRYABLE_DENIALS = (
-    "no_answer", "busy", "call_failed", "no_input", "wrong_key", "delivery_failed",
-    "hung_up", "machine_answered", "canceled", "do_not_call",
-)
 
 
 class Authentication(Base):
@@ -56,7 +47,7 @@ class Authentication(Base):
         return self.status in OPEN_STATUSES
 
     def can_retry(self) -> bool:
-        return self.status == "denied" and self.reason in RETRYABLE_DENIALS
+        return self.status == AuthStatus.DENIED and self.reason in RETRYABLE_DENIALS
 
     def has_expired(self, now: datetime) -> bool:
         return self.is_open() and now >= self.expires_at
@@ -79,7 +70,7 @@ class Challenge(Base):
     type: Mapped[str] = mapped_column(String(8))
     # "sign_in", or "registration" when completing it verifies a new method.
     purpose: Mapped[str] = mapped_column(String(16), default="sign_in")
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status: Mapped[str] = mapped_column(String(16), default=ChallengeStatus.PENDING.value)
     reason: Mapped[str | None] = mapped_column(String(48), nullable=True)
     code_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -97,4 +88,4 @@ class Challenge(Base):
     authentication: Mapped[Authentication] = relationship()
 
     def is_pending(self, now: datetime) -> bool:
-        return self.status == "pending" and now < self.expires_at
+        return self.status == ChallengeStatus.PENDING and now < self.expires_at

@@ -8,6 +8,10 @@ from __future__ import annotations
 import dataclasses
 import threading
 import uuid
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mfa.telephony import Telephony
 
 
 class FakeTelephony:
@@ -38,6 +42,10 @@ class FakeTelephony:
         if self.fail is not None:
             raise self.fail
         return sid
+
+
+if TYPE_CHECKING:
+    _fills_the_protocol: Telephony = FakeTelephony()  # mypy checks it is the same interface
 
 
 def use_fake(runtime, fake: FakeTelephony):

@@ -1,6 +1,7 @@
 """Small helpers the tests share."""
 from __future__ import annotations
 
+import re
 import subprocess
 from urllib.parse import parse_qs, urlsplit
 
@@ -22,6 +23,14 @@ class ApiClient:
 
     def get(self, path: str):
         return self.client.get("/api/v1" + path, headers=self._headers())
+
+
+def post_form(client, path: str, data: dict, token_from: str | None = None):
+    """Post a page's form as a browser does: with the CSRF token of the page that shows it."""
+    page = client.get(token_from or path).get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert token, "no CSRF token on " + (token_from or path)
+    return client.post(path, data={"csrf_token": token.group(1), **data})
 
 
 def secret_from_uri(uri: str) -> str:

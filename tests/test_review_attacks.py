@@ -85,7 +85,7 @@ def test_an_approval_is_refused_when_the_account_is_blocked_even_if_nothing_ende
     app_step(client, totp_bob, clock)
     run(lambda db, svc: db.execute(update(User).where(User.username == "bob")
                                    .values(fraud_blocked_at=svc.clock.now())))
-    assert client.get("/verify").status_code == 409
+    assert client.get("/verify").status_code == 423  # AccountLocked, as the API answers it
     assert not signed_in(client)
 
 

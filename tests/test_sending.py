@@ -13,7 +13,7 @@ from sqlalchemy import select, text
 
 from mfa import accounts, calls
 from mfa.errors import ProviderUnavailable
-from mfa.telephony import DeliveryUnknown, TelephonyRejected
+from mfa.telephony import DeliveryUnknown, Refusal, TelephonyRejected
 from mfa.unit_of_work import use_case
 from models import Authentication, Challenge, SendRecord
 from tests.conftest import PASSWORD
@@ -76,7 +76,7 @@ def sends(runtime) -> int:
 def test_a_refused_text_fails_its_challenge_and_leaves_the_sign_in_and_the_limits_as_they_were(
         api, runtime, fake, bob_phone):
     auth_id = sign_in(api)
-    fake.fail = TelephonyRejected(21211)
+    fake.fail = TelephonyRejected(Refusal.INVALID_NUMBER)
     refused = api.post(f"/authentications/{auth_id}/challenges", {"method_id": bob_phone["sms"]})
     assert refused.status_code == 422 and refused.json["error"] == "invalid_number"
     [challenge] = challenges_of(runtime, auth_id)

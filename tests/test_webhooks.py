@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 
 from ivr import twiml
 from ivr.call_flow import CallUrls, steps_for
+from ivr.webhook_urls import WebhookUrls
 from mfa.calls import CallTurn
 from models import AuditEvent
 from tests.conftest import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN
@@ -163,7 +164,7 @@ def test_every_call_turn_renders_only_documented_twiml(outcome, language, servic
     from voice_prompts.library import PromptLibrary
 
     voice = twiml.PromptVoice(PromptLibrary(service=service), catalogue, service, "https://mfa.example.org")
-    steps = steps_for(CallTurn(outcome, language), CallUrls("https://mfa.example.org", "c1"))
+    steps = steps_for(CallTurn(outcome, language), CallUrls(WebhookUrls("https://mfa.example.org"), "c1"))
     xml = twiml.render(steps, language, voice)
     root = assert_documented_twiml(xml)
     for element in root.iter():

@@ -12,7 +12,8 @@ from urllib.parse import urlsplit
 from flask import g, session
 
 from edge import db, services
-from mfa import approvals, browser_sessions
+from mfa import approvals, authentications, browser_sessions
+from mfa.errors import NotFound
 from mfa.unit_of_work import use_case
 from models import Authentication, User
 from web import session_store
@@ -71,6 +72,19 @@ def current_session_id() -> str | None:
 def signed_in_user() -> User | None:
     user_id = signed_in_user_id()
     return db().get(User, user_id) if user_id else None
+
+
+def current_auth() -> Authentication | None:
+    """The sign-in this browser's flow is about, or None (no flow, or its sign-in is gone)."""
+    current = flow()
+    if not current:
+        return None
+    try:
+        with use_case(db()):
+            return authentications.get(db(), services(), current["auth"])
+    except NotFound:
+        end_flow()
+        return None
 
 
 def signed_in_recently() -> bool:

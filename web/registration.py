@@ -10,37 +10,28 @@ import segno
 from flask import Response, abort, flash, redirect, render_template, request, url_for
 
 from edge import client_ip, db, services
+from edge_errors import status_for
 from mfa import methods, phone_registration
 from mfa.errors import MfaError
 from mfa.telephony import DeliveryUnknown
 from mfa.unit_of_work import Transactions, use_case
+from models import Authentication
 from web import bp
 from web.flow import flow, set_mode
-from web.sign_in import current_auth
+from web.guards import flow_required
 
 PHONE_FIELDS = ("number", "delivery", "language")
 
 
-def _registering_auth():
-    auth = current_auth()
-    if auth is None or not auth.registering:
-        return None
-    return auth
-
-
 @bp.get("/register")
-def register():
-    auth = _registering_auth()
-    if auth is None:
-        return redirect(url_for("web.sign_in"))
+@flow_required(registering=True)
+def register(auth: Authentication):
     return render_template("register_choose.html", hybrid=auth.user.hybrid, purpose=(flow() or {})["purpose"])
 
 
 @bp.post("/register")
-def register_choice():
-    auth = _registering_auth()
-    if auth is None:
-        return redirect(url_for("web.sign_in"))
+@flow_required(registering=True)
+def register_choice(auth: Authentication):
     choice = request.form.get("method")
     if choice == "app":
         try:
@@ -58,10 +49,8 @@ def register_choice():
 
 
 @bp.get("/register/app")
-def register_app():
-    auth = _registering_auth()
-    if auth is None:
-        return redirect(url_for("web.sign_in"))
+@flow_required(registering=True)
+def register_app(auth: Authentication):
     if auth.status == "approved":
         return redirect(url_for("web.verify"))
     uri = _pending_uri(auth)
@@ -73,9 +62,9 @@ def register_app():
 
 
 @bp.get("/register/app/qr.svg")
-def register_app_qr():
-    auth = _registering_auth()
-    uri = _pending_uri(auth) if auth else None
+@flow_required(registering=True, otherwise=lambda: abort(404))
+def register_app_qr(auth: Authentication):
+    uri = _pending_uri(auth)
     if uri is None:
         abort(404)
     out = io.BytesIO()
@@ -98,10 +87,8 @@ def totp_secret(uri: str) -> str:
 
 
 @bp.route("/register/phone/<kind>", methods=["GET", "POST"])
-def register_phone(kind: str):
-    auth = _registering_auth()
-    if auth is None:
-        return redirect(url_for("web.sign_in"))
+@flow_required(registering=True)
+def register_phone(auth: Authentication, kind: str):
     if kind not in ("mobile", "alternate", "office") or (kind == "office" and auth.user.hybrid):
         abort(404)
     values = {f: request.form.get(f, "") for f in PHONE_FIELDS}
@@ -120,7 +107,7 @@ def register_phone(kind: str):
     except MfaError as refusal:
         field = "number" if refusal.code not in ("bad_request", "rate_limited") else "delivery"
         return render_template("register_phone.html", kind=kind, values=values, error=refusal.message,
-                               field=field), 422 if refusal.code != "rate_limited" else 429
+                               field=field), status_for(refusal)
     if registration.notice:
         flash(registration.notice, "notice")
     set_mode(delivery, registration.challenge.method_id)

@@ -10,32 +10,18 @@ from edge import client_ip, db, services
 from mfa import browser_sessions, methods, security_info as info
 from mfa.errors import MfaError
 from mfa.unit_of_work import use_case
+from models import User
 from web import bp
-from web.flow import (current_session_id, forget_session, set_mode, signed_in_recently, signed_in_user,
-                      start_flow)
+from web.flow import current_session_id, forget_session, set_mode, start_flow
+from web.guards import login_required
 
 PHONE_KINDS = {"mobile": "Authentication phone", "alternate": "Alternate authentication phone",
                "office": "Office phone"}
 
 
-def _user_for_change():
-    """The signed-in person, if they signed in recently enough to change things."""
-    user = signed_in_user()
-    if user is None or not signed_in_recently():
-        flash("For your security, sign in again before changing your security info.", "notice")
-        return None
-    return user
-
-
-def _again():
-    return redirect(url_for("web.sign_in", next="/security-info"))
-
-
 @bp.get("/security-info")
-def security_info():
-    user = signed_in_user()
-    if user is None:
-        return _again()
+@login_required("/security-info")
+def security_info(user: User):
     verified = user.verified_methods()
     phones = {kind: next((m for m in verified if m.kind == kind), None) for kind in PHONE_KINDS}
     app = next((m for m in verified if m.type == "totp"), None)
@@ -44,40 +30,32 @@ def security_info():
 
 
 @bp.post("/security-info/default")
-def security_default():
-    user = _user_for_change()
-    if user is None:
-        return _again()
+@login_required("/security-info", recent=True)
+def security_default(user: User):
     return _change(lambda: info.set_default(db(), services(), user, request.form.get("method_id"), client_ip(),
                                             keep_session=current_session_id()),
                    "Your default sign-in method has been changed.")
 
 
 @bp.post("/security-info/language")
-def security_language():
-    user = _user_for_change()
-    if user is None:
-        return _again()
+@login_required("/security-info", recent=True)
+def security_language(user: User):
     return _change(lambda: info.set_language(db(), services(), user, request.form.get("language"), client_ip()),
                    "Your call language has been changed.")
 
 
 @bp.post("/security-info/remove")
-def security_remove():
-    user = _user_for_change()
-    if user is None:
-        return _again()
+@login_required("/security-info", recent=True)
+def security_remove(user: User):
     return _change(lambda: info.remove_method(db(), services(), user, request.form.get("method_id"), client_ip(),
                                               keep_session=current_session_id()),
                    "The method has been removed.")
 
 
 @bp.post("/security-info/phone/<kind>")
-def security_phone(kind: str):
+@login_required("/security-info", recent=True)
+def security_phone(user: User, kind: str):
     """Add or change a phone: it is saved only once verified (a texted code or `#` on a call)."""
-    user = _user_for_change()
-    if user is None:
-        return _again()
     with use_case(db()):
         auth = info.begin_change(db(), services(), user, client_ip())
     start_flow(auth, "change")
@@ -85,10 +63,8 @@ def security_phone(kind: str):
 
 
 @bp.post("/security-info/app")
-def security_app():
-    user = _user_for_change()
-    if user is None:
-        return _again()
+@login_required("/security-info", recent=True)
+def security_app(user: User):
     with use_case(db()):
         auth = info.begin_change(db(), services(), user, client_ip())
         method, _uri = methods.register_totp(db(), services(), auth.id, client_ip())
@@ -98,11 +74,9 @@ def security_app():
 
 
 @bp.post("/security-info/sign-out-everywhere")
-def sign_out_everywhere():
+@login_required("/security-info")
+def sign_out_everywhere(user: User):
     """Every session of this person ends, this one included (a lost laptop, a shared computer)."""
-    user = signed_in_user()
-    if user is None:
-        return _again()
     with use_case(db()):
         browser_sessions.sign_out_everywhere(db(), services(), user, client_ip())
     forget_session()

@@ -4,13 +4,16 @@ from __future__ import annotations
 from flask import flash, jsonify, redirect, render_template, request, session, url_for
 
 from edge import client_ip, db, services
+from edge_errors import status_for
 from mfa import authentications, challenges, checks
-from mfa.errors import MfaError, NotFound, RateLimited
+from mfa.errors import MfaError, RateLimited
 from mfa.telephony import DeliveryUnknown
 from mfa.unit_of_work import Transactions, use_case
+from models import Authentication
 from web import bp, limiter
 from web.flow import (end_flow, end_session, flow, safe_next, set_mode, signed_in_user_id, spend_approval,
                       start_flow)
+from web.guards import flow_required
 
 FAILED_CHALLENGE = {
     "no_answer": "The call was not answered.",
@@ -52,7 +55,7 @@ def sign_in():
             auth = authentications.start(db(), services(), username, request.form.get("password", ""), client_ip())
     except MfaError as refusal:
         return render_template("sign_in.html", next=next_url, username=username,
-                               error=refusal.message, field="password"), 400 if refusal.code == "bad_request" else 401
+                               error=refusal.message, field="password"), status_for(refusal)
     start_flow(auth, "sign_in")
     session["next"] = next_url
     if auth.status == "approved":  # no second factor needed: spent at once, like any approval
@@ -80,24 +83,10 @@ def _start_method(auth_id: str, method):
     return redirect(url_for("web.verify"))
 
 
-def current_auth():
-    current = flow()
-    if not current:
-        return None
-    try:
-        with use_case(db()):
-            return authentications.get(db(), services(), current["auth"])
-    except NotFound:
-        end_flow()
-        return None
-
-
 @bp.get("/verify")
-def verify():
-    auth = current_auth()
-    if auth is None:
-        return redirect(url_for("web.sign_in"))
-    current = flow() or {}  # current_auth found one
+@flow_required()
+def verify(auth: Authentication):
+    current = flow() or {}  # flow_required found one
     if auth.status == "approved":
         return _finish(auth, current)
     if not (auth.is_open() or auth.can_retry()):
@@ -106,7 +95,7 @@ def verify():
         return render_template("ended.html", message=message), 409
     mode = current.get("mode") or "choose"
     method = next((m for m in auth.user.methods if m.id == current.get("method")), None)
-    failure = FAILED_CHALLENGE.get(auth.reason) if auth.can_retry() else None
+    failure = FAILED_CHALLENGE.get(auth.reason) if auth.can_retry() and auth.reason else None
     return render_template("verify.html", auth=auth, mode=mode, method=method, failure=failure,
                            registering=auth.registering, resend_in=_resend_in(auth))
 
@@ -120,10 +109,8 @@ def _resend_in(auth) -> int:
 
 @bp.post("/verify/code")
 @limiter.limit("30 per minute")
-def verify_code():
-    auth = current_auth()
-    if auth is None:
-        return redirect(url_for("web.sign_in"))
+@flow_required()
+def verify_code(auth: Authentication):
     try:
         with use_case(db()):
             checks.check_code(db(), services(), auth.id, request.form.get("code", ""), client_ip())
@@ -135,10 +122,8 @@ def verify_code():
 
 
 @bp.post("/verify/method")
-def verify_method():
-    auth = current_auth()
-    if auth is None:
-        return redirect(url_for("web.sign_in"))
+@flow_required()
+def verify_method(auth: Authentication):
     method = next((m for m in auth.user.verified_methods() if m.id == request.form.get("method_id")), None)
     if method is None:
         flash("Choose one of your methods.", "error")
@@ -147,18 +132,14 @@ def verify_method():
 
 
 @bp.get("/verify/other")
-def verify_other():
-    auth = current_auth()
-    if auth is None:
-        return redirect(url_for("web.sign_in"))
+@flow_required()
+def verify_other(auth: Authentication):
     return render_template("verify_other.html", methods=auth.user.verified_methods())
 
 
 @bp.get("/verify/status.json")
-def verify_status():
-    auth = current_auth()
-    if auth is None:
-        return jsonify({"status": "none"}), 404
+@flow_required(otherwise=lambda: (jsonify({"status": "none"}), 404))
+def verify_status(auth: Authentication):
     return jsonify({"status": auth.status, "reason": auth.reason})
 
 
@@ -168,8 +149,8 @@ def _finish(auth, current):
     end_flow()
     try:
         spent = spend_approval(auth, current["purpose"])
-    except MfaError as refusal:  # already used (a copied cookie, a second tab), or too late
-        return render_template("ended.html", message=refusal.message), 409
+    except MfaError as refusal:  # already used (a copied cookie, a second tab), too late, or locked meanwhile
+        return render_template("ended.html", message=refusal.message), status_for(refusal)
     if current["purpose"] == "change":
         flash("Your security info has been saved.", "success")
         return redirect(url_for("web.security_info"))

@@ -1,0 +1,59 @@
+"""Who a page is for: `login_required` for a signed-in person, `flow_required` for a sign-in under way.
+
+The guarded view receives the person (or the sign-in) as its first argument; anyone else is
+sent to the sign-in page, with `next` naming where to come back to.
+"""
+from __future__ import annotations
+
+from functools import wraps
+from typing import Callable, Concatenate, ParamSpec
+
+from flask import flash, redirect, url_for
+from flask.typing import ResponseReturnValue
+
+from models import Authentication, User
+from web.flow import current_auth, signed_in_recently, signed_in_user
+
+P = ParamSpec("P")
+SIGN_IN_AGAIN = "For your security, sign in again before changing your security info."
+
+
+def login_required(next_url: str, *, recent: bool = False):
+    """`recent`: changes need a sign-in within the last 10 minutes (else sign in again first)."""
+
+    def decorate(view: Callable[Concatenate[User, P], ResponseReturnValue]) -> Callable[P, ResponseReturnValue]:
+        @wraps(view)
+        def guarded(*args: P.args, **kwargs: P.kwargs) -> ResponseReturnValue:
+            user = signed_in_user()
+            if recent and (user is None or not signed_in_recently()):
+                flash(SIGN_IN_AGAIN, "notice")
+                user = None
+            if user is None:
+                return redirect(url_for("web.sign_in", next=next_url))
+            return view(user, *args, **kwargs)
+
+        return guarded
+
+    return decorate
+
+
+def _start_again() -> ResponseReturnValue:
+    return redirect(url_for("web.sign_in"))
+
+
+def flow_required(*, registering: bool = False, otherwise: Callable[[], ResponseReturnValue] = _start_again):
+    """`registering`: only a sign-in that is registering a method (first registration or a change).
+    `otherwise` answers when there is none: by default, start signing in again."""
+
+    def decorate(view: Callable[Concatenate[Authentication, P], ResponseReturnValue]
+                 ) -> Callable[P, ResponseReturnValue]:
+        @wraps(view)
+        def guarded(*args: P.args, **kwargs: P.kwargs) -> ResponseReturnValue:
+            auth = current_auth()
+            if auth is None or (registering and not auth.registering):
+                return otherwise()
+            return view(auth, *args, **kwargs)
+
+        return guarded
+
+    return decorate
