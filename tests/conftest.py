@@ -191,7 +191,7 @@ def live(app_config, standin_server, phones):
         "TWILIO_API_BASE_URL": standin_server.url,
     })
     server.start(app)
-    key = _run_in(app, lambda db, svc: api_keys.create(db, svc, "live-tests"))
+    key = run_in(app, lambda db, svc: api_keys.create(db, svc, "live-tests"))
     server.api = LiveApi(server.url, key)
     server.app = app
     yield server
@@ -200,7 +200,8 @@ def live(app_config, standin_server, phones):
     app.extensions["mfa"].engine.dispose()
 
 
-def _run_in(app, use):
+def run_in(app, use):
+    """Run one use case in `app`, committed, as an edge does."""
     rt = app.extensions["mfa"]
     with rt.sessions() as s, use_case(s):
         return use(s, rt.services)

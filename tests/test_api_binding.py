@@ -9,23 +9,16 @@ from sqlalchemy import func, select
 
 from models import ApiKey, AuditEvent, Authentication, Challenge, Method
 from mfa import api_keys, authentications
-from mfa.unit_of_work import use_case
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, run_in
 from tests.helpers import LiveApi, add_phone
 
 MOBILE = "+447400123456"
 
 
-def in_app(app, use):
-    rt = app.extensions["mfa"]
-    with rt.sessions() as s, use_case(s):
-        return use(s, rt.services)
-
-
 @pytest.fixture
 def webmail(live):
     """A second relying application with its own key, on the same server."""
-    key = in_app(live.app, lambda db, svc: api_keys.create(db, svc, "webmail"))
+    key = run_in(live.app, lambda db, svc: api_keys.create(db, svc, "webmail"))
     return LiveApi(live.url, key)
 
 
@@ -45,7 +38,7 @@ def snapshot(app, auth_id):
             "methods": db.scalar(select(func.count()).select_from(Method)),
             "audit": db.scalar(select(func.count()).select_from(AuditEvent)),
         }
-    return in_app(app, read)
+    return run_in(app, read)
 
 
 def assert_not_found(response):
@@ -55,13 +48,13 @@ def assert_not_found(response):
 
 def test_a_sign_in_records_the_api_key_that_started_it(live, bob):
     auth = start(live.api)
-    key_id = in_app(live.app, lambda db, _: db.scalar(select(ApiKey.id).where(ApiKey.name == "live-tests")))
-    assert in_app(live.app, lambda db, _: db.get(Authentication, auth["id"]).api_key_id) == key_id
+    key_id = run_in(live.app, lambda db, _: db.scalar(select(ApiKey.id).where(ApiKey.name == "live-tests")))
+    assert run_in(live.app, lambda db, _: db.get(Authentication, auth["id"]).api_key_id) == key_id
     assert live.api.get(f"/authentications/{auth['id']}").status_code == 200
 
 
 def test_another_key_cannot_read_burn_attempts_or_send_for_a_sign_in(live, webmail, phones, bob):
-    add_phone(lambda use: in_app(live.app, use), bob, MOBILE)
+    add_phone(lambda use: run_in(live.app, use), bob, MOBILE)
     auth = start(live.api)
     sms = next(m for m in auth["methods"] if m["type"] == "sms")
     before = snapshot(live.app, auth["id"])
@@ -79,7 +72,7 @@ def test_another_key_cannot_read_burn_attempts_or_send_for_a_sign_in(live, webma
 
 
 def test_another_key_cannot_approve_a_sign_in_with_the_code_texted_to_its_owner(live, webmail, phones, bob):
-    add_phone(lambda use: in_app(live.app, use), bob, MOBILE)
+    add_phone(lambda use: run_in(live.app, use), bob, MOBILE)
     auth = start(live.api)
     sms = next(m for m in auth["methods"] if m["type"] == "sms")
     assert live.api.post(f"/authentications/{auth['id']}/challenges", {"method_id": sms["id"]}).status_code == 201
@@ -104,15 +97,15 @@ def test_another_key_cannot_register_a_method_on_a_sign_in(live, webmail, phones
 
 
 def test_a_sign_in_started_on_the_pages_is_not_found_through_the_api(live, bob):
-    auth_id = in_app(live.app, lambda db, svc: authentications.start(db, svc, "bob", PASSWORD, "127.0.0.1").id)
+    auth_id = run_in(live.app, lambda db, svc: authentications.start(db, svc, "bob", PASSWORD, "127.0.0.1").id)
     assert_not_found(live.api.get(f"/authentications/{auth_id}"))
     assert_not_found(live.api.post(f"/authentications/{auth_id}/registrations", {"type": "totp"}))
-    assert in_app(live.app, lambda db, _: db.scalar(select(func.count()).select_from(Method))) == 0
+    assert run_in(live.app, lambda db, _: db.scalar(select(func.count()).select_from(Method))) == 0
 
 
 def test_a_revoked_keys_sign_ins_stay_out_of_reach_of_other_keys(live, webmail, bob, clock):
     auth = start(live.api)
-    in_app(live.app, lambda db, svc: api_keys.revoke(db, svc, "live-tests"))
+    run_in(live.app, lambda db, svc: api_keys.revoke(db, svc, "live-tests"))
     clock.advance(seconds=31)  # past the key cache
     assert live.api.get(f"/authentications/{auth['id']}").status_code == 401
     assert_not_found(webmail.get(f"/authentications/{auth['id']}"))
@@ -164,9 +157,9 @@ def test_a_revoked_key_works_only_until_each_workers_cache_expires(workers, app_
     from app import create_app
 
     first, second = workers
-    key = in_app(first, lambda db, svc: api_keys.create(db, svc, "portal"))
+    key = run_in(first, lambda db, svc: api_keys.create(db, svc, "portal"))
     assert create_sign_in(first, key) == create_sign_in(second, key) == 201  # both have it cached now
-    in_app(first, lambda db, svc: api_keys.revoke(db, svc, "portal"))
+    run_in(first, lambda db, svc: api_keys.revoke(db, svc, "portal"))
 
     fresh = create_app(app_config)  # a worker that had not seen the key
     try:

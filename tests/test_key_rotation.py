@@ -15,9 +15,8 @@ from sqlalchemy import select
 from app import create_app
 from mfa import accounts, api_keys, key_rotation
 from mfa.phones import mask
-from mfa.unit_of_work import use_case
 from models import DoNotCall, Method, SendRecord
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, run_in
 from tests.helpers import LiveApi, LiveServer, add_phone, pyotp_code, secret_from_uri
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,12 +39,6 @@ def serving(app_config, standin_server, phones, data_key, api_key):
         phones.wait_idle()
         server.stop()
         app.extensions["mfa"].engine.dispose()
-
-
-def in_app(app, use):
-    rt = app.extensions["mfa"]
-    with rt.sessions() as s, use_case(s):
-        return use(s, rt.services)
 
 
 def rotate_key(app_config, data_key):
@@ -143,25 +136,25 @@ def test_after_rotate_key_the_new_key_alone_reads_and_finds_everything(app_confi
         assert signs_in_by_text(new, phones, clock)
         assert calls_are_refused_as_do_not_call(new, clock)
         assert signs_in_with_the_app(new, secret, clock)
-        methods, vault = in_app(new.app, lambda db, svc: (db.scalars(select(Method)).all(), svc.vault))
+        methods, vault = run_in(new.app, lambda db, svc: (db.scalars(select(Method)).all(), svc.vault))
         for m in methods:
             assert Fernet(NEW).decrypt(m.phone_encrypted or m.totp_secret_encrypted)
             assert m.phone_lookup in (None, vault.keyed_hash(ALICE))
-        lookups = in_app(new.app, lambda db, svc: set(db.scalars(select(SendRecord.phone_lookup))))
+        lookups = run_in(new.app, lambda db, svc: set(db.scalars(select(SendRecord.phone_lookup))))
         assert lookups == {vault.keyed_hash(ALICE)}
 
 
 def test_running_rotate_key_twice_changes_nothing_the_second_time(app_config, world):
     key = f"{NEW},{app_config['DATA_KEY']}"
     assert rotate_key(app_config, key).exit_code == 0
-    before = in_app(create_app({**app_config, "DATA_KEY": NEW}),
+    before = run_in(create_app({**app_config, "DATA_KEY": NEW}),
                     lambda db, svc: sorted((m.id, m.phone_encrypted, m.phone_lookup, m.totp_secret_encrypted)
                                            for m in db.scalars(select(Method))))
     again = rotate_key(app_config, key)
     assert again.exit_code == 0, again.output
     assert "secrets re-encrypted: 0; phone look-ups re-hashed: 0." in again.output
     assert "Do-not-call entries re-hashed: 0; send records re-hashed: 0." in again.output
-    after = in_app(create_app({**app_config, "DATA_KEY": NEW}),
+    after = run_in(create_app({**app_config, "DATA_KEY": NEW}),
                    lambda db, svc: sorted((m.id, m.phone_encrypted, m.phone_lookup, m.totp_secret_encrypted)
                                           for m in db.scalars(select(Method))))
     assert after == before
@@ -171,11 +164,11 @@ def test_a_run_stopped_after_one_batch_is_finished_by_the_next(app_config, run, 
     bob = run(lambda db, svc: accounts.create_user(db, svc, "bob", PASSWORD, role="admin", region="england"))
     add_phone(run, bob, ALICE, "mobile", types=("voice", "sms"))
     app = create_app({**app_config, "DATA_KEY": f"{NEW},{app_config['DATA_KEY']}"})
-    partial = in_app(app, lambda db, svc: key_rotation.rotate_batch(db, svc.vault, key_rotation.Rotation(), size=1))
+    partial = run_in(app, lambda db, svc: key_rotation.rotate_batch(db, svc.vault, key_rotation.Rotation(), size=1))
     assert partial.secrets_reencrypted == 1
     result = app.test_cli_runner().invoke(args=["data", "rotate-key"])
     assert result.exit_code == 0 and "secrets re-encrypted: 1;" in result.output
-    for m in in_app(app, lambda db, svc: db.scalars(select(Method)).all()):
+    for m in run_in(app, lambda db, svc: db.scalars(select(Method)).all()):
         assert Fernet(NEW).decrypt(m.phone_encrypted).decode() == ALICE
     app.extensions["mfa"].engine.dispose()
 
@@ -187,7 +180,7 @@ def test_a_data_key_missing_the_key_data_was_written_with_stops_with_one_line(ap
     assert result.exit_code != 0
     assert len(result.output.strip().splitlines()) == 1 and "DATA_KEY" in result.output
     assert "Traceback" not in result.output
-    still = in_app(create_app(app_config), lambda db, svc: [svc.vault.decrypt(m.phone_encrypted)
+    still = run_in(create_app(app_config), lambda db, svc: [svc.vault.decrypt(m.phone_encrypted)
                                                             for m in db.scalars(select(Method))])
     assert still == [ALICE]
 
@@ -231,5 +224,5 @@ def test_removing_a_phone_takes_its_twin_even_when_their_hashes_are_under_differ
         security_info.remove_method(db, svc, voice.user, sms.id, None)
         return db.scalars(select(Method)).all()
 
-    assert in_app(app, half_rotated_then_removed) == []
+    assert run_in(app, half_rotated_then_removed) == []
     app.extensions["mfa"].engine.dispose()

@@ -6,7 +6,6 @@ signed like Twilio's and go through the app.
 """
 from __future__ import annotations
 
-import re
 
 import pytest
 from sqlalchemy import select, text
@@ -18,7 +17,7 @@ from mfa.unit_of_work import use_case
 from models import Authentication, Challenge, SendRecord
 from tests.conftest import PASSWORD
 from tests.fake_telephony import FakeTelephony, use_fake
-from tests.helpers import add_phone, sign_webhook
+from tests.helpers import add_phone, post_form, sign_webhook
 
 NUMBER = "+447400123456"
 
@@ -224,12 +223,6 @@ def test_a_fraud_report_hangs_up_other_calls_only_after_its_commit(api, client, 
 
 
 # --- the pages ---------------------------------------------------------------------------------
-
-def post_form(client, path, data, token_from):
-    page = client.get(token_from).get_data(as_text=True)
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-    return client.post(path, data={"csrf_token": token, **data})
-
 
 def test_the_sign_in_page_shows_the_code_form_when_a_text_may_have_gone_out(client, runtime, fake, bob_phone):
     fake.fail = DeliveryUnknown()
