@@ -62,11 +62,11 @@ def start_standin(settings, instance: Path):
         if probe.status_code == 401:
             logging.getLogger(__name__).error(
                 "the Twilio stand-in at %s has another auth token: stop it, or start it with "
-                "`python -m ivr.standin --instance %s`", settings.twilio_api_base_url, instance)
+                "`python -m standin --instance %s`", settings.twilio_api_base_url, instance)
         return None
     except requests.RequestException:
         pass
-    from ivr.standin import StandinServer, create_standin_app
+    from standin import StandinServer, create_standin_app
 
     parts = urlsplit(settings.twilio_api_base_url)
     server = StandinServer(

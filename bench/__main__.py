@@ -80,7 +80,7 @@ def main(argv=None) -> int:
           f"each scenario at most {args.requests} requests or {args.duration:.0f} s. Work files: {work}")
     print(argon2_cost(), flush=True)
 
-    from ivr.standin import StandinServer, create_standin_app
+    from standin import StandinServer, create_standin_app
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the stand-in's request log
     port = free_port()

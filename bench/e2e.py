@@ -2,7 +2,7 @@
 
 Each sign-in is what a relying application and a person do: the password (production
 argon2), a call challenge, the stand-in rings the number, the person answers and presses
-#, and the application polls until approved. The stand-in (ivr/standin) walks every call
+#, and the application polls until approved. The stand-in (standin) walks every call
 through the server's real webhooks from its one worker thread, as documented there, so
 its webhooks to the server are sent one at a time.
 """

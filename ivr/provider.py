@@ -1,6 +1,6 @@
 """The only code that talks to Twilio: calls and texts through the official SDK.
 
-Locally TWILIO_API_BASE_URL points the same SDK at the stand-in (ivr/standin),
+Locally TWILIO_API_BASE_URL points the same SDK at the stand-in (the top-level package standin/),
 so development, tests and production share this one path.
 """
 from __future__ import annotations

@@ -163,7 +163,7 @@ def dave(run):
 
 @pytest.fixture(scope="session")
 def standin_server():
-    from ivr.standin import StandinServer, create_standin_app
+    from standin import StandinServer, create_standin_app
 
     server = StandinServer(create_standin_app(TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, realtime=False))
     server.start()

@@ -4,8 +4,8 @@ import threading
 
 import pytest
 
-from ivr.standin.walker import CallWalker
-from ivr.standin.worker import Timers, Worker
+from standin.walker import CallWalker
+from standin.worker import Timers, Worker
 from tests.standin_helpers import (  # noqa: F401  (fixtures)
     CALLEE, CALLER, answered_call, customer, network, place_call, standin, twilio, twiml,
 )

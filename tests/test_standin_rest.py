@@ -9,7 +9,7 @@ import requests
 from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
 
-from ivr.standin import validation
+from standin import validation
 from tests.standin_helpers import (  # noqa: F401  (fixtures)
     ACCOUNT_SID, AUTH_TOKEN, CALLEE, CALLER, customer, network, place_call, standin, twilio,
 )

@@ -174,7 +174,7 @@ def test_python_m_ivr_standin_reads_the_token_from_the_instance_folder(tmp_path)
     token = load({"SECRET_KEY": "k", "MFA_ENV": "development"}, tmp_path).twilio_auth_token
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TWILIO_")}
-    process = subprocess.Popen([sys.executable, "-m", "ivr.standin", "--port", str(port), "--instance", str(tmp_path)],
+    process = subprocess.Popen([sys.executable, "-m", "standin", "--port", str(port), "--instance", str(tmp_path)],
                                cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         url = f"http://127.0.0.1:{port}/2010-04-01/Accounts/{SIMULATOR_ACCOUNT_SID}/Calls/CA{'0' * 32}.json"

@@ -1,4 +1,4 @@
-"""Run the stand-in on its own: `python -m ivr.standin --port 5055`.
+"""Run the stand-in on its own: `python -m standin --port 5055`.
 
 Credentials come from the flags, TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN, or the app's instance
 folder (--instance, or INSTANCE_PATH: the `twilio_auth_token` file a development app generates
@@ -21,7 +21,7 @@ DEFAULT_INSTANCE = Path(__file__).resolve().parents[2] / "instance"  # app.py's 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m ivr.standin", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m standin", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=5055)
     parser.add_argument("--account-sid", default=os.environ.get("TWILIO_ACCOUNT_SID") or SIMULATOR_ACCOUNT_SID)

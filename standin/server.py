@@ -1,4 +1,4 @@
-"""Serve a stand-in app on its own port from a daemon thread (tests, `python -m ivr.standin`)."""
+"""Serve a stand-in app on its own port from a daemon thread (tests, `python -m standin`)."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ class StandinServer:
         return self
 
     def serve_forever(self) -> None:
-        """Serve on the calling thread until interrupted (python -m ivr.standin)."""
+        """Serve on the calling thread until interrupted (python -m standin)."""
         self._server.serve_forever()
 
     def stop(self) -> None:
