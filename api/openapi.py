@@ -9,6 +9,7 @@ from __future__ import annotations
 from api.json_input import MAX_DEPTH
 from mfa.checks import MAX_CODE_LENGTH
 from mfa.passwords import MAX_LENGTH as MAX_PASSWORD_LENGTH
+from mfa.method_types import AppCode
 from mfa.phone_registration import DELIVERIES
 from models.states import AuthStatus
 from models.method import METHOD_TYPES, PHONE_KINDS
@@ -165,7 +166,7 @@ SCHEMAS = {
         },
     },
     "TotpRegistrationRequest": {
-        "type": "object", "required": ["type"], "properties": {"type": {"const": "totp"}},
+        "type": "object", "required": ["type"], "properties": {"type": {"const": AppCode.name}},
     },
     "AppPasswordRequest": {
         "type": "object", "required": ["username", "app_password"],

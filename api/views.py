@@ -8,6 +8,7 @@ from api.serialize import authentication_json, challenge_json
 from edge import client_ip, db, services
 from mfa import app_passwords, authentications, challenges, checks, methods, phone_registration
 from mfa.errors import BadRequest
+from mfa.method_types import AppCode
 from mfa.unit_of_work import Transactions, use_case
 
 
@@ -58,8 +59,8 @@ def create_registration(auth_id: str):
             result["notice"] = registration.notice
         return jsonify(result), 201
     with use_case(db()):
-        if kind != "totp":
-            raise BadRequest("'type' must be 'phone' or 'totp'.", field="type")
+        if kind != AppCode.name:
+            raise BadRequest(f"'type' must be 'phone' or '{AppCode.name}'.", field="type")
         method, uri = methods.register_totp(db(), services(), auth_id, client_ip())
     return jsonify({"method_id": method.id, "otpauth_uri": uri}), 201
 

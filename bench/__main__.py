@@ -3,8 +3,12 @@
 Starts the server under gunicorn (as the Procfile does) on a fresh SQLite file or a
 PostgreSQL database made for it, seeds accounts through the domain, runs each scenario
 from a loopback load generator, and prints requests per second, p50/p99 latency, errors,
-peak worker memory and the ratio to the reference endpoint (ops/reference.py, enabled
-with BENCH_REFERENCE_ENDPOINT=true on the same gunicorn). Everything it starts, it stops.
+peak worker memory and the ratios to two references: the in-stack reference endpoint
+(ops/reference.py, enabled with BENCH_REFERENCE_ENDPOINT=true on the same gunicorn) and
+the bare reference (bench/bare_app.py: the same Flask, SQLAlchemy and gunicorn settings
+without the project's middleware, under its own gunicorn in the same run). Everything it
+starts, it stops. For each request's own CPU and SQL statements, one at a time, see
+`python -m bench.cpu`.
 """
 from __future__ import annotations
 
@@ -26,7 +30,7 @@ from bench.seed import Seeder, accounts_in_parallel, timed
 from bench.server import Gunicorn, free_port
 from settings import SIMULATOR_ACCOUNT_SID
 
-SCENARIOS = ("passwords", "totp", "voice", "sms", "e2e")
+SCENARIOS = ("passwords", "poll", "totp", "voice", "sms", "e2e")
 
 
 def arguments(argv=None) -> argparse.Namespace:
@@ -104,14 +108,17 @@ def main(argv=None) -> int:
     env["TWILIO_API_BASE_URL"] = standin.url
     (work / "prometheus").mkdir()
     server = Gunicorn(env, workers=args.workers, threads=args.threads, port=port, log_path=work / "server.log")
+    bare = Gunicorn(env, workers=args.workers, threads=args.threads, log_path=work / "bare.log",
+                    app_spec="bench.bare_app:create_app()")
     rows: list[Row] = []
     try:
+        bare.start()
         server.start()
         print(f"gunicorn ready (GET /readyz answered 200) {server.startup_seconds:.2f} s after it was started; "
               f"worker RSS at rest: {fmt_rss(server.worker_rss_mb())}", flush=True)
         ctx = scenarios.Context(port, env["PUBLIC_BASE_URL"], api_key, seeder, accounts, people,
                                 args.concurrency, args.duration, args.requests, args.voice_rate,
-                                auth_token=env["TWILIO_AUTH_TOKEN"])
+                                auth_token=env["TWILIO_AUTH_TOKEN"], bare_port=bare.port)
         scenarios.warm_up(ctx)
 
         profiler = Profiler(work / "profiles") if args.profile else None
@@ -129,7 +136,10 @@ def main(argv=None) -> int:
                 print(f"  {result.name}: {result.rps:.0f} req/s, p99 {result.percentile(99) * 1000:.1f} ms, "
                       f"{result.errors} errors", flush=True)
 
+        measure("bare", lambda: scenarios.bare_reference(ctx), comparable=True)
         measure("reference", lambda: scenarios.reference(ctx))
+        if "poll" in chosen:
+            measure("poll", lambda: scenarios.polls(ctx), ratio_target=True)
         if "passwords" in chosen:
             measure("passwords", lambda: scenarios.passwords(ctx))
         if "totp" in chosen:
@@ -141,15 +151,20 @@ def main(argv=None) -> int:
         if "e2e" in chosen:
             measure("e2e", lambda: e2e.sign_ins_by_call(ctx, standin.network), comparable=False)
         measure("reference again", lambda: scenarios.reference(ctx, "reference again, after the rest"))
+        measure("bare again", lambda: scenarios.bare_reference(ctx, "bare reference again, after the rest"))
         rest = server.worker_rss_mb()
     finally:
         server.stop()
+        bare.stop()
         standin.stop()
         seeder.close()
 
     references = [row.result.rps for row in rows if row.result.name.startswith("reference")]
-    text, missed = report.table(rows, sum(references) / len(references))
-    print(f"\nRatios are to the mean of the two reference runs: {sum(references) / len(references):.0f} req/s.")
+    bares = [row.result.rps for row in rows if row.result.name.startswith("bare reference")]
+    reference_rps, bare_rps = sum(references) / len(references), sum(bares) / len(bares)
+    text, missed, held = report.table(rows, reference_rps, bare_rps)
+    print(f"\nRatios are to the mean of each reference's two runs: bare {bare_rps:.0f} req/s, "
+          f"in-stack {reference_rps:.0f} req/s.")
     print(text + "\n")
     print(f"Start-up: {server.startup_seconds:.2f} s (target < {report.STARTUP_LIMIT:.0f} s). "
           f"Worker RSS after the run: {fmt_rss(rest)} (target < {report.MB_LIMIT} MB each).")
@@ -159,6 +174,7 @@ def main(argv=None) -> int:
         missed.append("worker RSS after the run")
     if any(row.result.errors for row in rows):
         print("Errors seen:\n" + report.errors(rows))
+    print("Targets held: " + ("; ".join(held) or "none"))
     print("Targets: all held." if not missed else "Targets missed: " + "; ".join(missed))
     print(f"Server log: {work / 'server.log'}")
     return 0 if not missed else 1

@@ -32,6 +32,7 @@ class Context:
     requests: int
     voice_rate: float = 0.0  # requests per second offered to the voice webhooks in their steady runs
     auth_token: str = ""  # the server's TWILIO_AUTH_TOKEN (made per run): what webhooks are signed with
+    bare_port: int = 0  # the bare reference's gunicorn (bench/bare_app.py)
     validator: RequestValidator = field(init=False)
 
     def __post_init__(self) -> None:
@@ -74,11 +75,23 @@ def reference(ctx: Context, name: str = "reference: one row by primary key") -> 
     return ctx.run(name, requests)
 
 
+def bare_reference(ctx: Context, name: str = "bare reference: Flask + SQLAlchemy, one row") -> load.Result:
+    """The same request to bench/bare_app.py: the same stack without the project's middleware."""
+    from bench.bare_app import BARE_PATH
+
+    users = itertools.cycle([a.user_id for a in ctx.accounts])
+    requests = [Request(load.build("GET", f"{BARE_PATH}{next(users)}", ctx.bare_port), 200, b'"role"')
+                for _ in range(ctx.requests)]
+    return asyncio.run(load.run(name, ctx.bare_port, requests, concurrency=ctx.concurrency, duration=ctx.duration))
+
+
 def warm_up(ctx: Context) -> None:
     """Every worker thread, connection pool and lazy import touched once before measuring."""
     users = itertools.cycle([a.user_id for a in ctx.accounts])
     requests = [Request(load.build("GET", f"/bench/reference/{next(users)}", ctx.port), 200) for _ in range(500)]
     ctx.run("warm-up", requests)
+    if ctx.bare_port:
+        bare_reference(ctx, "warm-up (bare)")
 
 
 def passwords(ctx: Context) -> load.Result:
@@ -87,6 +100,14 @@ def passwords(ctx: Context) -> load.Result:
                         201, b'"mfa_required"')
                 for p in itertools.islice(people, ctx.requests)]
     return ctx.run("POST /authentications (argon2)", requests)
+
+
+def polls(ctx: Context) -> load.Result:
+    """The relying application polling sign-ins that wait for their second factor."""
+    sign_ins = itertools.cycle(ctx.seeder.sign_ins(ctx.accounts[:200]))
+    requests = [Request(ctx.api("GET", f"/authentications/{next(sign_ins)}"), 200, b'"mfa_required"')
+                for _ in range(ctx.requests)]
+    return ctx.run("GET /authentications/{id} (poll)", requests)
 
 
 def totp_checks(ctx: Context) -> load.Result:
@@ -99,8 +120,9 @@ def totp_checks(ctx: Context) -> load.Result:
 
 
 def voice_calls(ctx: Context) -> tuple[load.Result, ...]:
-    """The answer webhook for many calls, then the Gather action with # for the same calls:
-    flat out (closed loop), then at a steady offered rate (open loop) on other calls."""
+    """The answer webhook for many calls, then the Gather action with # and the call's last
+    status callback for the same calls: flat out (closed loop), then the answer and keys
+    webhooks at a steady offered rate (open loop) on other calls."""
     paced = int(ctx.voice_rate * ctx.duration)
     people = ctx.accounts[:ctx.requests + paced]
     pending = list(zip(people, ctx.seeder.challenges(people, "voice"), strict=True))
@@ -110,9 +132,13 @@ def voice_calls(ctx: Context) -> tuple[load.Result, ...]:
     keys = [Request(ctx.webhook(f"/twilio/voice/keys?challenge={cid}",
                                 call_params(sid, p.number, Digits="#", FinishedOnKey="")), 200, b"verified")
             for p, (cid, sid) in pending]
+    statuses = [Request(ctx.webhook(f"/twilio/voice/status?challenge={cid}",
+                                    call_params(sid, p.number, CallStatus="completed", CallDuration="9")), 204)
+                for p, (cid, sid) in pending]
     flat_out = len(pending) - paced
     results = (ctx.run("voice answer webhook", answers[:flat_out]),
-               ctx.run("voice <Gather> keys webhook (#)", keys[:flat_out]))
+               ctx.run("voice <Gather> keys webhook (#)", keys[:flat_out]),
+               ctx.run("voice status callback (completed)", statuses[:flat_out]))
     if not paced:
         return results
     return results + (ctx.run(f"voice answer webhook, {ctx.voice_rate:.0f}/s offered", answers[flat_out:],

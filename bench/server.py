@@ -39,13 +39,14 @@ def rss_mb(pid: int) -> float | None:
 
 class Gunicorn:
     def __init__(self, env: dict, *, workers: int = 2, threads: int = 4, port: int | None = None,
-                 log_path: Path | None = None):
+                 log_path: Path | None = None, app_spec: str = "app:create_app()"):
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, **env}
         self.workers = workers
         self.threads = threads
         self.log_path = log_path
+        self.app_spec = app_spec  # what gunicorn serves: the app, or bench/bare_app.py
         self.process: subprocess.Popen | None = None
         self.startup_seconds: float | None = None
         self._launched = 0.0
@@ -56,7 +57,7 @@ class Gunicorn:
     def command(self) -> list[str]:
         return [sys.executable, "-m", "gunicorn", "-c", "python:ops.gunicorn_config",
                 "--bind", f"127.0.0.1:{self.port}", "--workers", str(self.workers),
-                "--threads", str(self.threads), "--no-control-socket", "app:create_app()"]
+                "--threads", str(self.threads), "--no-control-socket", self.app_spec]
 
     def launch(self) -> "Gunicorn":
         """Start the process without waiting (start several, then wait_ready() on each)."""

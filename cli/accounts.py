@@ -2,28 +2,11 @@
 from __future__ import annotations
 
 import click
-from sqlalchemy.exc import SQLAlchemyError
 from flask.cli import with_appcontext
 
-from edge import runtime
+from cli.use_cases import run
 from mfa import accounts, api_keys, app_passwords
-from mfa.errors import MfaError
-from mfa.unit_of_work import use_case
-from models.user import ROLES
-
-
-def run(use):
-    """Run one use case in its own session; a refusal becomes one line and exit 1."""
-    rt = runtime()
-    with rt.sessions() as session:
-        try:
-            with use_case(session):
-                return use(session, rt.services)
-        except MfaError as exc:
-            raise click.ClickException(exc.message) from None
-        except SQLAlchemyError as exc:  # e.g. no schema yet: one line, not a trace
-            first = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-            raise click.ClickException(f"database error: {first} (has `flask --app app db upgrade` run?)") from None
+from models.user import DEFAULT_LANGUAGE, LANGUAGES, ROLES
 
 
 @click.group("users", help="People who sign in.")
@@ -37,7 +20,7 @@ def users_group():
 @click.option("--role", type=click.Choice(ROLES), default="user", show_default=True)
 @click.option("--region", default="england", show_default=True, help="e.g. england, wales, scotland, northern-ireland")
 @click.option("--hybrid", is_flag=True, help="The person's mailbox is hybrid (office phones are refused).")
-@click.option("--language", type=click.Choice(["en-GB", "cy-GB"]), default="en-GB", show_default=True)
+@click.option("--language", type=click.Choice(LANGUAGES), default=DEFAULT_LANGUAGE, show_default=True)
 @with_appcontext
 def create_user(username, password, role, region, hybrid, language):
     if password is None:

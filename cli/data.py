@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 from flask.cli import with_appcontext
 
-from cli.accounts import run
+from cli.use_cases import run
 from mfa import key_rotation
 
 

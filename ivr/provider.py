@@ -14,10 +14,10 @@ from twilio.rest import Client
 from ivr import sms_texts
 from ivr.webhook_urls import WebhookUrls
 from ivr.twilio_http import MaybeSent, NotJson, NotSent, StrictTwilioHttpClient
-from mfa import metrics
 from mfa.errors import ProviderUnavailable
 from mfa.phones import mask
 from mfa.telephony import DeliveryUnknown, Refusal, TelephonyRejected
+from ops import counters
 
 log = logging.getLogger("mfa.telephony")
 
@@ -86,19 +86,19 @@ class TwilioProvider:
             try:
                 return request()
             except NotSent as exc:
-                metrics.count_twilio_error("connection")
+                counters.count_twilio_error("connection")
                 reason = f"no connection ({exc})"
             except (TwilioRestException, TwilioServiceException) as exc:  # the second: RFC 9457 bodies
-                metrics.count_twilio_error(exc.code or f"http_{exc.status}")
+                counters.count_twilio_error(exc.code or f"http_{exc.status}")
                 if exc.status != 429:
                     return self._refused(what, shown, exc)
                 reason = "HTTP 429, not acted on"
             except MaybeSent as exc:
-                metrics.count_twilio_error("timeout" if exc.timeout else "connection")
+                counters.count_twilio_error("timeout" if exc.timeout else "connection")
                 log.warning("twilio %s to %s: %s after sending; not retried", what, shown, exc)
                 raise self._maybe_sent(what) from None
             except NotJson as exc:
-                metrics.count_twilio_error("not_json")
+                counters.count_twilio_error("not_json")
                 raise self._not_json(what, shown, exc.status) from None
             log.warning("twilio %s to %s failed (%s), attempt %d of %d", what, shown, reason, attempt, self.attempts)
             pause = self.backoff[min(attempt - 1, len(self.backoff) - 1)]
@@ -115,7 +115,7 @@ class TwilioProvider:
     def _refused(self, what: str, shown: str, exc):
         setting = operator_setting(what, exc.status, exc.code)
         if setting:
-            metrics.count_twilio_account_error(exc.code or f"http_{exc.status}")
+            counters.count_twilio_account_error(exc.code or f"http_{exc.status}")
             # Never the number here: this line is for the operator, and it is about the account.
             log.error("twilio refused %s: HTTP %s, error %s; check %s", what, exc.status, exc.code, setting)
             raise ProviderUnavailable()
@@ -135,7 +135,7 @@ class TwilioProvider:
         if status >= 500:  # an outage page from something in front of Twilio
             log.warning("twilio answered HTTP %s that is not JSON to %s to %s; not retried", status, what, shown)
         else:
-            metrics.count_twilio_account_error("not_json")
+            counters.count_twilio_account_error("not_json")
             log.error("twilio answered %s with HTTP %s that is not JSON; check TWILIO_API_BASE_URL", what, status)
         # A 2xx or 5xx to a create may still have placed the call or sent the text.
         return self._maybe_sent(what) if (200 <= status < 300 or status >= 500) else ProviderUnavailable()

@@ -1,7 +1,9 @@
 """The words of every text message, per language. Each must fit one GSM-7 segment."""
 from __future__ import annotations
 
-CODE_TTL_MINUTES = 5
+from mfa.method_types import Text
+
+CODE_TTL_MINUTES = Text.code_lifetime_minutes()  # the challenge's own lifetime: one constant
 
 CODE_MESSAGE = {
     "en-GB": "Your {service} code is {code}. It expires in {minutes} minutes. Never share it.",

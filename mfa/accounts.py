@@ -11,18 +11,15 @@ from models import Method, User
 from models.user import LANGUAGES, ROLES
 from mfa import audit
 from mfa.browser_sessions import end_all_for_user
+from mfa.compare_and_set import compare_and_set
 from mfa.errors import BadRequest, Conflict, NotFound
 from mfa.services import Services
-from mfa.unit_of_work import rows_changed
+from mfa.usernames import normalise_username
 
 LOCKOUT_THRESHOLD = 10
 LOCKOUT_DURATION = timedelta(minutes=15)
 USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,253}$")
 REGION_RE = re.compile(r"^[a-z]+(-[a-z]+)*$")
-
-
-def normalise_username(username: str) -> str:
-    return username.strip().lower()
 
 
 def find_user(db: Session, username: str) -> User | None:
@@ -93,20 +90,15 @@ def record_failure(db: Session, svc: Services, user: User, source_ip: str | None
     if count < LOCKOUT_THRESHOLD:
         return False
     until = svc.clock.now() + LOCKOUT_DURATION
-    locked = rows_changed(db,
-        update(User)
-        .where(User.id == user.id, User.failed_count >= LOCKOUT_THRESHOLD)
-        .values(failed_count=0, locked_until=until)
-        .execution_options(synchronize_session=False)
-    )
-    db.refresh(user)
+    locked = compare_and_set(db, user, where=[User.failed_count >= LOCKOUT_THRESHOLD],
+                             failed_count=0, locked_until=until)
     if locked:
         end_all_for_user(db, user.id)  # someone is guessing: every browser signs in again
         audit.record(
             db, svc.clock, "account_locked", "locked", user=user, source_ip=source_ip,
             reason="too_many_failures", detail=f"until {until.isoformat()}",
         )
-    return bool(locked)
+    return locked
 
 
 def reset_failures(db: Session, user: User) -> None:

@@ -10,15 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from models import Authentication
 from models.states import AuthStatus
 from mfa import app_passwords, audit, browser_sessions
+from mfa.compare_and_set import compare_and_set
 from mfa.errors import AccountLocked, Conflict
 from mfa.services import Services
-from mfa.unit_of_work import rows_changed
 
 # An approval not turned into a session within this time is void: the page that waits for
 # it moves on within seconds, and an approval left lying around is only useful to someone else.
@@ -49,7 +48,6 @@ def spend(db: Session, svc: Services, auth: Authentication, purpose: str,
     """
     now = svc.clock.now()
     conditions = [
-        Authentication.id == auth.id,
         Authentication.status == AuthStatus.APPROVED,
         Authentication.exchanged_at.is_(None),
         Authentication.api_key_id.is_(None),  # a relying application's sign-in opens no page session
@@ -58,12 +56,7 @@ def spend(db: Session, svc: Services, auth: Authentication, purpose: str,
     ]
     if purpose == "change":
         conditions.append(Authentication.user_id == session_user_id)
-    won = rows_changed(db,
-        update(Authentication).where(*conditions).values(exchanged_at=now)
-        .execution_options(synchronize_session=False)
-    ) == 1
-    if not won:
-        db.refresh(auth, ["status", "exchanged_at", "completed_at"])
+    if not compare_and_set(db, auth, where=conditions, read_back=["status", "completed_at"], exchanged_at=now):
         used = auth.exchanged_at is not None
         audit.record(db, svc.clock, "approval_spent", "refused", user=auth.user,
                      reason="already_used" if used else "not_spendable", detail=f"purpose={purpose}")

@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING
 from sqlalchemy.orm import Session
 
 from models import AuditEvent, User
-from mfa import metrics
+from mfa import facts
 from mfa.clock import Clock
+from mfa.usernames import normalise_username
 
 if TYPE_CHECKING:
     from mfa.vault import Vault
@@ -24,8 +25,6 @@ def unknown_username(vault: Vault, typed: str) -> str:
     """What the trail keeps of a name that matches no one: never the name itself (people type
     their password into the username field), but a keyed hash of it, so that repeated tries
     of one name still group together and an operator can check a name they suspect."""
-    from mfa.accounts import normalise_username  # accounts imports this module
-
     return f"{UNKNOWN_USER} {vault.keyed_hash('audit-username:' + normalise_username(typed))[:32]}"
 
 
@@ -38,12 +37,15 @@ def record(
     user: User | None = None,
     username: str | None = None,
     method: str | None = None,
+    method_type: str | None = None,
     reason: str | None = None,
     source_ip: str | None = None,
     detail: str | None = None,
 ) -> AuditEvent:
     """`method` and `detail` must already be masked: callers pass labels, never numbers.
-    `username` (when no `user`) is what unknown_username() made of the name typed."""
+    `username` (when no `user`) is what unknown_username() made of the name typed.
+    `method_type` is the kind of method that had a part in it: the method's own `type`, or
+    facts.PASSWORD / facts.TYPED_CODE; None when none had (operators' counters use it)."""
     row = AuditEvent(
         at=clock.now(),
         user_id=user.id if user else None,
@@ -60,7 +62,7 @@ def record(
         "audit event=%s outcome=%s user=%s method=%s reason=%s ip=%s",
         event, outcome, row.username, method, reason, source_ip,
     )
-    metrics.count_audit_event(db, event, outcome, method, reason, detail)  # counted on commit
+    facts.note(db, facts.Outcome(event, outcome, method_type, reason))  # counted by ops on commit
     return row
 
 

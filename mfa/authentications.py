@@ -2,24 +2,25 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import and_, or_, update
 from sqlalchemy.orm import joinedload
-from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm import Session
 
 from models import Authentication, Challenge, User
 from models.states import OPEN_STATUSES, RETRYABLE_DENIALS, AuthStatus, ChallengeStatus, Reason
 from models.base import is_id
-from mfa import audit
+from mfa import audit, facts
 from mfa.accounts import find_user, record_failure, reset_failures
+from mfa.compare_and_set import compare_and_set
 from mfa.errors import AccountLocked, BadRequest, InvalidCredentials, NotFound
 from mfa.passwords import MAX_LENGTH
 from mfa.services import Services
-from mfa.unit_of_work import rows_changed
 
 AUTHENTICATION_TTL = timedelta(minutes=10)
+# A sign-in with its person and their methods, in one statement (a person has a handful of
+# methods, so the repeated person columns cost less than a second query would).
+WITH_PERSON = [joinedload(Authentication.user).joinedload(User.methods)]
 
 
 def require_text(value: object, field: str, max_length: int = MAX_LENGTH) -> str:
@@ -53,17 +54,17 @@ def start(
     if user is None:
         svc.passwords.verify(None, password)  # same work as a real check: no timing oracle
         audit.record(db, svc.clock, "sign_in", "failed", username=audit.unknown_username(svc.vault, username),
-                     reason="unknown_user", source_ip=source_ip)
+                     reason="unknown_user", source_ip=source_ip, method_type=facts.PASSWORD)
         raise InvalidCredentials()
     if user.is_locked(now):
         # Answer before checking the password, so a locked account reveals nothing.
         reason = "fraud_block" if user.fraud_blocked_at else "locked"
         audit.record(db, svc.clock, "sign_in", "refused", user=user, reason=reason,
-                     source_ip=source_ip)
+                     source_ip=source_ip, method_type=facts.PASSWORD)
         raise AccountLocked()
     if not svc.passwords.verify(user.password_hash, password):
         audit.record(db, svc.clock, "sign_in", "failed", user=user, reason="wrong_password",
-                     source_ip=source_ip)
+                     source_ip=source_ip, method_type=facts.PASSWORD)
         if record_failure(db, svc, user, source_ip):
             raise AccountLocked()
         raise InvalidCredentials()
@@ -83,12 +84,12 @@ def _open(db: Session, svc: Services, user: User, source_ip: str | None,
         auth.status, auth.reason, auth.completed_at = AuthStatus.APPROVED, Reason.MFA_NOT_REQUIRED, now
         reset_failures(db, user)
         audit.record(db, svc.clock, "sign_in", "approved", user=user, reason=Reason.MFA_NOT_REQUIRED,
-                     source_ip=source_ip, detail=why)
+                     source_ip=source_ip, detail=why, method_type=facts.PASSWORD)
     else:
         auth.status = AuthStatus.MFA_REQUIRED if user.verified_methods() else AuthStatus.REGISTRATION_REQUIRED
         auth.registering = auth.status == AuthStatus.REGISTRATION_REQUIRED
         audit.record(db, svc.clock, "password_checked", auth.status, user=user,
-                     source_ip=source_ip, detail=why)
+                     source_ip=source_ip, detail=why, method_type=facts.PASSWORD)
     db.add(auth)
     db.flush()
     return auth
@@ -104,7 +105,7 @@ def owned_by(db: Session, auth_id: object, api_key_id: str | None) -> Authentica
     if api_key_id is None or not is_id(auth_id):
         return None
     auth = db.get(Authentication, auth_id,
-                  options=[joinedload(Authentication.user).selectinload(User.methods)])
+                  options=WITH_PERSON)
     return auth if auth is not None and auth.api_key_id == api_key_id else None
 
 
@@ -114,7 +115,7 @@ def get(db: Session, svc: Services, auth_id: object) -> Authentication:
         raise NotFound("No such authentication.", code="not_found")
     # The person and their methods come along: every use case looks at them.
     auth = db.get(Authentication, auth_id,
-                  options=[joinedload(Authentication.user).selectinload(User.methods)])
+                  options=WITH_PERSON)
     if auth is None:
         raise NotFound("No such authentication.", code="not_found")
     if auth.has_expired(svc.clock.now()):
@@ -123,37 +124,27 @@ def get(db: Session, svc: Services, auth_id: object) -> Authentication:
     return auth
 
 
-def finish(db: Session, svc: Services, auth: Authentication, status: AuthStatus, reason: Reason) -> bool:
+def finish(db: Session, svc: Services, auth: Authentication, status: AuthStatus, reason: Reason, *,
+           challenges_ended: bool = False) -> bool:
     """Move an open authentication to a final status; False if it had already ended.
 
     A compare-and-set, so of two workers finishing the same sign-in only one wins.
+    `challenges_ended`: the caller's own compare-and-set already ended the sign-in's
+    pending challenges (calls._claim with `ending_the_rest`), which saves a statement.
     """
     now = svc.clock.now()
     was = auth.status
-    won = rows_changed(db,
-        update(Authentication)
-        .where(Authentication.id == auth.id, Authentication.status.in_(OPEN_STATUSES))
-        .values(status=status, reason=reason, completed_at=now)
-        .execution_options(synchronize_session=False)
-    ) == 1
-    if not won:
-        db.refresh(auth, ["status", "reason", "completed_at"])
+    if not compare_and_set(db, auth, where=[Authentication.status.in_(OPEN_STATUSES)],
+                           status=status, reason=reason, completed_at=now):
         return False
-    if was == AuthStatus.PENDING:  # only a pending sign-in has challenges under way
+    if was == AuthStatus.PENDING and not challenges_ended:  # only a pending sign-in has challenges under way
         db.execute(
             update(Challenge)
             .where(Challenge.authentication_id == auth.id, Challenge.status == ChallengeStatus.PENDING)
             .values(status=ChallengeStatus.ENDED, reason=reason)
             .execution_options(synchronize_session=False)
         )
-    remember(auth, status=status, reason=reason, completed_at=now)
     return True
-
-
-def remember(row: object, **values: Any) -> None:
-    """Record what a compare-and-set just wrote, without reading the row back."""
-    for name, value in values.items():
-        set_committed_value(row, name, value)
 
 
 def can_continue(auth: Authentication, now: datetime) -> bool:
@@ -163,21 +154,10 @@ def can_continue(auth: Authentication, now: datetime) -> bool:
 
 def set_status(db: Session, svc: Services, auth: Authentication, status: AuthStatus) -> bool:
     """Move a sign-in that can continue to another open status (e.g. to `pending`)."""
-    moved = rows_changed(db,
-        update(Authentication)
-        .where(
-            Authentication.id == auth.id,
-            Authentication.expires_at > svc.clock.now(),
-            or_(
-                Authentication.status.in_(OPEN_STATUSES),
-                and_(Authentication.status == AuthStatus.DENIED, Authentication.reason.in_(RETRYABLE_DENIALS)),
-            ),
-        )
-        .values(status=status, reason=None)
-        .execution_options(synchronize_session=False)
-    ) == 1
-    if moved:
-        remember(auth, status=status, reason=None)
-    else:
-        db.refresh(auth, ["status", "reason"])
-    return moved
+    return compare_and_set(db, auth, where=[
+        Authentication.expires_at > svc.clock.now(),
+        or_(
+            Authentication.status.in_(OPEN_STATUSES),
+            and_(Authentication.status == AuthStatus.DENIED, Authentication.reason.in_(RETRYABLE_DENIALS)),
+        ),
+    ], status=status, reason=None)

@@ -19,8 +19,8 @@ import logging
 from dataclasses import dataclass
 from typing import Iterable
 
-from sqlalchemy import select, update
-from sqlalchemy.orm import joinedload
+from sqlalchemy import String, bindparam, case, select, update
+from sqlalchemy.orm import aliased
 from sqlalchemy.orm import Session
 
 from models import Authentication, Challenge, DoNotCall, User
@@ -28,17 +28,16 @@ from models.states import OPEN_STATUSES, SUPERSEDED, AuthStatus, ChallengeStatus
 from models.base import is_id
 from mfa import audit, browser_sessions
 from mfa.accounts import reset_failures
-from mfa.authentications import can_continue, finish, remember, set_status
+from mfa.authentications import can_continue, finish, set_status
+from mfa.compare_and_set import compare_and_set, remember
 from mfa.locks import lock_person
 from mfa.methods import activate, registered_meanwhile
+from mfa.method_types import Call, types_where
+from mfa.queries import CHALLENGE_WITH_CONTEXT, on_do_not_call_list
 from mfa.services import Services
-from mfa.unit_of_work import rows_changed
-from mfa.vault import phone_lookup_matches
 
 log = logging.getLogger("mfa.calls")
 
-# A webhook needs the challenge, its sign-in, the person and the method: one query.
-WITH_CONTEXT = [joinedload(Challenge.authentication).joinedload(Authentication.user), joinedload(Challenge.method)]
 MAX_REPROMPTS = 1
 # Challenges whose call may ring without a recorded CallSid: the first webhook names it.
 ADOPTABLE = (ChallengeStatus.SENDING, ChallengeStatus.UNKNOWN, ChallengeStatus.REPLACED)
@@ -142,8 +141,8 @@ def status_changed(db: Session, svc: Services, challenge_id: object, call_sid: o
 def _find(db: Session, challenge_id: object, call_sid: object) -> Challenge | None:
     if not is_id(challenge_id) or not isinstance(call_sid, str) or not call_sid:
         return None
-    challenge = db.get(Challenge, challenge_id, options=WITH_CONTEXT)
-    if challenge is None or challenge.type != "voice":
+    challenge = db.get(Challenge, challenge_id, options=CHALLENGE_WITH_CONTEXT)
+    if challenge is None or challenge.type != Call.name:
         return None
     if challenge.provider_sid is None and challenge.status in ADOPTABLE:
         _adopt(db, challenge, call_sid)
@@ -153,17 +152,8 @@ def _find(db: Session, challenge_id: object, call_sid: object) -> Challenge | No
 def _adopt(db: Session, challenge: Challenge, call_sid: str) -> None:
     """Name the challenge's call after the first webhook that reports it (a compare-and-set)."""
     status = ChallengeStatus.REPLACED if challenge.status == ChallengeStatus.REPLACED else ChallengeStatus.PENDING
-    won = rows_changed(db,
-        update(Challenge)
-        .where(Challenge.id == challenge.id, Challenge.provider_sid.is_(None),
-               Challenge.status == challenge.status)
-        .values(provider_sid=call_sid, status=status)
-        .execution_options(synchronize_session=False)
-    ) == 1
-    if won:
-        remember(challenge, provider_sid=call_sid, status=status)
-    else:
-        db.refresh(challenge, ["provider_sid", "status", "reason"])
+    compare_and_set(db, challenge, where=[Challenge.provider_sid.is_(None), Challenge.status == challenge.status],
+                    read_back=["reason"], provider_sid=call_sid, status=status)
 
 
 def _revive(db: Session, svc: Services, challenge: Challenge) -> None:
@@ -175,15 +165,9 @@ def _revive(db: Session, svc: Services, challenge: Challenge) -> None:
     auth, now = challenge.authentication, svc.clock.now()
     if challenge.purpose != "sign_in" or not can_continue(auth, now) or now >= challenge.expires_at:
         return
-    if rows_changed(db,
-        update(Challenge)
-        .where(Challenge.id == challenge.id, Challenge.status == ChallengeStatus.REPLACED)
-        .values(status=ChallengeStatus.PENDING, reason=None)
-        .execution_options(synchronize_session=False)
-    ) != 1:
-        db.refresh(challenge, ["status", "reason"])
+    if not compare_and_set(db, challenge, where=[Challenge.status == ChallengeStatus.REPLACED],
+                           status=ChallengeStatus.PENDING, reason=None):
         return
-    remember(challenge, status=ChallengeStatus.PENDING, reason=None)
     db.execute(
         update(Challenge)
         .where(Challenge.authentication_id == auth.id, Challenge.id != challenge.id,
@@ -219,15 +203,39 @@ def _turn(challenge: Challenge, outcome: str) -> CallTurn:
     return CallTurn(outcome, challenge.authentication.user.language, challenge.call_retries)
 
 
-def _claim(db: Session, challenge: Challenge, status: ChallengeStatus, reason: Reason | None = None) -> bool:
-    """Compare-and-set the pending challenge: exactly one webhook wins."""
+_THIS_ONE = aliased(Challenge)
+_OURS = Challenge.id == bindparam("ours")
+# _claim with ending_the_rest, built once (an alias costs more to build than to run).
+CLAIM_ENDING_THE_REST = (
+    update(Challenge)
+    .where(Challenge.authentication_id == bindparam("auth_id"), Challenge.status == ChallengeStatus.PENDING,
+           select(_THIS_ONE.id).where(_THIS_ONE.id == bindparam("ours"),
+                                      _THIS_ONE.status == ChallengeStatus.PENDING).exists())
+    .values(status=case((_OURS, bindparam("status", type_=String)), else_=ChallengeStatus.ENDED.value),
+            reason=case((_OURS, bindparam("reason", type_=String)), else_=bindparam("rest_reason", type_=String)),
+            call_step=case((_OURS, bindparam("step", type_=String)), else_=Challenge.call_step))
+    .returning(Challenge.id)
+    .execution_options(synchronize_session=False)
+)
+
+
+def _claim(db: Session, challenge: Challenge, status: ChallengeStatus, reason: Reason | None = None, *,
+           ending_the_rest: Reason | None = None) -> bool:
+    """Compare-and-set the pending challenge: exactly one webhook wins.
+
+    With `ending_the_rest`, the same statement also ends the sign-in's other pending
+    challenges, as finish() would (the caller then passes challenges_ended=True): one
+    statement fewer on the busiest webhook. Only while this one is still pending, so a
+    call that lost (replaced by a newer call) ends nothing.
+    """
     values = {"status": status, "reason": reason or status, "call_step": reason or status}
-    won = rows_changed(db,
-        update(Challenge)
-        .where(Challenge.id == challenge.id, Challenge.status == ChallengeStatus.PENDING)
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    ) == 1
+    if ending_the_rest is None:
+        return compare_and_set(db, challenge, where=[Challenge.status == ChallengeStatus.PENDING], **values)
+    # Several rows in one statement: more than compare_and_set does, so it records the outcome itself.
+    changed = db.scalars(CLAIM_ENDING_THE_REST, {
+        "auth_id": challenge.authentication_id, "ours": challenge.id, "status": values["status"],
+        "reason": values["reason"], "step": values["call_step"], "rest_reason": ending_the_rest}).all()
+    won = challenge.id in changed
     if won:
         remember(challenge, **values)
     else:
@@ -240,24 +248,24 @@ def _set_step(db: Session, challenge: Challenge, step: str) -> None:
 
 
 def _approve(db: Session, svc: Services, challenge: Challenge) -> CallTurn:
-    if not _claim(db, challenge, ChallengeStatus.APPROVED):
+    if not _claim(db, challenge, ChallengeStatus.APPROVED, ending_the_rest=Reason.VERIFIED):
         return _turn(challenge, ENDINGS.get(challenge.reason, "goodbye"))
     auth = challenge.authentication
     if registered_meanwhile(db, auth):  # a first registration cannot finish after another one
         if finish(db, svc, auth, AuthStatus.DENIED, Reason.REGISTERED_MEANWHILE):
             audit.record(db, svc.clock, "sign_in", "denied", user=auth.user, reason=Reason.REGISTERED_MEANWHILE,
-                         method=challenge.method.label,
+                         method=challenge.method.label, method_type=challenge.method.type,
                          detail="a first registration finished after the person registered")
         return _turn(challenge, "goodbye")
     if auth.user.failed_count:  # reset_failures will write the person: lock them before the sign-in
         lock_person(db, auth.user_id)  # (the order a send takes them in, mfa/locks.py)
-    if not finish(db, svc, auth, AuthStatus.APPROVED, Reason.VERIFIED):
+    if not finish(db, svc, auth, AuthStatus.APPROVED, Reason.VERIFIED, challenges_ended=True):
         return _turn(challenge, "goodbye")  # the sign-in ended meanwhile: nothing to approve
     if not challenge.method.is_verified:
         activate(db, svc, challenge.method, None)
     reset_failures(db, auth.user)
     audit.record(db, svc.clock, "sign_in", "approved", user=auth.user, method=challenge.method.label,
-                 reason=Reason.VERIFIED, detail="hash key pressed on the call")
+                 method_type=challenge.method.type, reason=Reason.VERIFIED, detail="hash key pressed on the call")
     return _turn(challenge, "verified")
 
 
@@ -272,7 +280,7 @@ def _report_fraud(db: Session, svc: Services, challenge: Challenge) -> CallTurn:
     to_end = _end_other_sign_ins(db, svc, auth)
     browser_sessions.end_all_for_user(db, auth.user_id)  # "not me": no browser stays signed in
     audit.record(db, svc.clock, "fraud_reported", "blocked", user=auth.user, method=challenge.method.label,
-                 reason=Reason.FRAUD_REPORTED, source_ip=auth.source_ip,
+                 method_type=challenge.method.type, reason=Reason.FRAUD_REPORTED, source_ip=auth.source_ip,
                  detail="0# pressed on the verification call; account blocked until `users unlock`")
     log.warning("FRAUD REPORTED by %s on %s: account blocked until unlocked (sign-in from %s)",
                 auth.user.username, challenge.method.label, auth.source_ip)
@@ -285,11 +293,11 @@ def _do_not_call(db: Session, svc: Services, challenge: Challenge) -> CallTurn:
     method = challenge.method
     assert method.phone_encrypted is not None  # calls go to phone methods only
     number = svc.vault.decrypt(method.phone_encrypted)
-    if db.scalar(select(DoNotCall).where(phone_lookup_matches(DoNotCall.phone_lookup, svc.vault, number))) is None:
+    if not on_do_not_call_list(db, svc.vault, number):
         db.add(DoNotCall(phone_lookup=svc.vault.keyed_hash(number), label=method.label, created_at=svc.clock.now()))
     auth = challenge.authentication
     finish(db, svc, auth, AuthStatus.DENIED, Reason.DO_NOT_CALL)
-    audit.record(db, svc.clock, "do_not_call", "denied", user=auth.user, method=method.label,
+    audit.record(db, svc.clock, "do_not_call", "denied", user=auth.user, method=method.label, method_type=method.type,
                  reason=Reason.DO_NOT_CALL, detail="9 pressed: the answerer does not know this sign-in")
     return _turn(challenge, "do_not_call")
 
@@ -300,27 +308,22 @@ def _retry_or_deny(db: Session, svc: Services, challenge: Challenge, reprompt: s
     if turn is not None and turn != seen:
         # A repeated delivery of an earlier turn: say again what was said then.
         return _turn(challenge, challenge.call_step if challenge.call_step in REPROMPTS else "prompt")
-    retried = rows_changed(db,
-        update(Challenge)
-        .where(Challenge.id == challenge.id, Challenge.status == ChallengeStatus.PENDING,
-               Challenge.call_retries == seen, Challenge.call_retries < MAX_REPROMPTS)
-        .values(call_retries=Challenge.call_retries + 1, call_step=reprompt)
-        .execution_options(synchronize_session=False)
-    ) == 1
-    if retried:
-        remember(challenge, call_retries=seen + 1, call_step=reprompt)
+    # Past the last reprompt the database row cannot match either (call_retries only grows).
+    if seen < MAX_REPROMPTS and compare_and_set(
+            db, challenge, where=[Challenge.status == ChallengeStatus.PENDING, Challenge.call_retries == seen],
+            call_retries=seen + 1, call_step=reprompt):
         return _turn(challenge, reprompt)
     _deny(db, svc, challenge, reason)
     return _turn(challenge, ENDINGS[reason])
 
 
 def _deny(db: Session, svc: Services, challenge: Challenge, reason: Reason) -> None:
-    if not _claim(db, challenge, ChallengeStatus.DENIED, reason):
+    if not _claim(db, challenge, ChallengeStatus.DENIED, reason, ending_the_rest=reason):
         return
     auth = challenge.authentication
-    finish(db, svc, auth, AuthStatus.DENIED, reason)
+    finish(db, svc, auth, AuthStatus.DENIED, reason, challenges_ended=True)
     audit.record(db, svc.clock, "challenge_failed", "denied", user=auth.user,
-                 method=challenge.method.label, reason=reason)
+                 method=challenge.method.label, method_type=challenge.method.type, reason=reason)
 
 
 def _end_other_sign_ins(db: Session, svc: Services, reported: Authentication) -> list[str]:
@@ -335,6 +338,6 @@ def _end_other_sign_ins(db: Session, svc: Services, reported: Authentication) ->
     for other in others:
         calls += [c.provider_sid for c in db.scalars(select(Challenge).where(
             Challenge.authentication_id == other.id, Challenge.status == ChallengeStatus.PENDING,
-            Challenge.type == "voice")) if c.provider_sid]
+            Challenge.type.in_(types_where(ends_by_hanging_up=True)))) if c.provider_sid]
         finish(db, svc, other, AuthStatus.LOCKED, Reason.FRAUD_REPORTED)
     return calls

@@ -26,21 +26,23 @@ from typing import Callable
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from models import Authentication, Challenge, DoNotCall, Method, SendRecord
+from models import Authentication, Challenge, Method, SendRecord
 from models.base import new_id
 from models.states import SUPERSEDED, AuthStatus, ChallengeStatus, Reason
-from mfa import audit, sms
-from mfa.authentications import can_continue, get, remember, set_status
+from mfa import audit
+from mfa.authentications import can_continue, get, set_status
+from mfa.compare_and_set import RowGone, compare_and_set, remember
 from mfa.calls import end_calls
 from mfa.errors import AccountLocked, NotPending, ProviderUnavailable, RateLimited, Unprocessable
 from mfa.locks import lock_number, lock_person
+from mfa.method_types import method_type
 from mfa.methods import owned_verified_method
+from mfa.queries import on_do_not_call_list
 from mfa.services import Services
 from mfa.telephony import DeliveryUnknown, TelephonyRejected
-from mfa.unit_of_work import Transactions, rows_changed
+from mfa.unit_of_work import Transactions
 from mfa.vault import phone_lookup_matches
 
-CHALLENGE_TTL = {"sms": timedelta(minutes=5), "voice": timedelta(minutes=2)}
 RESEND_AFTER = timedelta(seconds=30)
 MAX_SENDS = 5
 # Across sign-ins, in any rolling hour: stops floods, harassment and SMS pumping.
@@ -70,7 +72,7 @@ def start_challenge(tx: Transactions, svc: Services, auth_id: object, method_id:
         if auth.registering or not can_continue(auth, svc.clock.now()):
             raise NotPending(f"This sign-in is not waiting for a second factor ({auth.status}).")
         method = owned_verified_method(auth.user, method_id)
-        if method.type == "totp":
+        if not method_type(method).issues_challenge:
             raise Unprocessable(
                 "Authenticator-app codes need no challenge: send the code to /checks.",
                 code="no_challenge_needed",
@@ -110,9 +112,10 @@ def send(tx: Transactions, svc: Services, reserve_step: Callable[[Session], Rese
 def reserve(db: Session, svc: Services, auth: Authentication, method: Method, purpose: str,
             source_ip: str | None) -> Reservation:
     """Step 1: the checks and the counted, committed challenge in status "sending"."""
-    if method.type not in CHALLENGE_TTL:
-        raise Unprocessable(f"Verification by {method.type} is not available on this server.",
-                            code="method_not_available")
+    mtype = method_type(method)  # refuses a type this server does not offer
+    ttl = mtype.challenge_ttl
+    if ttl is None:
+        raise Unprocessable(f"Verification by {mtype.label.lower()} needs no challenge.", code="no_challenge_needed")
     assert method.phone_encrypted is not None  # texts and calls go to phone methods only
     number = svc.vault.decrypt(method.phone_encrypted)
     lock_person(db, auth.user_id)  # before counting: see mfa/locks.py
@@ -123,7 +126,7 @@ def reserve(db: Session, svc: Services, auth: Authentication, method: Method, pu
         raise AccountLocked()
     _check_spacing(db, svc, auth)
     _check_caps(db, svc, auth, method, number)
-    if method.type == "voice" and is_do_not_call(db, svc, number):
+    if mtype.respects_do_not_call and on_do_not_call_list(db, svc.vault, number):
         raise Unprocessable(
             "Whoever answers this number asked us not to call it again. Choose another method, "
             "or prove the number is yours with a text message.", code="do_not_call")
@@ -131,9 +134,9 @@ def reserve(db: Session, svc: Services, auth: Authentication, method: Method, pu
     challenge = Challenge(
         id=new_id(), authentication_id=auth.id, method=method, type=method.type, purpose=purpose,
         status=ChallengeStatus.SENDING, attempts=0, sends=1, created_at=now, last_sent_at=now,
-        expires_at=min(now + CHALLENGE_TTL[method.type], auth.expires_at),
+        expires_at=min(now + ttl, auth.expires_at),
     )
-    code = sms.new_challenge_code(svc, challenge) if method.type == "sms" else None
+    code = mtype.new_challenge(svc, challenge)
     db.add(challenge)
     record = SendRecord(at=now, user_id=auth.user_id, phone_lookup=svc.vault.keyed_hash(number), type=method.type)
     db.add(record)
@@ -145,12 +148,7 @@ def reserve(db: Session, svc: Services, auth: Authentication, method: Method, pu
 
 def _deliver(svc: Services, r: Reservation) -> str:
     """Step 2: the provider call (no transaction is open here)."""
-    sid: str
-    if r.code is not None:
-        sid = svc.telephony.send_code_sms(r.number, r.code, r.auth.user.language)
-    else:
-        sid = svc.telephony.place_verification_call(r.number, r.challenge.id)
-    return sid
+    return method_type(r.method).deliver(svc.telephony, r.number, r.challenge, r.code, r.auth.user.language)
 
 
 def _record(db: Session, svc: Services, r: Reservation, sid: str | None,
@@ -158,44 +156,34 @@ def _record(db: Session, svc: Services, r: Reservation, sid: str | None,
     """Step 3: the text or call went out (sid), or may have (None). Returns calls to end."""
     challenge, auth = r.challenge, r.auth
     status = ChallengeStatus.PENDING if sid else ChallengeStatus.UNKNOWN
-    moved = rows_changed(db,
-        update(Challenge)
-        .where(Challenge.id == challenge.id, Challenge.status == ChallengeStatus.SENDING)
-        .values(status=status, provider_sid=sid)
-        .execution_options(synchronize_session=False)
-    ) == 1
-    if moved:
-        remember(challenge, status=status, provider_sid=sid)
-    else:  # a webhook got there first (it adopted the call), or something newer replaced this one
-        row = db.execute(select(Challenge.status, Challenge.provider_sid)
-                         .where(Challenge.id == challenge.id)).one_or_none()
-        # Gone: a newer registration of the same person removed its unverified method.
-        gone = {"status": ChallengeStatus.REPLACED, "reason": Reason.REPLACED}
-        remember(challenge, **(row._asdict() if row else gone))
+    # A loss: a webhook got there first (it adopted the call), or something newer replaced this one.
+    try:
+        compare_and_set(db, challenge, where=[Challenge.status == ChallengeStatus.SENDING],
+                        status=status, provider_sid=sid)
+    except RowGone:  # a newer registration of the same person removed its unverified method
+        remember(challenge, status=ChallengeStatus.REPLACED, reason=Reason.REPLACED)
     if challenge.status not in (ChallengeStatus.PENDING, ChallengeStatus.UNKNOWN):
         # Replaced meanwhile, or already finished by its webhooks: leave it as it is.
-        return [sid] if sid and challenge.type == "voice" and challenge.status == ChallengeStatus.REPLACED else []
+        replaced_call = method_type(challenge).ends_by_hanging_up and challenge.status == ChallengeStatus.REPLACED
+        return [sid] if sid and replaced_call else []
     to_end = _supersede(db, auth, challenge.id)
     set_status(db, svc, auth, AuthStatus.PENDING)
     if after_sending is not None:
         after_sending(db, r)
     audit.record(db, svc.clock, "challenge_started", "pending" if sid else "unknown", user=auth.user,
-                 method=r.method.label, source_ip=r.source_ip,
+                 method=r.method.label, method_type=r.method.type, source_ip=r.source_ip,
                  detail=f"type={r.method.type} purpose={challenge.purpose}")
     return to_end
 
 
 def _fail(db: Session, svc: Services, r: Reservation, reason: str) -> None:
     """Nothing went out: the challenge failed, and the send no longer counts against any limit."""
-    failed = rows_changed(db,
-        update(Challenge)
-        .where(Challenge.id == r.challenge.id, Challenge.status == ChallengeStatus.SENDING)
-        .values(status=ChallengeStatus.FAILED, reason=reason)
-        .execution_options(synchronize_session=False)
-    ) == 1
-    if not failed:
+    try:
+        if not compare_and_set(db, r.challenge, where=[Challenge.status == ChallengeStatus.SENDING],
+                               status=ChallengeStatus.FAILED, reason=reason):
+            return
+    except RowGone:  # removed with its method by a newer registration: nothing left to give back
         return
-    remember(r.challenge, status=ChallengeStatus.FAILED, reason=reason)
     db.execute(delete(SendRecord).where(SendRecord.id == r.send_record.id))
     db.execute(
         update(Authentication)
@@ -211,12 +199,7 @@ def _fail(db: Session, svc: Services, r: Reservation, reason: str) -> None:
     )
     db.refresh(r.auth, ["sends", "last_sent_at"])
     audit.record(db, svc.clock, "challenge_not_sent", "failed", user=r.auth.user, method=r.method.label,
-                 reason=reason, source_ip=r.source_ip, detail=f"type={r.method.type}")
-
-
-def is_do_not_call(db: Session, svc: Services, number: str) -> bool:
-    found = select(DoNotCall.id).where(phone_lookup_matches(DoNotCall.phone_lookup, svc.vault, number))
-    return db.scalar(found) is not None
+                 method_type=r.method.type, reason=reason, source_ip=r.source_ip, detail=f"type={r.method.type}")
 
 
 def _lock(db: Session, auth: Authentication) -> None:
@@ -249,7 +232,8 @@ def _check_caps(db: Session, svc: Services, auth: Authentication, method: Method
         phone_lookup_matches(SendRecord.phone_lookup, svc.vault, number), SendRecord.at >= since)) or 0
     if per_user >= MAX_SENDS_PER_USER_HOUR or per_number >= MAX_SENDS_PER_NUMBER_HOUR:
         audit.record(db, svc.clock, "challenge_refused", "rate_limited", user=auth.user, method=method.label,
-                     reason="hourly_cap", detail=f"user={per_user} number={per_number} in the last hour")
+                     method_type=method.type, reason="hourly_cap",
+                     detail=f"user={per_user} number={per_number} in the last hour")
         raise RateLimited(CAP_WINDOW.total_seconds(),
                           "Too many texts and calls in the last hour. Try again later or use the authenticator app.")
 
@@ -278,4 +262,4 @@ def _supersede(db: Session, auth: Authentication, newest_id: str) -> list[str]:
         .values(status=ChallengeStatus.REPLACED, reason=Reason.REPLACED)
         .execution_options(synchronize_session=False)
     )
-    return [c.provider_sid for c in older if c.type == "voice" and c.provider_sid]
+    return [c.provider_sid for c in older if method_type(c).ends_by_hanging_up and c.provider_sid]

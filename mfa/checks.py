@@ -3,31 +3,29 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from models import Authentication, Challenge, Method
-from models.states import OPEN_STATUSES, AuthStatus, ChallengeStatus, Reason
-from mfa import audit, totp
+from models.states import OPEN_STATUSES, AuthStatus, Reason
+from mfa import audit, facts
 from mfa.accounts import record_failure, reset_failures
 from mfa.authentications import can_continue, finish, get, set_status
 from mfa.errors import AccountLocked, BadRequest, InvalidCode, NotPending, TooManyAttempts
 from mfa.locks import lock_person
 from mfa.methods import activate, registered_meanwhile
+from mfa.method_types import OK, WRONG_CODE, method_type, offered
+from mfa.method_types.text import TEXTED
 from mfa.services import Services
-from mfa.unit_of_work import rows_changed
 
 MAX_CODE_ATTEMPTS = 5
 REGISTERED_MEANWHILE = "This person has registered already. Sign in again to use the method they chose."
 MAX_CODE_LENGTH = 32
-# A texted code counts while its challenge is under way, or when nobody knows whether the
-# text went out ("unknown": the provider may have sent it; if it arrives, it works).
-TEXTED = (ChallengeStatus.PENDING, ChallengeStatus.UNKNOWN)
 
 
 @dataclass
 class Candidate:
-    """Something a typed code may be for: a TOTP method, or a texted code's challenge."""
+    """Something a typed code may be for: a method checked alone (an app), or a texted code's challenge."""
 
     method: Method
     challenge: Challenge | None = None
@@ -49,9 +47,9 @@ def check_code(db: Session, svc: Services, auth_id: object, code: object, source
     reason = "wrong_code"
     for candidate in candidates:
         outcome = _try(db, svc, candidate, code)
-        if outcome == "ok":
+        if outcome == OK:
             return _approve(db, svc, auth, candidate, source_ip)
-        if outcome != "wrong_code":
+        if outcome != WRONG_CODE:
             reason = outcome
     return _refuse(db, svc, auth, reason, source_ip)
 
@@ -78,7 +76,7 @@ def _candidates(db: Session, svc: Services, auth: Authentication) -> list[Candid
     ).all() if auth.status == AuthStatus.PENDING else []
     found = [Candidate(c.method, c) for c in challenges if now < c.expires_at]
     for method in auth.user.methods:
-        if method.type != "totp":
+        if not offered(method) or not method_type(method).takes_code_without_challenge:
             continue
         # While registering, only the app being enrolled; afterwards, only enrolled apps.
         if registering != method.is_verified:
@@ -87,36 +85,7 @@ def _candidates(db: Session, svc: Services, auth: Authentication) -> list[Candid
 
 
 def _try(db: Session, svc: Services, candidate: Candidate, code: str) -> str:
-    if candidate.challenge is not None:
-        return _try_texted_code(db, svc, candidate.challenge, code)
-    assert candidate.method.totp_secret_encrypted is not None  # an app method without a challenge
-    secret = svc.vault.decrypt(candidate.method.totp_secret_encrypted)
-    step = totp.matching_step(secret, code, svc.clock.now())
-    if step is None:
-        return "wrong_code"
-    # Each time step is good once: the winner of this compare-and-set uses it.
-    used = rows_changed(db,
-        update(Method)
-        .where(
-            Method.id == candidate.method.id,
-            or_(Method.totp_last_step.is_(None), Method.totp_last_step < step),
-        )
-        .values(totp_last_step=step)
-        .execution_options(synchronize_session=False)
-    )
-    return "ok" if used == 1 else "replayed_code"
-
-
-def _try_texted_code(db: Session, svc: Services, challenge: Challenge, code: str) -> str:
-    if not svc.vault.matches(f"{challenge.id}:{code}", challenge.code_hash):  # see codes.code_hash
-        return "wrong_code"
-    used = rows_changed(db,
-        update(Challenge)
-        .where(Challenge.id == challenge.id, Challenge.status.in_(TEXTED))
-        .values(status=ChallengeStatus.APPROVED)
-        .execution_options(synchronize_session=False)
-    )
-    return "ok" if used == 1 else "replayed_code"
+    return method_type(candidate.method).check_code(db, svc, candidate.method, candidate.challenge, code)
 
 
 def _approve(db: Session, svc: Services, auth: Authentication, candidate: Candidate,
@@ -124,7 +93,8 @@ def _approve(db: Session, svc: Services, auth: Authentication, candidate: Candid
     if registered_meanwhile(db, auth):
         if finish(db, svc, auth, AuthStatus.DENIED, Reason.REGISTERED_MEANWHILE):
             audit.record(db, svc.clock, "sign_in", "denied", user=auth.user, reason=Reason.REGISTERED_MEANWHILE,
-                         source_ip=source_ip, detail="a first registration finished after the person registered")
+                         source_ip=source_ip, detail="a first registration finished after the person registered",
+                         method_type=candidate.method.type)
         raise NotPending(REGISTERED_MEANWHILE)
     if auth.user.failed_count:  # reset_failures will write the person: lock them before the sign-in
         lock_person(db, auth.user_id)
@@ -135,7 +105,7 @@ def _approve(db: Session, svc: Services, auth: Authentication, candidate: Candid
         activate(db, svc, method, source_ip)
     reset_failures(db, auth.user)
     audit.record(db, svc.clock, "sign_in", "approved", user=auth.user, method=method.label,
-                 reason=Reason.VERIFIED, source_ip=source_ip)
+                 method_type=method.type, reason=Reason.VERIFIED, source_ip=source_ip)
     return auth
 
 
@@ -154,7 +124,7 @@ def _refuse(db: Session, svc: Services, auth: Authentication, reason: str, sourc
         db.refresh(auth)
         raise NotPending(f"This sign-in has already ended ({auth.status}).")
     audit.record(db, svc.clock, "code_check", "failed", user=auth.user, reason=reason,
-                 source_ip=source_ip)
+                 source_ip=source_ip, method_type=facts.TYPED_CODE)
     if record_failure(db, svc, auth.user, source_ip):
         finish(db, svc, auth, AuthStatus.LOCKED, Reason.ACCOUNT_LOCKED)
         raise AccountLocked()

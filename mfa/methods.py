@@ -11,10 +11,11 @@ from mfa import audit, phones, totp
 from mfa.authentications import can_continue, get, set_status
 from mfa.errors import NotPending, Unprocessable
 from mfa.locks import lock_person
+from mfa.method_types import AppCode, method_type, offered, phone_deliveries
 from mfa.services import Services
 from mfa.vault import phone_lookup_matches
 
-TOTP_LABEL = "Authenticator app"
+TOTP_LABEL = AppCode.label
 
 
 def register_totp(db: Session, svc: Services, auth_id: object, source_ip: str | None) -> tuple[Method, str]:
@@ -53,13 +54,13 @@ def enrol_totp(db: Session, svc: Services, user: User, source_ip: str | None) ->
     # An enrolment never finished is useless: forget it rather than pile them up.
     db.execute(
         delete(Method).where(
-            Method.user_id == user.id, Method.type == "totp", Method.verified_at.is_(None)
+            Method.user_id == user.id, Method.type == AppCode.name, Method.verified_at.is_(None)
         )
     )
     db.expire(user, ["methods"])
     secret = totp.new_secret()
     method = Method(
-        user_id=user.id, type="totp", label=TOTP_LABEL, created_at=svc.clock.now(),
+        user_id=user.id, type=AppCode.name, label=TOTP_LABEL, created_at=svc.clock.now(),
         totp_secret_encrypted=svc.vault.encrypt(secret), is_default=False,
     )
     db.add(method)
@@ -85,12 +86,11 @@ def activate(db: Session, svc: Services, method: Method, source_ip: str | None) 
         db.delete(old)
     method.verified_at = now
     number = svc.vault.decrypt(method.phone_encrypted) if method.phone_encrypted else None
-    if method.type == "sms" and number:  # the owner proved the number: calls to it may resume
+    if method_type(method).proves_number_ownership and number:  # calls to it may resume
         db.execute(delete(DoNotCall).where(phone_lookup_matches(DoNotCall.phone_lookup, svc.vault, number)))
-    if method.kind == "mobile" and number and phones.parse(number).is_mobile:
-        twin_type = "voice" if method.type == "sms" else "sms"
+    for twin_type in _twin_types(method, number):
         db.add(Method(
-            user_id=method.user_id, type=twin_type, kind="mobile", label=method.label,
+            user_id=method.user_id, type=twin_type, kind=method.kind, label=method.label,
             phone_encrypted=method.phone_encrypted, phone_lookup=method.phone_lookup,
             verified_at=now, created_at=now, is_default=False,
         ))
@@ -103,11 +103,32 @@ def activate(db: Session, svc: Services, method: Method, source_ip: str | None) 
                  + (" (replaced the previous one)" if replaced else ""))
 
 
+def _twin_types(method: Method, number: str | None) -> list[str]:
+    """A mobile proven one way (text or call) can be used the other ways too."""
+    if method.kind != "mobile" or number is None:
+        return []
+    phone = phones.parse(number)
+    if not phone.is_mobile:
+        return []
+    return [t.name for t in phone_deliveries() if t.name != method.type and t.accepts_phone(phone, "mobile")]
+
+
 def same_slot(a: Method, b: Method) -> bool:
     """One authentication phone, one alternate, one office phone, one app."""
-    if a.type == "totp" or b.type == "totp":
-        return a.type == b.type
-    return a.kind == b.kind
+    if not (offered(a) and offered(b)):
+        return False  # a stored type this server does not offer replaces nothing
+    return method_type(a).slot(a) == method_type(b).slot(b)
+
+
+def default_method(user: User) -> Method:
+    """The method a sign-in starts with: the one the person chose, else their first."""
+    verified = user.verified_methods()
+    return next((m for m in verified if m.is_default), verified[0])
+
+
+def registered_app(user: User) -> Method | None:
+    """The person's verified authenticator app, if any."""
+    return next((m for m in user.verified_methods() if m.type == AppCode.name), None)
 
 
 def make_default(db: Session, method: Method) -> None:
@@ -126,7 +147,7 @@ def owned_verified_method(user: User, method_id: object) -> Method:
 def pending_totp_uri(db: Session, svc: Services, user: User, method_id: object) -> str:
     """The otpauth:// URI of an app enrolment this person has not finished (for its QR code)."""
     method = db.get(Method, method_id) if is_id(method_id) else None
-    if method is None or method.user_id != user.id or method.type != "totp" or method.is_verified:
+    if method is None or method.user_id != user.id or method.type != AppCode.name or method.is_verified:
         raise NotPending("There is no authenticator-app set-up in progress.")
     assert method.totp_secret_encrypted is not None  # every app method has one
     secret = svc.vault.decrypt(method.totp_secret_encrypted)

@@ -22,10 +22,11 @@ from mfa import phones
 from mfa.challenges import Reservation, reserve, send
 from mfa.errors import BadRequest, Unprocessable
 from mfa.methods import require_registering
+from mfa.method_types import method_type, phone_deliveries
 from mfa.services import Services
 from mfa.unit_of_work import Transactions
 
-DELIVERIES = ("sms", "voice")
+DELIVERIES = tuple(t.name for t in phone_deliveries())  # what the registration API accepts
 IN_FLIGHT = timedelta(minutes=1)  # far longer than a provider request may take
 
 
@@ -48,7 +49,7 @@ def register_phone(tx: Transactions, svc: Services, auth_id: object, number: obj
     if kind not in PHONE_KINDS:
         raise BadRequest(f"'kind' must be one of: {', '.join(PHONE_KINDS)}.", field="kind")
     if delivery not in DELIVERIES:
-        raise BadRequest("'delivery' must be 'sms' or 'voice'.", field="delivery")
+        raise BadRequest(f"'delivery' must be one of: {', '.join(DELIVERIES)}.", field="delivery")
     parsed: list[phones.ParsedPhone] = []
 
     def reserve_step(db: Session) -> Reservation:
@@ -80,14 +81,25 @@ def register_phone(tx: Transactions, svc: Services, auth_id: object, number: obj
     return PhoneRegistration(challenge, None if parsed[0].is_uk else phones.ROAMING_NOTICE)
 
 
+def phone_kinds_for(hybrid: bool) -> tuple[str, ...]:
+    """The kinds of phone a person may register: a hybrid mailbox takes no office phone."""
+    return tuple(kind for kind in PHONE_KINDS if not (hybrid and kind == "office"))
+
+
+def may_register_phone(kind: object, hybrid: bool) -> bool:
+    return kind in phone_kinds_for(hybrid)
+
+
+def delivery_for(kind: str, chosen: object) -> object:
+    """The delivery a registration uses: the one chosen, unless only one suits this kind of phone."""
+    suitable = [t.name for t in phone_deliveries() if kind in t.phone_kinds]
+    return suitable[0] if len(suitable) == 1 else chosen
+
+
 def check_phone_rules(phone: phones.ParsedPhone, kind: str, delivery: str, hybrid: bool) -> None:
-    if kind == "office" and hybrid:
+    if not may_register_phone(kind, hybrid):
         raise Unprocessable(
             "Office phones cannot be used with a hybrid mailbox. Use a mobile phone or the app.",
             code="office_phone_not_allowed",
         )
-    if delivery == "sms" and (kind == "office" or not phone.is_mobile):
-        raise Unprocessable(
-            "Text messages need a mobile number. Choose a call for this number instead.",
-            code="sms_needs_mobile",
-        )
+    method_type(delivery).check_phone(phone, kind)

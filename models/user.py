@@ -12,7 +12,11 @@ if TYPE_CHECKING:
     from models.method import Method
 
 ROLES = ("admin", "user")
-LANGUAGES = ("en-GB", "cy-GB")
+# The languages calls and texts speak, with their names on the pages: the one list (the prompt
+# catalogue, the SMS texts, the forms and the command line all take it from here).
+LANGUAGE_NAMES = {"en-GB": "English", "cy-GB": "Cymraeg (Welsh)"}
+LANGUAGES = tuple(LANGUAGE_NAMES)
+DEFAULT_LANGUAGE = LANGUAGES[0]
 
 
 class User(Base):
@@ -24,7 +28,7 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(16), default="user")
     region: Mapped[str] = mapped_column(String(64), default="england")
     hybrid: Mapped[bool] = mapped_column(Boolean, default=False)
-    language: Mapped[str] = mapped_column(String(8), default="en-GB")
+    language: Mapped[str] = mapped_column(String(8), default=DEFAULT_LANGUAGE)
     # Consecutive failures (password or code); reset by a completed sign-in.
     failed_count: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

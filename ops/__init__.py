@@ -7,7 +7,7 @@ from __future__ import annotations
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from ops import health, logs, metrics, reference
+from ops import counters, health, logs, metrics, reference
 
 
 def register(app: Flask) -> None:
@@ -19,6 +19,8 @@ def register(app: Flask) -> None:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies)  # type: ignore[method-assign]
     logs.register(app, settings.log_format)  # its before_request runs first and starts the clock
     metrics.register(app, settings.prometheus_multiproc_dir)
+    # Only this app's sessions: the domain's facts are counted when the use case commits.
+    counters.count_after_commit(app.extensions["mfa"].sessions)
     health.register(app)
     if settings.bench_reference_endpoint:
         reference.register(app)

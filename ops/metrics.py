@@ -2,7 +2,7 @@
 
 Webhook latency is measured from the first before_request hook (ops registers it, so it
 runs before the signature check) to after_request, labelled by route, never by query.
-The domain's counters live in mfa/metrics.py.
+The sign-in, challenge, audit and Twilio counters live in ops/counters.py.
 
 With several gunicorn workers, set PROMETHEUS_MULTIPROC_DIR to an empty directory before
 start-up (ops/gunicorn_config.py empties it): each worker then writes its values to files

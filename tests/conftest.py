@@ -7,27 +7,29 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import weakref
 from datetime import datetime, timezone
 
 import pytest
 from argon2 import PasswordHasher
 from cryptography.fernet import Fernet
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, event, text
 
 from app import create_app
 from cli.database import upgrade
-from mfa import accounts, api_keys
+from mfa import api_keys
 from mfa.clock import FixedClock
 from mfa.unit_of_work import use_case
 from models import Base
 from settings import SIMULATOR_ACCOUNT_SID
-from tests.helpers import ApiClient, LiveApi, LiveServer
+from tests import personas
+from tests.helpers import ApiClient, LiveApi, LiveServer, enrol_app
+from tests.personas import PASSWORD  # noqa: F401  (tests import it from here too)
 
 TEST_DATA_KEY = Fernet.generate_key().decode()
 # The app's Twilio credentials and the stand-in's: the token is made per run, never a constant.
 TEST_ACCOUNT_SID = SIMULATOR_ACCOUNT_SID
 TEST_AUTH_TOKEN = secrets.token_urlsafe(32)
-PASSWORD = "correct horse battery staple"
 START = datetime(2026, 11, 28, 9, 0, 0, tzinfo=timezone.utc)
 
 
@@ -69,6 +71,23 @@ def database_url(migrated_database, tmp_path):
         tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
         conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def dispose_engines():
+    """Close the pooled connections of every engine the test used when it ends. An app a test
+    makes for itself is otherwise collected later, its connections warning (ResourceWarning,
+    an error here) in whichever test happens to be running then."""
+    engines: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+    def used(connection):
+        engines.add(connection.engine)
+
+    event.listen(Engine, "engine_connect", used)
+    yield
+    event.remove(Engine, "engine_connect", used)
+    for engine in list(engines):
+        engine.dispose()
 
 
 @pytest.fixture
@@ -136,26 +155,37 @@ def api(client, run):
     return ApiClient(client, key)
 
 
-def _person(run, username, **kwargs):
-    return run(lambda db, svc: accounts.create_user(db, svc, username, PASSWORD, **kwargs))
+# --- personas (tests/personas.py): each a fresh person in this test's database ---------------
+
+
+@pytest.fixture
+def alice(run):
+    """An administrator in England with a verified mobile (texts and calls)."""
+    return personas.alice(run)
 
 
 @pytest.fixture
 def bob(run):
     """An administrator in England who has not registered any method yet."""
-    return _person(run, "bob", role="admin", region="england")
+    return personas.bob(run)
 
 
 @pytest.fixture
 def carol(run):
     """An administrator in England with a hybrid mailbox."""
-    return _person(run, "carol", role="admin", region="england", hybrid=True)
+    return personas.carol(run)
 
 
 @pytest.fixture
 def dave(run):
     """An ordinary user in Wales: policy needs no second factor."""
-    return _person(run, "dave", role="user", region="wales")
+    return personas.dave(run)
+
+
+@pytest.fixture
+def totp_bob(api, bob, clock):
+    """bob with an authenticator app; returns its secret."""
+    return enrol_app(api, clock)
 
 
 # --- the Twilio stand-in and the app served over real HTTP ---------------------------

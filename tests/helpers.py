@@ -3,9 +3,13 @@ from __future__ import annotations
 
 import re
 import subprocess
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pyotp
+import requests
+
+from tests.personas import ALICE, MOBILE, PASSWORD
 
 
 class ApiClient:
@@ -33,6 +37,13 @@ def post_form(client, path: str, data: dict, token_from: str | None = None):
     return client.post(path, data={"csrf_token": token.group(1), **data})
 
 
+def matched(pattern: str, text: str) -> re.Match[str]:
+    """re.search that fails the test, showing the text, when nothing matches."""
+    found = re.search(pattern, text)
+    assert found, f"no {pattern!r} in {text!r}"
+    return found
+
+
 def secret_from_uri(uri: str) -> str:
     return parse_qs(urlsplit(uri).query)["secret"][0]
 
@@ -57,7 +68,9 @@ class LiveServer:
     def __init__(self):
         from werkzeug.serving import make_server
 
-        self._app = None
+        self._app: Any = None
+        self.api: LiveApi  # set by whoever starts it: the JSON API client of this server
+        self.app: Any = None
         self._server = make_server("127.0.0.1", 0, self._dispatch, threaded=True)
         self.url = f"http://127.0.0.1:{self._server.server_port}"
 
@@ -114,3 +127,79 @@ def sign_webhook(token: str, url: str, params: dict) -> dict:
     from twilio.request_validator import RequestValidator
 
     return {"X-Twilio-Signature": RequestValidator(token).compute_signature(url, params)}
+
+
+# --- steps of a sign-in through the JSON API, with the test client or over real HTTP -----------
+
+
+def response_json(response: Any) -> Any:
+    """The body of a test-client response (`.json`, a property) or a requests one (`.json()`)."""
+    return response.json() if isinstance(response, requests.Response) else response.json
+
+
+def start_sign_in(via: Any, username: str = "bob", password: str = PASSWORD, *,
+                  expect: str | None = None) -> dict[str, Any]:
+    """Start a sign-in (the password step); the authentication as the API shows it (at least
+    `id` and `status`). Tests of a refused password step post /authentications themselves.
+
+    `via` is an ApiClient (test client), a LiveApi (real HTTP) or the `run` fixture (the domain
+    itself, no HTTP). `expect` also asserts the status (e.g. "mfa_required").
+    """
+    if not isinstance(via, (ApiClient, LiveApi)):
+        from mfa import authentications
+
+        auth = via(lambda db, svc: authentications.start(db, svc, username, password, "127.0.0.1"))
+        body: dict[str, Any] = {"id": auth.id, "status": str(auth.status)}
+    else:
+        response = via.post("/authentications", {"username": username, "password": password})
+        body = response_json(response)
+        assert response.status_code == 201, body
+    if expect is not None:
+        assert body["status"] == expect, body
+    return body
+
+
+def enrol_app(api: Any, clock: Any, username: str = "bob") -> str:
+    """Register an authenticator app through the API; returns its secret."""
+    auth = start_sign_in(api, username)
+    registered = api.post(f"/authentications/{auth['id']}/registrations", {"type": "totp"})
+    secret = secret_from_uri(response_json(registered)["otpauth_uri"])
+    done = api.post(f"/authentications/{auth['id']}/checks", {"code": pyotp_code(secret, clock.now())})
+    assert response_json(done)["status"] == "approved"
+    clock.advance(90)  # later sign-ins use time steps the enrolment did not
+    return secret
+
+
+def register_mobile(live: Any, phones: Any, number: str = "07400 123456", username: str = "bob") -> tuple[dict, Any]:
+    """Start a sign-in and register a mobile by text; the sign-in and the registration's response."""
+    auth = start_sign_in(live.api, username)
+    response = live.api.post(f"/authentications/{auth['id']}/registrations",
+                             {"type": "phone", "number": number, "kind": "mobile", "delivery": "sms"})
+    return auth, response
+
+
+def last_code(phones: Any, number: str = MOBILE) -> str:
+    """The code in the last text the stand-in delivered to `number`."""
+    phones.wait_idle()
+    body = phones.messages(to=number)[-1].body
+    found = re.search(r"#(\d{6})$", body)
+    assert found, body
+    return found.group(1)
+
+
+def ring(live: Any, phones: Any, auth: dict, number: str = ALICE) -> str:
+    """Ask for a verification call for `auth`; the stand-in's CallSid once it rings."""
+    response = live.api.post(f"/authentications/{auth['id']}/challenges", {"method_id": method_id(auth, "voice")})
+    assert response.status_code == 201, response.text
+    phones.wait_idle()
+    return phones.calls(to=number)[-1].sid
+
+
+def method_id(auth: dict, type_: str) -> str:
+    """The id of the sign-in's first method of a type ("voice", "sms", "totp")."""
+    return next(m["id"] for m in auth["methods"] if m["type"] == type_)
+
+
+def state(live: Any, auth: dict) -> dict[str, Any]:
+    """The sign-in as the API shows it now."""
+    return live.api.get(f"/authentications/{auth['id']}").json()

@@ -2,15 +2,13 @@
 sign-ins, get 404 on every /authentications/<id> route, and nothing changes."""
 from __future__ import annotations
 
-import re
-
 import pytest
 from sqlalchemy import func, select
 
 from models import ApiKey, AuditEvent, Authentication, Challenge, Method
 from mfa import api_keys, authentications
 from tests.conftest import PASSWORD, run_in
-from tests.helpers import LiveApi, add_phone
+from tests.helpers import LiveApi, add_phone, last_code, start_sign_in
 
 MOBILE = "+447400123456"
 
@@ -20,12 +18,6 @@ def webmail(live):
     """A second relying application with its own key, on the same server."""
     key = run_in(live.app, lambda db, svc: api_keys.create(db, svc, "webmail"))
     return LiveApi(live.url, key)
-
-
-def start(api, username="bob"):
-    response = api.post("/authentications", {"username": username, "password": PASSWORD})
-    assert response.status_code == 201, response.text
-    return response.json()
 
 
 def snapshot(app, auth_id):
@@ -47,7 +39,7 @@ def assert_not_found(response):
 
 
 def test_a_sign_in_records_the_api_key_that_started_it(live, bob):
-    auth = start(live.api)
+    auth = start_sign_in(live.api)
     key_id = run_in(live.app, lambda db, _: db.scalar(select(ApiKey.id).where(ApiKey.name == "live-tests")))
     assert run_in(live.app, lambda db, _: db.get(Authentication, auth["id"]).api_key_id) == key_id
     assert live.api.get(f"/authentications/{auth['id']}").status_code == 200
@@ -55,7 +47,7 @@ def test_a_sign_in_records_the_api_key_that_started_it(live, bob):
 
 def test_another_key_cannot_read_burn_attempts_or_send_for_a_sign_in(live, webmail, phones, bob):
     add_phone(lambda use: run_in(live.app, use), bob, MOBILE)
-    auth = start(live.api)
+    auth = start_sign_in(live.api)
     sms = next(m for m in auth["methods"] if m["type"] == "sms")
     before = snapshot(live.app, auth["id"])
 
@@ -73,11 +65,11 @@ def test_another_key_cannot_read_burn_attempts_or_send_for_a_sign_in(live, webma
 
 def test_another_key_cannot_approve_a_sign_in_with_the_code_texted_to_its_owner(live, webmail, phones, bob):
     add_phone(lambda use: run_in(live.app, use), bob, MOBILE)
-    auth = start(live.api)
+    auth = start_sign_in(live.api)
     sms = next(m for m in auth["methods"] if m["type"] == "sms")
     assert live.api.post(f"/authentications/{auth['id']}/challenges", {"method_id": sms["id"]}).status_code == 201
     phones.wait_idle()
-    code = re.search(r"#(\d{6})$", phones.messages(to=MOBILE)[-1].body).group(1)
+    code = last_code(phones, MOBILE)
 
     assert_not_found(webmail.post(f"/authentications/{auth['id']}/checks", {"code": code}))
     assert live.api.get(f"/authentications/{auth['id']}").json()["status"] == "pending"
@@ -85,7 +77,7 @@ def test_another_key_cannot_approve_a_sign_in_with_the_code_texted_to_its_owner(
 
 
 def test_another_key_cannot_register_a_method_on_a_sign_in(live, webmail, phones, bob):
-    auth = start(live.api)
+    auth = start_sign_in(live.api)
     assert auth["status"] == "registration_required"
     before = snapshot(live.app, auth["id"])
     for body in ({"type": "totp"},
@@ -104,7 +96,7 @@ def test_a_sign_in_started_on_the_pages_is_not_found_through_the_api(live, bob):
 
 
 def test_a_revoked_keys_sign_ins_stay_out_of_reach_of_other_keys(live, webmail, bob, clock):
-    auth = start(live.api)
+    auth = start_sign_in(live.api)
     run_in(live.app, lambda db, svc: api_keys.revoke(db, svc, "live-tests"))
     clock.advance(seconds=31)  # past the key cache
     assert live.api.get(f"/authentications/{auth['id']}").status_code == 401
@@ -120,7 +112,7 @@ def sign_in_routes(app):
 
 
 def test_every_route_that_names_a_sign_in_answers_404_to_another_key(live, webmail, bob):
-    auth = start(live.api)
+    auth = start_sign_in(live.api)
     before = snapshot(live.app, auth["id"])
     routes = list(sign_in_routes(live.app))
     assert len(routes) >= 4  # GET, challenges, checks, registrations

@@ -189,10 +189,11 @@ def production_app(app_config):
     ("get", "/api/v1/crash", True),  # 500 JSON
 ])
 def test_production_sends_hsts_on_every_answer(production_app, method, path, api):
-    response = getattr(production_app.test_client(), method)(path, base_url="https://mfa.example.org")
-    assert response.headers["Strict-Transport-Security"] == HSTS, response.status_code
-    if api:
-        assert response.headers["Cache-Control"] == "no-store"
+    # `with`: a static file's answer holds the file open until the response is closed.
+    with getattr(production_app.test_client(), method)(path, base_url="https://mfa.example.org") as response:
+        assert response.headers["Strict-Transport-Security"] == HSTS, response.status_code
+        if api:
+            assert response.headers["Cache-Control"] == "no-store"
 
 
 @pytest.mark.parametrize("method, path, allowed", [
@@ -215,3 +216,28 @@ def test_a_chunked_body_over_the_limit_gets_413_not_a_parse_of_its_first_part(ap
                                environ_overrides={"wsgi.input_terminated": True, "wsgi.input": io.BytesIO(body)})
     assert response.status_code == 413 and response.json["error"] == "too_large"
     assert counts(session) == before
+
+
+@pytest.mark.parametrize("body", [
+    {"username": "\ud800", "password": PASSWORD},
+    {"username": "bob", "password": "\ud800" * 12},
+    {"username": "bob\x00", "password": PASSWORD},
+])
+def test_text_a_database_cannot_store_gets_400(api, bob, body):
+    # json.dumps (ensure_ascii) keeps lone surrogates as \ud800 escapes: the body is valid JSON.
+    response = api.client.post("/api/v1/authentications", data=json.dumps(body), content_type="application/json",
+                               headers=api._headers())
+    assert response.status_code == 400 and response.json["error"] == "bad_request"
+
+
+def test_app_password_checks_with_unstorable_text_get_400(api, bob):
+    body = json.dumps({"username": "bob\x00", "app_password": "x"})
+    response = api.client.post("/api/v1/app-passwords/verify", data=body, content_type="application/json",
+                               headers=api._headers())
+    assert response.status_code == 400
+
+
+@pytest.mark.parametrize("auth_id", ["a%00b", "A" * 32, "0" * 31])
+def test_malformed_authentication_ids_are_unknown(api, auth_id):
+    assert api.get(f"/authentications/{auth_id}").status_code == 404
+    assert api.post(f"/authentications/{auth_id}/checks", {"code": "123456"}).status_code == 404

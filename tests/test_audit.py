@@ -4,8 +4,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from models import AuditEvent
-from tests.helpers import pyotp_code
-from tests.test_totp_signin import enrol_app, sign_in
+from tests.helpers import enrol_app, pyotp_code, start_sign_in
 
 
 def events(session):
@@ -14,7 +13,7 @@ def events(session):
 
 def test_a_registration_and_sign_in_are_recorded_with_source_and_method(api, bob, clock, session):
     secret = enrol_app(api, clock)
-    auth = sign_in(api)
+    auth = start_sign_in(api)
     wrong = "000000" if pyotp_code(secret, clock.now()) != "000000" else "111111"
     api.post(f"/authentications/{auth['id']}/checks", {"code": wrong})
     api.post(f"/authentications/{auth['id']}/checks", {"code": pyotp_code(secret, clock.now())})
@@ -30,7 +29,7 @@ def test_a_registration_and_sign_in_are_recorded_with_source_and_method(api, bob
 
 
 def test_policy_approvals_record_why(api, dave, session):
-    sign_in(api, "dave")
+    start_sign_in(api, "dave")
     row = session.scalars(select(AuditEvent).where(AuditEvent.event == "sign_in")).one()
     assert row.reason == "mfa_not_required"
     assert row.detail == "role user does not require MFA"
@@ -39,9 +38,9 @@ def test_policy_approvals_record_why(api, dave, session):
 def test_replayed_codes_are_told_apart_in_the_audit_log_only(api, bob, clock, session):
     secret = enrol_app(api, clock)
     code = pyotp_code(secret, clock.now())
-    first = sign_in(api)
+    first = start_sign_in(api)
     api.post(f"/authentications/{first['id']}/checks", {"code": code})
-    second = sign_in(api)
+    second = start_sign_in(api)
     replay = api.post(f"/authentications/{second['id']}/checks", {"code": code})
     wrong = api.post(f"/authentications/{second['id']}/checks", {"code": "000000" if code != "000000" else "111111"})
     assert replay.json["message"] == wrong.json["message"]

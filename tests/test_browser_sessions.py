@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import threading
 
 import pytest
@@ -16,50 +15,13 @@ from app import create_app
 from mfa import accounts, approvals, browser_sessions
 from models import AppPassword, Authentication, BrowserSession
 from settings import SettingsError
-from tests.conftest import PASSWORD
-from tests.helpers import add_phone, pyotp_code
-from tests.test_totp_signin import enrol_app
-
-COOKIE = "session"
-MOBILE = "+447400123456"
+from tests.browser_steps import COOKIE, app_step, cookie, csrf_token, password_step, post_form, replay, signed_in
+from tests.helpers import add_phone, matched, pyotp_code, ring, start_sign_in
+from tests.personas import MOBILE, PASSWORD
+from tests.sql_counting import counting
 
 
-# --- two browsers ------------------------------------------------------------------------------
-
-def csrf_token(client, path="/sign-in") -> str:
-    page = client.get(path)
-    found = re.search(r'name="csrf_token" value="([^"]+)"', page.get_data(as_text=True))
-    assert found, "no CSRF token on " + path
-    return found.group(1)
-
-
-def post_form(client, path, data=None, token_from="/sign-in", **kwargs):
-    return client.post(path, data={"csrf_token": csrf_token(client, token_from), **(data or {})}, **kwargs)
-
-
-def password_step(client, username, next_url=None):
-    data = {"username": username, "password": PASSWORD}
-    if next_url is not None:
-        data["next"] = next_url
-    return post_form(client, "/sign-in", data)
-
-
-def cookie(client) -> str | None:
-    found = client.get_cookie(COOKIE)
-    return found.value if found else None
-
-
-def replay(cookie_value, app):
-    """Another browser holding a copy of the cookie."""
-    other = app.test_client()
-    other.set_cookie(COOKIE, cookie_value)
-    return other
-
-
-def signed_in(client) -> bool:
-    response = client.get("/account")
-    return response.status_code == 200 and "Sign out" in response.get_data(as_text=True)
-
+# --- the stored sessions ----------------------------------------------------------------------
 
 def sessions_of(run, user) -> int:
     return run(lambda db, svc: db.scalar(select(func.count()).select_from(BrowserSession)
@@ -80,17 +42,6 @@ def put_back(run, row: dict) -> None:
     run(lambda db, svc: db.add(BrowserSession(**row)))
 
 
-@pytest.fixture
-def totp_bob(api, bob, clock):
-    """bob with an authenticator app; returns its secret."""
-    return enrol_app(api, clock)
-
-
-def app_step(client, secret, clock):
-    """Submit the app code on /verify; the browser then follows to wherever the page sends it."""
-    return post_form(client, "/verify/code", {"code": pyotp_code(secret, clock.now())}, token_from="/verify")
-
-
 # --- signing out ---------------------------------------------------------------------------------
 
 def test_a_signed_out_cookie_no_longer_opens_the_account_or_security_info(app, client, dave):
@@ -108,7 +59,7 @@ def test_a_signed_out_cookie_no_longer_opens_the_account_or_security_info(app, c
 def test_the_cookie_is_a_random_id_and_only_its_hash_is_stored(app, client, run, dave):
     response = password_step(client, "dave")
     value = cookie(client)
-    assert len(value) == 43 and browser_sessions.is_session_id(value)
+    assert value is not None and len(value) == 43 and browser_sessions.is_session_id(value)
     set_cookie = response.headers["Set-Cookie"]
     assert "HttpOnly" in set_cookie and "SameSite=Lax" in set_cookie and "Path=/" in set_cookie
     stored = run(lambda db, svc: list(db.scalars(select(BrowserSession.id_hash))))
@@ -120,7 +71,7 @@ def test_over_https_the_cookie_is_secure_and_host_prefixed(app_config, dave):
     secure_app = create_app({**app_config, "PUBLIC_BASE_URL": "https://mfa.example.org"})
     browser = secure_app.test_client()
     page = browser.get("/sign-in", base_url="https://mfa.example.org")
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page.get_data(as_text=True)).group(1)
+    token = matched(r'name="csrf_token" value="([^"]+)"', page.get_data(as_text=True)).group(1)
     set_cookie = page.headers["Set-Cookie"]
     assert set_cookie.startswith("__Host-session=")
     assert all(part in set_cookie for part in ("Secure", "HttpOnly", "SameSite=Lax", "Path=/"))
@@ -151,11 +102,10 @@ def test_pages_that_store_nothing_create_no_session(app, client, run, dave):
 
 
 def test_styles_scripts_and_the_api_never_read_the_session_store(app, client, dave):
-    from tests.test_sql_budget import counting
-
     password_step(client, "dave")
     with counting(app) as counter:
-        assert client.get("/static/web/app.css").status_code == 200
+        with client.get("/static/web/app.css") as styles:  # closed: it holds the file open
+            assert styles.status_code == 200
         client.get("/api/v1/limits")
     assert counter.statements == [] or all("browser_sessions" not in s for s in counter.statements), \
         counter.report()
@@ -401,15 +351,11 @@ def test_a_lockout_ends_the_persons_sessions(app, client, api, dave):
     assert not signed_in(client)
 
 
-def test_a_fraud_report_ends_the_persons_sessions(app, client, live, phones, run):
-    from tests.test_voice_calls import ALICE, ring, start
-
-    alice = run(lambda db, svc: accounts.create_user(db, svc, "alice", PASSWORD, role="admin", region="england"))
-    add_phone(run, alice, ALICE, "mobile", types=("voice", "sms"))
+def test_a_fraud_report_ends_the_persons_sessions(app, client, live, phones, run, alice):
     browser = replay(run(lambda db, svc: browser_sessions.create(
         db, svc, {}, user_id=alice.id, signed_in_at=svc.clock.now())), app)
     assert signed_in(browser)
-    sid = ring(live, phones, start(live))
+    sid = ring(live, phones, start_sign_in(live.api, "alice"))
     phones.answer(sid)
     phones.press(sid, "0#")
     phones.wait_idle()
@@ -458,7 +404,7 @@ def test_the_recent_sign_in_check_reads_only_what_the_server_recorded(app, clien
     clock.advance(minutes=11)
 
     def forge(db, svc):  # even session data claiming a fresh sign-in changes nothing
-        row = db.get(BrowserSession, browser_sessions.id_hash(cookie(client)))
+        row = db.get(BrowserSession, browser_sessions.id_hash(cookie(client) or ""))
         row.data = json.dumps({"user_id": row.user_id, "signed_in_at": svc.clock.now().isoformat()})
     run(forge)
     response = post_form(client, "/security-info/language", {"language": "cy-GB"}, token_from="/security-info")
@@ -543,4 +489,5 @@ def test_with_the_database_unreachable_a_browser_gets_503_and_keeps_its_cookie(a
         assert response.status_code == 503
         assert "try again in a minute" in response.get_data(as_text=True)
         assert "Set-Cookie" not in response.headers  # a blip signs nobody out
-    assert browser.get("/static/web/app.css").status_code == 200
+    with browser.get("/static/web/app.css") as styles:  # closed: it holds the file open
+        assert styles.status_code == 200

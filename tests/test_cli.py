@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import pytest
 
+from app import create_app
 from mfa import api_keys
 from tests.conftest import PASSWORD
+from tests.helpers import enrol_app, start_sign_in
 
 
 @pytest.fixture
@@ -62,13 +64,11 @@ def test_apikeys_names_are_unique(cli):
 
 
 def test_reset_methods_sends_a_person_back_to_registration(cli, api, bob, clock):
-    from tests.test_totp_signin import enrol_app, sign_in
-
     enrol_app(api, clock)
     assert "totp" in cli("users", "show", "bob").output
     result = cli("users", "reset-methods", "bob")
     assert result.exit_code == 0 and "Removed 1" in result.output
-    assert sign_in(api)["status"] == "registration_required"
+    assert start_sign_in(api)["status"] == "registration_required"
 
 
 def test_unlock_reports_success(cli, api, bob):
@@ -113,3 +113,11 @@ def test_a_revoked_api_key_stops_working(cli, client, bob, clock):
 def test_revoking_an_unknown_api_key_exits_non_zero(cli):
     result = cli("apikeys", "revoke", "nobody")
     assert result.exit_code != 0 and "No active API key" in result.output
+
+
+def test_cli_database_errors_are_one_line(app_config, tmp_path):
+    app = create_app({**app_config, "DATABASE_URL": f"sqlite:///{tmp_path / 'empty.sqlite3'}"})
+    result = app.test_cli_runner().invoke(args=["users", "show", "bob"])
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output and "db upgrade" in result.output
+    assert len(result.output.strip().splitlines()) == 1

@@ -9,8 +9,7 @@ import pytest
 from mfa import authentications, checks
 from mfa.errors import MfaError
 from mfa.unit_of_work import use_case
-from tests.helpers import pyotp_code
-from tests.test_totp_signin import enrol_app, sign_in
+from tests.helpers import enrol_app, pyotp_code, start_sign_in
 
 pytestmark = pytest.mark.skipif(
     not os.environ.get("TEST_DATABASE_URL"),
@@ -20,7 +19,7 @@ pytestmark = pytest.mark.skipif(
 
 def test_twenty_simultaneous_checks_of_one_code_approve_exactly_once(api, bob, clock, runtime):
     secret = enrol_app(api, clock)
-    auth = sign_in(api)
+    auth = start_sign_in(api)
     code = pyotp_code(secret, clock.now())
     start = threading.Barrier(20)
     outcomes: list[str] = []

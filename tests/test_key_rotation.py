@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 from contextlib import contextmanager
@@ -13,11 +12,13 @@ from cryptography.fernet import Fernet
 from sqlalchemy import select
 
 from app import create_app
-from mfa import accounts, api_keys, key_rotation
+from mfa import api_keys, key_rotation
 from mfa.phones import mask
 from models import DoNotCall, Method, SendRecord
-from tests.conftest import PASSWORD, run_in
-from tests.helpers import LiveApi, LiveServer, add_phone, pyotp_code, secret_from_uri
+from tests import personas
+from tests.conftest import run_in
+from tests.helpers import (LiveApi, LiveServer, add_phone, last_code, method_id, pyotp_code, secret_from_uri,
+                           start_sign_in)
 
 ROOT = Path(__file__).resolve().parent.parent
 ALICE = "+447400111222"
@@ -49,36 +50,26 @@ def rotate_key(app_config, data_key):
         app.extensions["mfa"].engine.dispose()
 
 
-def start(server, username):
-    auth = server.api.post("/authentications", {"username": username, "password": PASSWORD}).json()
-    assert auth["status"] == "mfa_required", auth
-    return auth
-
-
-def method_id(auth, type_):
-    return next(m["id"] for m in auth["methods"] if m["type"] == type_)
-
-
 def signs_in_by_text(server, phones, clock):
     clock.advance(60)
-    auth = start(server, "alice")
+    auth = start_sign_in(server.api, "alice", expect="mfa_required")
     sent = server.api.post(f"/authentications/{auth['id']}/challenges", {"method_id": method_id(auth, "sms")})
     assert sent.status_code == 201, sent.text
     phones.wait_idle()
-    code = re.search(r"#(\d{6})$", phones.messages(to=ALICE)[-1].body).group(1)
+    code = last_code(phones, ALICE)
     return server.api.post(f"/authentications/{auth['id']}/checks", {"code": code}).json()["status"] == "approved"
 
 
 def calls_are_refused_as_do_not_call(server, clock):
     clock.advance(60)
-    auth = start(server, "alice")
+    auth = start_sign_in(server.api, "alice", expect="mfa_required")
     refused = server.api.post(f"/authentications/{auth['id']}/challenges", {"method_id": method_id(auth, "voice")})
     return refused.status_code == 422 and refused.json()["error"] == "do_not_call"
 
 
 def signs_in_with_the_app(server, secret, clock):
     clock.advance(90)
-    auth = start(server, "bob")
+    auth = start_sign_in(server.api, "bob", expect="mfa_required")
     checked = server.api.post(f"/authentications/{auth['id']}/checks", {"code": pyotp_code(secret, clock.now())})
     return checked.json()["status"] == "approved"
 
@@ -88,13 +79,12 @@ def world(app_config, standin_server, phones, run, clock):
     """Under the old key: alice's verified mobile (she pressed 9 on one call), bob's app, and a
     do-not-call entry for a number no one has registered any more. Yields (api key, bob's secret)."""
     api_key = run(lambda db, svc: api_keys.create(db, svc, "rotation-tests"))
-    alice = run(lambda db, svc: accounts.create_user(db, svc, "alice", PASSWORD, role="admin", region="england"))
-    add_phone(run, alice, ALICE, "mobile", types=("voice", "sms"))
-    run(lambda db, svc: accounts.create_user(db, svc, "bob", PASSWORD, role="admin", region="england"))
+    personas.alice(run)
+    personas.bob(run)
     run(lambda db, svc: db.add(DoNotCall(phone_lookup=svc.vault.keyed_hash(GONE), label=mask(GONE),
                                          created_at=svc.clock.now())))
     with serving(app_config, standin_server, phones, app_config["DATA_KEY"], api_key) as old:
-        auth = start(old, "alice")
+        auth = start_sign_in(old.api, "alice", expect="mfa_required")
         old.api.post(f"/authentications/{auth['id']}/challenges", {"method_id": method_id(auth, "voice")})
         phones.wait_idle()
         sid = phones.calls(to=ALICE)[-1].sid
@@ -104,7 +94,7 @@ def world(app_config, standin_server, phones, run, clock):
         phones.wait_idle()
         assert calls_are_refused_as_do_not_call(old, clock)
 
-        auth = old.api.post("/authentications", {"username": "bob", "password": PASSWORD}).json()
+        auth = start_sign_in(old.api)
         uri = old.api.post(f"/authentications/{auth['id']}/registrations", {"type": "totp"}).json()["otpauth_uri"]
         secret = secret_from_uri(uri)
         done = old.api.post(f"/authentications/{auth['id']}/checks", {"code": pyotp_code(secret, clock.now())})
@@ -144,24 +134,29 @@ def test_after_rotate_key_the_new_key_alone_reads_and_finds_everything(app_confi
         assert lookups == {vault.keyed_hash(ALICE)}
 
 
+def stored_methods(app_config) -> list[tuple]:
+    """Every method row's stored secrets and look-ups, read by an app holding only the new key."""
+    app = create_app({**app_config, "DATA_KEY": NEW})
+    try:
+        return run_in(app, lambda db, svc: sorted((m.id, m.phone_encrypted, m.phone_lookup, m.totp_secret_encrypted)
+                                                  for m in db.scalars(select(Method))))
+    finally:
+        app.extensions["mfa"].engine.dispose()
+
+
 def test_running_rotate_key_twice_changes_nothing_the_second_time(app_config, world):
     key = f"{NEW},{app_config['DATA_KEY']}"
     assert rotate_key(app_config, key).exit_code == 0
-    before = run_in(create_app({**app_config, "DATA_KEY": NEW}),
-                    lambda db, svc: sorted((m.id, m.phone_encrypted, m.phone_lookup, m.totp_secret_encrypted)
-                                           for m in db.scalars(select(Method))))
+    before = stored_methods(app_config)
     again = rotate_key(app_config, key)
     assert again.exit_code == 0, again.output
     assert "secrets re-encrypted: 0; phone look-ups re-hashed: 0." in again.output
     assert "Do-not-call entries re-hashed: 0; send records re-hashed: 0." in again.output
-    after = run_in(create_app({**app_config, "DATA_KEY": NEW}),
-                   lambda db, svc: sorted((m.id, m.phone_encrypted, m.phone_lookup, m.totp_secret_encrypted)
-                                          for m in db.scalars(select(Method))))
+    after = stored_methods(app_config)
     assert after == before
 
 
-def test_a_run_stopped_after_one_batch_is_finished_by_the_next(app_config, run, clock):
-    bob = run(lambda db, svc: accounts.create_user(db, svc, "bob", PASSWORD, role="admin", region="england"))
+def test_a_run_stopped_after_one_batch_is_finished_by_the_next(app_config, run, clock, bob):
     add_phone(run, bob, ALICE, "mobile", types=("voice", "sms"))
     app = create_app({**app_config, "DATA_KEY": f"{NEW},{app_config['DATA_KEY']}"})
     partial = run_in(app, lambda db, svc: key_rotation.rotate_batch(db, svc.vault, key_rotation.Rotation(), size=1))
@@ -173,15 +168,13 @@ def test_a_run_stopped_after_one_batch_is_finished_by_the_next(app_config, run, 
     app.extensions["mfa"].engine.dispose()
 
 
-def test_a_data_key_missing_the_key_data_was_written_with_stops_with_one_line(app_config, run):
-    bob = run(lambda db, svc: accounts.create_user(db, svc, "bob", PASSWORD, role="admin", region="england"))
+def test_a_data_key_missing_the_key_data_was_written_with_stops_with_one_line(app_config, run, bob):
     add_phone(run, bob, ALICE, "mobile", types=("voice",))
     result = rotate_key(app_config, NEW)  # the old key left out before rotating
     assert result.exit_code != 0
     assert len(result.output.strip().splitlines()) == 1 and "DATA_KEY" in result.output
     assert "Traceback" not in result.output
-    still = run_in(create_app(app_config), lambda db, svc: [svc.vault.decrypt(m.phone_encrypted)
-                                                            for m in db.scalars(select(Method))])
+    still = run(lambda db, svc: [svc.vault.decrypt(m.phone_encrypted) for m in db.scalars(select(Method))])
     assert still == [ALICE]
 
 
@@ -198,14 +191,14 @@ def test_a_malformed_data_key_stops_rotate_key_with_one_line(tmp_path):
 def test_proving_a_number_by_text_lifts_its_do_not_call_entry_made_under_the_old_key(
         app_config, standin_server, phones, run, clock, world):
     api_key, _ = world
-    run(lambda db, svc: accounts.create_user(db, svc, "erin", PASSWORD, role="admin", region="england"))
+    personas.person(run, "erin", role="admin", region="england")
     with serving(app_config, standin_server, phones, f"{NEW},{app_config['DATA_KEY']}", api_key) as both:
-        auth = both.api.post("/authentications", {"username": "erin", "password": PASSWORD}).json()
+        auth = start_sign_in(both.api, "erin")
         sent = both.api.post(f"/authentications/{auth['id']}/registrations",
                              {"type": "phone", "number": ALICE, "kind": "mobile", "delivery": "sms"})
         assert sent.status_code == 201, sent.text
         phones.wait_idle()
-        code = re.search(r"#(\d{6})$", phones.messages(to=ALICE)[-1].body).group(1)
+        code = last_code(phones, ALICE)
         assert both.api.post(f"/authentications/{auth['id']}/checks", {"code": code}).json()["status"] == "approved"
         assert not calls_are_refused_as_do_not_call(both, clock)
 
@@ -213,7 +206,7 @@ def test_proving_a_number_by_text_lifts_its_do_not_call_entry_made_under_the_old
 def test_removing_a_phone_takes_its_twin_even_when_their_hashes_are_under_different_keys(app_config, run):
     from mfa import security_info
 
-    dave = run(lambda db, svc: accounts.create_user(db, svc, "dave", PASSWORD, role="user", region="wales"))
+    dave = personas.dave(run)
     add_phone(run, dave, ALICE, "mobile", types=("voice", "sms"))  # both rows hashed under the old key
     app = create_app({**app_config, "DATA_KEY": f"{NEW},{app_config['DATA_KEY']}"})
 

@@ -6,8 +6,7 @@ from sqlalchemy import select
 from mfa import accounts
 from models import AuditEvent
 from tests.conftest import PASSWORD
-from tests.helpers import pyotp_code
-from tests.test_totp_signin import enrol_app, sign_in
+from tests.helpers import enrol_app, pyotp_code, start_sign_in
 
 
 def fail_password(api, times, username="bob"):
@@ -47,7 +46,7 @@ def test_users_unlock_lifts_the_lock_at_once(api, bob, run):
 def test_wrong_codes_count_towards_the_same_lockout(api, bob, clock):
     secret = enrol_app(api, clock)
     fail_password(api, 6)
-    auth = sign_in(api)
+    auth = start_sign_in(api)
     wrong = "000000" if pyotp_code(secret, clock.now()) != "000000" else "111111"
     codes = [api.post(f"/authentications/{auth['id']}/checks", {"code": wrong}) for _ in range(4)]
     assert [r.status_code for r in codes] == [400, 400, 400, 423]
@@ -64,7 +63,7 @@ def test_a_right_password_alone_does_not_reset_the_count_while_the_second_factor
 def test_a_completed_sign_in_resets_the_count_after_the_second_factor(api, bob, clock):
     secret = enrol_app(api, clock)
     fail_password(api, 9)
-    auth = sign_in(api)
+    auth = start_sign_in(api)
     api.post(f"/authentications/{auth['id']}/checks", {"code": pyotp_code(secret, clock.now())})
     assert [r.status_code for r in fail_password(api, 9)] == [401] * 9
 

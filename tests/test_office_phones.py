@@ -5,11 +5,11 @@ import pytest
 from sqlalchemy import select
 
 from models import Method
-from tests.conftest import PASSWORD
+from tests.helpers import start_sign_in
 
 
 def register(api, number, kind="office", delivery="voice", username="bob"):
-    auth = api.post("/authentications", {"username": username, "password": PASSWORD}).json
+    auth = start_sign_in(api, username)
     response = api.post(f"/authentications/{auth['id']}/registrations",
                         {"type": "phone", "number": number, "kind": kind, "delivery": delivery})
     return auth, response
@@ -56,7 +56,7 @@ def test_office_phones_take_calls_only(api, bob):
     ("020 7946 0018", "+442079460018"),
 ])
 def test_geographic_numbers_are_called_and_saved_only_after_hash_is_pressed(live, phones, bob, number, e164):
-    auth = live.api.post("/authentications", {"username": "bob", "password": PASSWORD}).json()
+    auth = start_sign_in(live.api)
     response = live.api.post(f"/authentications/{auth['id']}/registrations",
                              {"type": "phone", "number": number, "kind": "office", "delivery": "voice"})
     assert response.status_code == 201 and response.json()["type"] == "voice"
@@ -79,7 +79,7 @@ def test_geographic_numbers_are_called_and_saved_only_after_hash_is_pressed(live
 
 def test_a_registration_call_that_is_not_answered_saves_nothing(live, phones, bob):
     phones.set_behaviour("+441134960000", "no-answer")
-    auth = live.api.post("/authentications", {"username": "bob", "password": PASSWORD}).json()
+    auth = start_sign_in(live.api)
     live.api.post(f"/authentications/{auth['id']}/registrations",
                   {"type": "phone", "number": "0113 496 0000", "kind": "office", "delivery": "voice"})
     phones.wait_idle()
@@ -87,3 +87,16 @@ def test_a_registration_call_that_is_not_answered_saves_nothing(live, phones, bo
     assert (state["status"], state["reason"]) == ("denied", "no_answer")
     with live.app.extensions["mfa"].sessions() as s:
         assert s.scalars(select(Method).where(Method.verified_at.is_not(None))).all() == []
+
+
+def test_a_landline_registered_as_the_authentication_phone_gets_no_text_method(live, phones, bob):
+    auth = start_sign_in(live.api)
+    live.api.post(f"/authentications/{auth['id']}/registrations",
+                  {"type": "phone", "number": "0113 496 0123", "kind": "mobile", "delivery": "voice"})
+    phones.wait_idle()
+    sid = phones.calls(to="+441134960123")[-1].sid
+    phones.answer(sid)
+    phones.press(sid, "#")
+    phones.lapse(sid)
+    phones.wait_idle()
+    assert [m["type"] for m in live.api.get(f"/authentications/{auth['id']}").json()["methods"]] == ["voice"]

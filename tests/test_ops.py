@@ -14,10 +14,11 @@ from mfa import api_keys, audit
 from mfa.unit_of_work import use_case
 from ops import logs
 from tests.conftest import PASSWORD, TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, TEST_DATA_KEY
-from tests.helpers import pyotp_code, sign_webhook
-from tests.test_sms import last_code, register_mobile
-from tests.test_totp_signin import enrol_app, sign_in
-from tests.test_voice_calls import ALICE, alice, ring, start, state  # noqa: F401  (alice is a fixture)
+from tests.helpers import (
+    add_phone, enrol_app, last_code, pyotp_code, register_mobile, response_json, ring, secret_from_uri, sign_webhook,
+    start_sign_in, state,
+)
+from tests.personas import ALICE
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -52,8 +53,8 @@ def test_readyz_answers_503_naming_the_database_when_it_cannot_be_reached(app_co
     app = create_app({**app_config, "DATABASE_URL": f"sqlite:///{tmp_path}/no/such/dir/db.sqlite3"})
     response = app.test_client().get("/readyz")
     assert response.status_code == 503
-    assert response.json["failed"] == ["database"]
-    assert response.json["checks"]["database"].startswith("unavailable")
+    assert response_json(response)["failed"] == ["database"]
+    assert response_json(response)["checks"]["database"].startswith("unavailable")
 
 
 @pytest.mark.skipif(not redis_reachable(), reason=f"no Redis at {REDIS_URL}")
@@ -61,7 +62,7 @@ def test_readyz_checks_redis_when_redis_url_is_set(app_config):
     app = create_app({**app_config, "REDIS_URL": REDIS_URL})
     response = app.test_client().get("/readyz")
     assert response.status_code == 200
-    assert response.json["checks"] == {"database": "ok", "redis": "ok"}
+    assert response_json(response)["checks"] == {"database": "ok", "redis": "ok"}
 
 
 def test_readyz_stays_ready_but_says_degraded_naming_redis_when_it_cannot_be_reached(app_config):
@@ -70,8 +71,9 @@ def test_readyz_stays_ready_but_says_degraded_naming_redis_when_it_cannot_be_rea
     app = create_app({**app_config, "REDIS_URL": "redis://127.0.0.1:9/0"})  # nothing listens there
     response = app.test_client().get("/readyz")
     assert response.status_code == 200
-    assert (response.json["status"], response.json["failed"]) == ("degraded", ["redis"])
-    assert response.json["checks"]["database"] == "ok"
+    body = response_json(response)
+    assert (body["status"], body["failed"]) == ("degraded", ["redis"])
+    assert body["checks"]["database"] == "ok"
 
 
 # --- request ids ------------------------------------------------------------------------
@@ -202,48 +204,137 @@ def test_metrics_are_served_in_prometheus_text_format(client):
     assert "# TYPE mfa_webhook_duration_seconds histogram" in response.text
 
 
+class Counts:
+    """The sign-in and challenge counters when made; added() is what changed since, exactly:
+    {("sign_ins" or "challenges", method, outcome): increase}. A call site passing the wrong
+    method type shows up here as an unexpected key."""
+
+    NAMES = {"mfa_sign_ins_total": "sign_ins", "mfa_challenges_total": "challenges"}
+
+    def __init__(self):
+        self.before = self.now()
+
+    def now(self) -> dict:
+        return {(self.NAMES[s.name], s.labels["method"], s.labels["outcome"]): s.value
+                for metric in REGISTRY.collect() for s in metric.samples if s.name in self.NAMES}
+
+    def added(self) -> dict:
+        return {key: value - self.before.get(key, 0.0) for key, value in self.now().items()
+                if value != self.before.get(key, 0.0)}
+
+
+MFA_REQUIRED = {("sign_ins", "password", "mfa_required"): 1}
+
+
 def test_an_app_code_sign_in_is_counted_by_method_and_outcome(api, bob, clock, client):
     secret = enrol_app(api, clock)
-    before = {name: sample(name, method="totp", outcome="approved")
-              for name in ("mfa_sign_ins_total", "mfa_challenges_total")}
-    wrong_before = sample("mfa_challenges_total", method="code", outcome="wrong_code")
-    password_before = sample("mfa_sign_ins_total", method="password", outcome="mfa_required")
-    auth = sign_in(api)
+    counts = Counts()
+    auth = start_sign_in(api)
     wrong = "000000" if pyotp_code(secret, clock.now()) != "000000" else "111111"
     api.post(f"/authentications/{auth['id']}/checks", {"code": wrong})
     api.post(f"/authentications/{auth['id']}/checks", {"code": pyotp_code(secret, clock.now())})
-    assert sample("mfa_sign_ins_total", method="password", outcome="mfa_required") == password_before + 1
-    assert sample("mfa_challenges_total", method="code", outcome="wrong_code") == wrong_before + 1
-    for name, value in before.items():
-        assert sample(name, method="totp", outcome="approved") == value + 1
-    line = f'mfa_sign_ins_total{{method="totp",outcome="approved"}} {before["mfa_sign_ins_total"] + 1}'
-    assert line in client.get("/metrics").text
+    assert counts.added() == {**MFA_REQUIRED, ("challenges", "code", "wrong_code"): 1,
+                              ("sign_ins", "totp", "approved"): 1, ("challenges", "totp", "approved"): 1}
+    approved = counts.now()[("sign_ins", "totp", "approved")]
+    assert f'mfa_sign_ins_total{{method="totp",outcome="approved"}} {approved}' in client.get("/metrics").text
 
 
-def test_a_call_approval_is_counted_as_voice(live, phones, alice):  # noqa: F811
-    started = sample("mfa_challenges_total", method="voice", outcome="started")
-    approved = sample("mfa_sign_ins_total", method="voice", outcome="approved")
-    auth = start(live)
+def test_registering_an_app_is_counted_from_registration_required_to_totp_approved(api, bob, clock):
+    counts = Counts()
+    enrol_app(api, clock)
+    assert counts.added() == {("sign_ins", "password", "registration_required"): 1,
+                              ("sign_ins", "totp", "approved"): 1, ("challenges", "totp", "approved"): 1}
+
+
+def test_password_only_sign_ins_and_refusals_are_counted_as_password(api, dave):
+    counts = Counts()
+    assert start_sign_in(api, "dave")["status"] == "approved"
+    api.post("/authentications", {"username": "dave", "password": "not the password"})
+    api.post("/authentications", {"username": "nobody", "password": PASSWORD})
+    assert counts.added() == {("sign_ins", "password", "approved"): 1, ("sign_ins", "password", "failed"): 2}
+
+
+def test_a_sign_in_that_runs_out_of_time_is_counted_under_no_method(api, bob, clock):
+    enrol_app(api, clock)
+    auth = start_sign_in(api)
+    counts = Counts()
+    clock.advance(minutes=10)
+    assert api.get(f"/authentications/{auth['id']}").json["status"] == "expired"
+    assert counts.added() == {("sign_ins", "none", "expired"): 1}
+
+
+def test_a_first_registration_overtaken_by_another_is_denied_under_its_own_method(api, run, bob, clock):
+    auth = start_sign_in(api)
+    uri = api.post(f"/authentications/{auth['id']}/registrations", {"type": "totp"}).json["otpauth_uri"]
+    add_phone(run, bob, "+447400123456", types=("sms",))
+    counts = Counts()
+    api.post(f"/authentications/{auth['id']}/checks", {"code": pyotp_code(secret_from_uri(uri), clock.now())})
+    assert counts.added() == {("sign_ins", "totp", "denied"): 1}
+
+
+def test_a_call_approval_is_counted_as_voice(live, phones, alice):
+    counts = Counts()
+    auth = start_sign_in(live.api, "alice", expect="mfa_required")
     sid = ring(live, phones, auth)
     phones.answer(sid)
     phones.press(sid, "#")
     phones.lapse(sid)
     phones.wait_idle()
     assert state(live, auth)["status"] == "approved"
-    assert sample("mfa_challenges_total", method="voice", outcome="started") == started + 1
-    assert sample("mfa_sign_ins_total", method="voice", outcome="approved") == approved + 1
+    assert counts.added() == {**MFA_REQUIRED, ("challenges", "voice", "started"): 1,
+                              ("sign_ins", "voice", "approved"): 1, ("challenges", "voice", "approved"): 1}
 
 
-def test_a_texted_code_approval_is_counted_as_sms_and_a_failed_call_by_its_reason(live, phones, bob, alice):  # noqa: F811
-    approved = sample("mfa_sign_ins_total", method="sms", outcome="approved")
+def test_a_texted_code_approval_is_counted_as_sms(live, phones, bob):
+    counts = Counts()
     auth, registered = register_mobile(live, phones)
+    assert registered.status_code == 201
     live.api.post(f"/authentications/{auth['id']}/checks", {"code": last_code(phones, "+447400123456")})
-    assert sample("mfa_sign_ins_total", method="sms", outcome="approved") == approved + 1
-    busy = sample("mfa_challenges_total", method="voice", outcome="busy")
-    phones.set_behaviour(ALICE, "busy")
-    ring(live, phones, start(live, "alice"))
+    assert counts.added() == {("sign_ins", "password", "registration_required"): 1,
+                              ("challenges", "sms", "started"): 1,
+                              ("sign_ins", "sms", "approved"): 1, ("challenges", "sms", "approved"): 1}
+
+
+def test_an_undelivered_text_is_counted_as_sms_by_its_reason(live, phones, bob):
+    phones.set_sms_outcome("+447400123456", "undelivered", 30003)
+    counts = Counts()
+    assert register_mobile(live, phones)[1].status_code == 201
     phones.wait_idle()
-    assert sample("mfa_challenges_total", method="voice", outcome="busy") == busy + 1
+    assert counts.added() == {("sign_ins", "password", "registration_required"): 1,
+                              ("challenges", "sms", "started"): 1, ("challenges", "sms", "delivery_failed"): 1}
+
+
+@pytest.mark.parametrize("behaviour, reason", [("busy", "busy"), ("no-answer", "no_answer")])
+def test_a_call_that_fails_is_counted_as_voice_by_its_reason(live, phones, alice, behaviour, reason):
+    phones.set_behaviour(ALICE, behaviour)
+    counts = Counts()
+    ring(live, phones, start_sign_in(live.api, "alice", expect="mfa_required"))
+    phones.wait_idle()
+    assert counts.added() == {**MFA_REQUIRED, ("challenges", "voice", "started"): 1,
+                              ("challenges", "voice", reason): 1}
+
+
+def test_pressing_nine_is_counted_as_voice_do_not_call(live, phones, alice):
+    counts = Counts()
+    sid = ring(live, phones, start_sign_in(live.api, "alice", expect="mfa_required"))
+    phones.answer(sid)
+    phones.press(sid, "9")
+    phones.lapse(sid)
+    phones.wait_idle()
+    assert counts.added() == {**MFA_REQUIRED, ("challenges", "voice", "started"): 1,
+                              ("challenges", "voice", "do_not_call"): 1}
+
+
+def test_a_fraud_report_is_counted_as_voice_and_the_blocked_retry_as_a_password_refusal(live, phones, alice):
+    counts = Counts()
+    sid = ring(live, phones, start_sign_in(live.api, "alice", expect="mfa_required"))
+    phones.answer(sid)
+    phones.press(sid, "0#")
+    phones.wait_idle()
+    assert live.api.post("/authentications", {"username": "alice", "password": PASSWORD}).status_code == 423
+    assert counts.added() == {**MFA_REQUIRED, ("challenges", "voice", "started"): 1,
+                              ("sign_ins", "voice", "fraud_reported"): 1, ("challenges", "voice", "fraud_reported"): 1,
+                              ("sign_ins", "password", "refused"): 1}
 
 
 def test_a_use_case_that_rolls_back_counts_nothing(run):
@@ -258,6 +349,20 @@ def test_a_use_case_that_rolls_back_counts_nothing(run):
     assert sample("mfa_audit_events_total", event="api_key_created", outcome="ok") == before
     run(lambda db, svc: audit.record(db, svc.clock, "api_key_created", "ok", detail="committed"))
     assert sample("mfa_audit_events_total", event="api_key_created", outcome="ok") == before + 1
+
+
+def test_only_the_apps_own_sessions_are_counted(runtime):
+    from sqlalchemy.orm import Session
+
+    before = sample("mfa_audit_events_total", event="api_key_revoked", outcome="ok")
+    with Session(runtime.engine) as elsewhere:  # a tool's or a library's session in the same process
+        audit.record(elsewhere, runtime.services.clock, "api_key_revoked", "ok", detail="not the app's")
+        elsewhere.commit()
+    assert sample("mfa_audit_events_total", event="api_key_revoked", outcome="ok") == before
+    with runtime.sessions() as own:
+        audit.record(own, runtime.services.clock, "api_key_revoked", "ok", detail="the app's")
+        own.commit()
+    assert sample("mfa_audit_events_total", event="api_key_revoked", outcome="ok") == before + 1
 
 
 def test_webhook_latency_is_observed_per_route_and_forged_ones_are_counted_as_403(client):

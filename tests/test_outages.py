@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import Any
 import threading
 import time
 import xml.etree.ElementTree as ET
@@ -20,7 +21,7 @@ from mfa.unit_of_work import use_case
 from models import Authentication
 from tests.conftest import PASSWORD
 from tests.fault_servers import TempPostgres, TempRedis, free_port
-from tests.helpers import LiveApi, LiveServer, sign_webhook
+from tests.helpers import LiveApi, LiveServer, response_json, sign_webhook
 
 UNAVAILABLE_JSON = {"error": "unavailable", "message": UNAVAILABLE}
 UNAVAILABLE_PAGE = "the page saying the service is unavailable"
@@ -164,7 +165,7 @@ def test_only_connection_failures_become_503_other_database_errors_stay_500s(app
     app.add_url_rule("/_fails", "page_fails", fail)
     api_answer, page_answer = app.test_client().get("/api/v1/_fails"), app.test_client().get("/_fails")
     assert (api_answer.status_code, page_answer.status_code) == (status, status)
-    assert api_answer.json["error"] == ("unavailable" if status == 503 else "server_error")
+    assert response_json(api_answer)["error"] == ("unavailable" if status == 503 else "server_error")
     app.extensions["mfa"].engine.dispose()
 
 
@@ -185,7 +186,8 @@ def test_a_connection_dying_after_the_answer_is_made_does_not_turn_it_into_a_500
             real_close()
             raise sa_exc.OperationalError("ROLLBACK", {}, _Refused("server closed the connection"))
 
-        session.close, session.invalidate = close, lambda: dropped.append(True)
+        # The session's own methods, replaced on this one object: a deliberate monkeypatch.
+        session.close, session.invalidate = close, lambda: dropped.append(True)  # type: ignore[method-assign]
         return "done"
 
     app.add_url_rule("/_lost", "lost", answered_then_lost)
@@ -212,7 +214,7 @@ def test_a_database_stopped_mid_run_answers_503_then_recovers_by_itself_losing_n
         dave = run_in(app, lambda db, svc: accounts.create_user(db, svc, "dave", PASSWORD, role="user", region="wales"))
         _, app_password = run_in(app, lambda db, svc: app_passwords.create(db, svc, db.merge(dave), "Mail"))
 
-        answers: list[tuple[float, str, int, object]] = []
+        answers: list[tuple[float, str, int, Any]] = []  # Any: a JSON body or a page's text
         stop = threading.Event()
 
         def keep_asking(number: int):

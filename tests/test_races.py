@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import OperationalError
 
-from mfa import accounts, app_passwords, authentications, challenges, checks
+from mfa import accounts, app_passwords, challenges, checks
 from mfa.app_passwords import MAX_PER_USER
 from mfa.challenges import MAX_SENDS_PER_NUMBER_HOUR, MAX_SENDS_PER_USER_HOUR
 from mfa.errors import MfaError
@@ -24,7 +24,7 @@ from mfa.unit_of_work import Transactions, use_case
 from models import AppPassword, Challenge, SendRecord, User
 from tests.conftest import PASSWORD
 from tests.fake_telephony import FakeTelephony, use_fake
-from tests.helpers import add_phone
+from tests.helpers import add_phone, start_sign_in
 
 NUMBER = "+447400123456"
 WAYS = 20
@@ -39,10 +39,6 @@ def person(run, username: str, number: str = NUMBER):
     user = run(lambda db, svc: accounts.create_user(db, svc, username, PASSWORD, role="admin", region="england"))
     sms_id, _voice_id = add_phone(run, user, number, types=("sms", "voice"))
     return user, sms_id
-
-
-def sign_in(run, username: str) -> str:
-    return run(lambda db, svc: authentications.start(db, svc, username, PASSWORD, "127.0.0.1").id)
 
 
 def all_at_once(runtime, jobs) -> list[str]:
@@ -84,7 +80,7 @@ def test_twenty_simultaneous_texts_for_one_person_stop_exactly_at_the_per_person
     user, mobile = person(run, "bob")
     # Half the sign-ins text a second phone: the per-number cap (10) must not be what stops them.
     alternate, _ = add_phone(run, user, "+447400654321", kind="alternate", types=("sms", "voice"))
-    sign_ins = [(sign_in(run, "bob"), mobile if i % 2 else alternate) for i in range(WAYS)]
+    sign_ins = [(start_sign_in(run, "bob")["id"], mobile if i % 2 else alternate) for i in range(WAYS)]
     outcomes = all_at_once(runtime, [
         lambda s, a=auth_id, m=method_id: challenges.start_challenge(Transactions(s), svc, a, m, "127.0.0.1")
         for auth_id, method_id in sign_ins
@@ -101,7 +97,7 @@ def test_twenty_people_texting_one_number_at_once_stop_exactly_at_the_per_number
     jobs = []
     for i in range(WAYS):
         _, sms_id = person(run, f"person{i}")
-        auth_id = sign_in(run, f"person{i}")
+        auth_id = start_sign_in(run, f"person{i}")["id"]
         jobs.append(lambda s, a=auth_id, m=sms_id: challenges.start_challenge(Transactions(s), svc, a, m, "127.0.0.1"))
     outcomes = all_at_once(runtime, jobs)
     capped = WAYS - MAX_SENDS_PER_NUMBER_HOUR
@@ -128,7 +124,7 @@ def test_no_transaction_or_lock_is_held_while_the_provider_sends(runtime, run):
     """While the text is being sent, another connection can lock the person and the sign-in
     at once (NOWAIT), and already sees the reserved challenge committed as "sending"."""
     user, sms_id = person(run, "bob")
-    auth_id = sign_in(run, "bob")
+    auth_id = start_sign_in(run, "bob")["id"]
     seen: list[str] = []
     svc = use_fake(runtime, FakeTelephony(during=lambda _what, _sid: seen.append(
         _from_another_connection(runtime, auth_id, user.id))))
@@ -180,7 +176,7 @@ def test_sends_racing_with_typed_codes_on_one_sign_in_never_deadlock(runtime, ru
     crashes = []
     for _ in range(8):
         run(lambda db, svc: setattr(db.get(User, user.id), "failed_count", 3))
-        auth_id = sign_in(run, "bob")
+        auth_id = start_sign_in(run, "bob")["id"]
         with runtime.sessions() as s:
             challenges.start_challenge(Transactions(s), svc, auth_id, sms_id, "127.0.0.1")
         typed = fake.texts[-1][1] if code == "right" else "0000000"

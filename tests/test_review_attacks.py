@@ -11,20 +11,13 @@ from sqlalchemy import select, update
 
 from mfa import accounts
 from models import Method
-from tests.helpers import add_phone, pyotp_code, secret_from_uri
-from tests.test_browser_sessions import app_step, cookie, password_step, replay, signed_in
-from tests.test_totp_signin import enrol_app, sign_in
-
-MOBILE = "+447400123456"
-
-
-@pytest.fixture
-def totp_bob(api, bob, clock):
-    return enrol_app(api, clock)
+from tests.browser_steps import app_step, cookie, password_step, replay, signed_in
+from tests.helpers import add_phone, pyotp_code, secret_from_uri, start_sign_in
+from tests.personas import MOBILE
 
 
 def test_a_registration_sign_in_opened_before_the_person_registered_cannot_finish_afterwards(api, run, bob, clock):
-    early = sign_in(api)  # someone who knows only the password
+    early = start_sign_in(api)  # someone who knows only the password
     assert early["status"] == "registration_required"
     uri = api.post(f"/authentications/{early['id']}/registrations", {"type": "totp"}).json["otpauth_uri"]
     add_phone(run, bob, MOBILE, types=("sms",))  # meanwhile the person registers their phone
@@ -39,7 +32,7 @@ def test_a_registration_sign_in_opened_before_the_person_registered_cannot_finis
 
 
 def test_a_first_registration_still_finishes_when_nothing_was_registered_meanwhile(api, run, bob, clock):
-    auth = sign_in(api)
+    auth = start_sign_in(api)
     uri = api.post(f"/authentications/{auth['id']}/registrations", {"type": "totp"}).json["otpauth_uri"]
     done = api.post(f"/authentications/{auth['id']}/checks", {"code": pyotp_code(secret_from_uri(uri), clock.now())})
     assert done.status_code == 200 and done.json["status"] == "approved"
@@ -103,9 +96,7 @@ def test_a_cookie_held_before_the_password_step_does_not_follow_the_sign_in(app,
 
 
 def test_a_registration_call_answered_after_the_person_registered_approves_nothing(live, phones, run, bob):
-    from tests.conftest import PASSWORD
-
-    early = live.api.post("/authentications", {"username": "bob", "password": PASSWORD}).json()
+    early = start_sign_in(live.api)
     response = live.api.post(f"/authentications/{early['id']}/registrations", {
         "type": "phone", "number": "07400 555666", "kind": "mobile", "delivery": "voice"})
     assert response.status_code == 201

@@ -5,7 +5,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -13,13 +12,10 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.fault_servers import free_port
+from tests.helpers import matched
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for(url: str, deadline: float) -> requests.Response | None:
@@ -56,8 +52,8 @@ def test_make_run_serves_the_api_with_a_demo_account(tmp_path):
         output = log.read()
         assert health is not None and health.status_code == 200, output
         print(f"\n`make run` answered HTTP after {elapsed:.1f} s")
-        password = re.search(r"Demo admin:\s+\S+\s+password: (\S+)", output).group(1)
-        key = re.search(r"Demo API key:\s+(\S+)", output).group(1)
+        password = matched(r"Demo admin:\s+\S+\s+password: (\S+)", output).group(1)
+        key = matched(r"Demo API key:\s+(\S+)", output).group(1)
         auth = requests.post(f"http://127.0.0.1:{port}/api/v1/authentications",
                              json={"username": "demo.admin@example.org", "password": password},
                              headers={"Authorization": f"Bearer {key}"}, timeout=10)
@@ -83,3 +79,4 @@ def test_make_run_serves_the_api_with_a_demo_account(tmp_path):
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(10)
+        log.close()

@@ -10,14 +10,14 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select, text
 
-from mfa import accounts, calls
+from mfa import calls
 from mfa.errors import ProviderUnavailable
 from mfa.telephony import DeliveryUnknown, Refusal, TelephonyRejected
 from mfa.unit_of_work import use_case
 from models import Authentication, Challenge, SendRecord
 from tests.conftest import PASSWORD
 from tests.fake_telephony import FakeTelephony, use_fake
-from tests.helpers import add_phone, post_form, sign_webhook
+from tests.helpers import add_phone, post_form, sign_webhook, start_sign_in
 
 NUMBER = "+447400123456"
 
@@ -30,17 +30,10 @@ def fake(runtime):
 
 
 @pytest.fixture
-def bob_phone(run):
+def bob_phone(run, bob):
     """bob, an administrator with a verified mobile: {"sms": id, "voice": id}."""
-    user = run(lambda db, svc: accounts.create_user(db, svc, "bob", PASSWORD, role="admin", region="england"))
-    sms_id, voice_id = add_phone(run, user, NUMBER, types=("sms", "voice"))
+    sms_id, voice_id = add_phone(run, bob, NUMBER, types=("sms", "voice"))
     return {"sms": sms_id, "voice": voice_id}
-
-
-def sign_in(api) -> str:
-    response = api.post("/authentications", {"username": "bob", "password": PASSWORD})
-    assert response.json["status"] == "mfa_required", response.json
-    return response.json["id"]
 
 
 def challenges_of(runtime, auth_id) -> list[Challenge]:
@@ -61,7 +54,7 @@ def webhook(client, runtime, path: str, params: dict):
     return client.post(path, data=params, headers=sign_webhook(settings.twilio_auth_token, url, params))
 
 
-def press(client, runtime, challenge_id: str, call_sid: str, digits: str):
+def press(client, runtime, challenge_id: str, call_sid: str | None, digits: str):
     webhook(client, runtime, f"/twilio/voice/answer?challenge={challenge_id}", {"CallSid": call_sid})
     return webhook(client, runtime, f"/twilio/voice/keys?challenge={challenge_id}&turn=0",
                    {"CallSid": call_sid, "Digits": digits})
@@ -74,7 +67,7 @@ def sends(runtime) -> int:
 
 def test_a_refused_text_fails_its_challenge_and_leaves_the_sign_in_and_the_limits_as_they_were(
         api, runtime, fake, bob_phone):
-    auth_id = sign_in(api)
+    auth_id = start_sign_in(api, expect="mfa_required")["id"]
     fake.fail = TelephonyRejected(Refusal.INVALID_NUMBER)
     refused = api.post(f"/authentications/{auth_id}/challenges", {"method_id": bob_phone["sms"]})
     assert refused.status_code == 422 and refused.json["error"] == "invalid_number"
@@ -86,7 +79,7 @@ def test_a_refused_text_fails_its_challenge_and_leaves_the_sign_in_and_the_limit
 
 
 def test_an_unreachable_provider_fails_the_challenge_and_answers_503(api, runtime, fake, bob_phone):
-    auth_id = sign_in(api)
+    auth_id = start_sign_in(api, expect="mfa_required")["id"]
     fake.fail = ProviderUnavailable()
     answer = api.post(f"/authentications/{auth_id}/challenges", {"method_id": bob_phone["voice"]})
     assert answer.status_code == 503 and answer.json["error"] == "provider_unavailable"
@@ -96,7 +89,7 @@ def test_an_unreachable_provider_fails_the_challenge_and_answers_503(api, runtim
 
 
 def test_a_text_that_may_have_gone_out_is_unknown_and_its_code_still_works(api, runtime, fake, bob_phone):
-    auth_id = sign_in(api)
+    auth_id = start_sign_in(api, expect="mfa_required")["id"]
     fake.fail = DeliveryUnknown()  # the provider got the request (the fake keeps the text) but said 500
     answer = api.post(f"/authentications/{auth_id}/challenges", {"method_id": bob_phone["sms"]})
     assert answer.status_code == 503 and answer.json == {"error": "provider_unavailable",
@@ -109,7 +102,7 @@ def test_a_text_that_may_have_gone_out_is_unknown_and_its_code_still_works(api, 
 
 
 def test_sending_again_after_an_unknown_text_supersedes_it(api, runtime, fake, bob_phone, clock):
-    auth_id = sign_in(api)
+    auth_id = start_sign_in(api, expect="mfa_required")["id"]
     fake.fail = DeliveryUnknown()
     api.post(f"/authentications/{auth_id}/challenges", {"method_id": bob_phone["sms"]})
     old_code = fake.texts[-1][1]
@@ -125,7 +118,7 @@ def test_sending_again_after_an_unknown_text_supersedes_it(api, runtime, fake, b
 
 def test_a_call_that_may_have_been_placed_is_adopted_by_its_first_webhook_and_hash_approves(
         api, client, runtime, fake, bob_phone):
-    auth_id = sign_in(api)
+    auth_id = start_sign_in(api, expect="mfa_required")["id"]
     fake.fail = DeliveryUnknown()
     assert api.post(f"/authentications/{auth_id}/challenges", {"method_id": bob_phone["voice"]}).status_code == 503
     challenge_id = fake.calls[-1][1]
@@ -139,7 +132,7 @@ def test_a_call_that_may_have_been_placed_is_adopted_by_its_first_webhook_and_ha
 
 
 def test_a_second_call_sid_for_an_adopted_challenge_is_not_recognised(api, client, runtime, fake, bob_phone):
-    auth_id = sign_in(api)
+    auth_id = start_sign_in(api, expect="mfa_required")["id"]
     fake.fail = DeliveryUnknown()
     api.post(f"/authentications/{auth_id}/challenges", {"method_id": bob_phone["voice"]})
     challenge_id = fake.calls[-1][1]
@@ -150,7 +143,7 @@ def test_a_second_call_sid_for_an_adopted_challenge_is_not_recognised(api, clien
 
 def test_a_webhook_arriving_before_the_send_is_recorded_adopts_the_call(api, client, runtime, fake, bob_phone):
     """The provider rings and the phone answers before the record step commits."""
-    auth_id = sign_in(api)
+    auth_id = start_sign_in(api, expect="mfa_required")["id"]
     early: list[str] = []
 
     def answered_while_sending(what, sid):
@@ -170,7 +163,7 @@ def test_a_webhook_arriving_before_the_send_is_recorded_adopts_the_call(api, cli
 
 def test_an_older_call_answered_while_the_sign_in_waits_can_still_approve(
         api, client, runtime, fake, bob_phone, clock):
-    auth_id = sign_in(api)
+    auth_id = start_sign_in(api, expect="mfa_required")["id"]
     api.post(f"/authentications/{auth_id}/challenges", {"method_id": bob_phone["voice"]})
     first = challenges_of(runtime, auth_id)[0]
     clock.advance(30)
@@ -188,7 +181,7 @@ def test_an_older_call_answered_while_the_sign_in_waits_can_still_approve(
 
 def test_an_older_call_answered_after_the_newer_one_went_unanswered_can_still_approve(
         api, client, runtime, fake, bob_phone, clock):
-    auth_id = sign_in(api)
+    auth_id = start_sign_in(api, expect="mfa_required")["id"]
     api.post(f"/authentications/{auth_id}/challenges", {"method_id": bob_phone["voice"]})
     clock.advance(30)
     api.post(f"/authentications/{auth_id}/challenges", {"method_id": bob_phone["voice"]})
@@ -201,7 +194,7 @@ def test_an_older_call_answered_after_the_newer_one_went_unanswered_can_still_ap
 
 
 def test_a_fraud_report_hangs_up_other_calls_only_after_its_commit(api, client, runtime, fake, bob_phone):
-    reported, other = sign_in(api), sign_in(api)
+    reported, other = start_sign_in(api, expect="mfa_required")["id"], start_sign_in(api, expect="mfa_required")["id"]
     for auth_id in (other, reported):
         api.post(f"/authentications/{auth_id}/challenges", {"method_id": bob_phone["voice"]})
     [ringing] = challenges_of(runtime, other)
@@ -235,8 +228,7 @@ def test_the_sign_in_page_shows_the_code_form_when_a_text_may_have_gone_out(clie
         assert s.scalars(select(Authentication.status)).all() == ["approved"]
 
 
-def test_the_registration_page_shows_the_code_form_when_a_text_may_have_gone_out(client, run, fake):
-    run(lambda db, svc: accounts.create_user(db, svc, "bob", PASSWORD, role="admin", region="england"))
+def test_the_registration_page_shows_the_code_form_when_a_text_may_have_gone_out(client, run, fake, bob):
     fake.fail = DeliveryUnknown()
     post_form(client, "/sign-in", {"username": "bob", "password": PASSWORD}, "/sign-in")
     sent = post_form(client, "/register/phone/mobile", {"number": "07400 123456", "delivery": "sms"},
@@ -246,11 +238,9 @@ def test_the_registration_page_shows_the_code_form_when_a_text_may_have_gone_out
     assert DeliveryUnknown.message in page and 'name="code"' in page
 
 
-def test_a_registration_finishing_while_another_is_sending_does_not_pull_its_row_away(api, runtime, fake, run):
+def test_a_registration_finishing_while_another_is_sending_does_not_pull_its_row_away(api, runtime, fake, bob):
     """Two sign-ins of one person register at once: the later record step wins, neither crashes."""
-    run(lambda db, svc: accounts.create_user(db, svc, "bob", PASSWORD, role="admin", region="england"))
-    first, second = (api.post("/authentications", {"username": "bob", "password": PASSWORD}).json["id"]
-                     for _ in range(2))
+    first, second = (start_sign_in(api)["id"] for _ in range(2))
     answers = {}
 
     def meanwhile(_what, _sid):

@@ -56,3 +56,14 @@ def test_several_data_keys_let_old_data_be_read_after_rotation(app_config):
     vault = rotated.extensions["mfa"].services.vault
     assert vault.decrypt(token) == "+447700900123"
     assert vault.matches("+447700900123", old.keyed_hash("+447700900123"))
+
+
+def test_postgres_urls_in_the_heroku_style_are_accepted(app_config):
+    app = create_app({**app_config, "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/test"})
+    assert app.extensions["mfa"].settings.database_url.startswith("postgresql+psycopg://")
+
+
+@pytest.mark.parametrize("url", ["mysql://root@localhost/db", "nonsense://x"])
+def test_unsupported_databases_stop_start_up_naming_database_url(app_config, url):
+    with pytest.raises(SettingsError, match="DATABASE_URL"):
+        create_app({**app_config, "DATABASE_URL": url})

@@ -11,31 +11,9 @@ from sqlalchemy import func, select
 
 from mfa.vault import Vault
 from models import Challenge, Method
-from tests.conftest import PASSWORD, TEST_DATA_KEY
-
-MOBILE = "+447400123456"
-
-
-def start(live, username="bob"):
-    response = live.api.post("/authentications", {"username": username, "password": PASSWORD})
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
-def last_code(phones, number=MOBILE) -> str:
-    phones.wait_idle()
-    body = phones.messages(to=number)[-1].body
-    found = re.search(r"#(\d{6})$", body)
-    assert found, body
-    return found.group(1)
-
-
-def register_mobile(live, phones, number="07400 123456", username="bob"):
-    auth = start(live, username)
-    response = live.api.post(f"/authentications/{auth['id']}/registrations",
-                             {"type": "phone", "number": number, "kind": "mobile", "delivery": "sms"})
-    return auth, response
-
+from tests.conftest import TEST_DATA_KEY
+from tests.helpers import add_phone, last_code, register_mobile, start_sign_in
+from tests.personas import MOBILE
 
 def count(live, model, *where):
     with live.app.extensions["mfa"].sessions() as s:
@@ -53,7 +31,7 @@ def test_a_person_registers_a_mobile_by_text_and_signs_in_with_it_later(live, ph
     assert set(methods) == {"sms", "voice"}
     assert methods["sms"]["default"] and methods["sms"]["label"] == "+44 •••• ••3456"
 
-    later = start(live)
+    later = start_sign_in(live.api)
     assert later["status"] == "mfa_required"
     challenge = live.api.post(f"/authentications/{later['id']}/challenges", {"method_id": methods["sms"]["id"]})
     assert challenge.status_code == 201 and challenge.json()["type"] == "sms"
@@ -138,7 +116,7 @@ def test_twilio_invalid_number_error_answers_422_and_leaves_only_a_failed_challe
 
 
 def test_twilio_failing_twice_then_succeeding_sends_one_text(live, phones, bob):
-    sleeps = []
+    sleeps: list[float] = []
     live.app.extensions["mfa"].services.telephony.sleep = sleeps.append
     phones.fail_next_requests(2, status=429)  # 429: never acted on, so retried (a 500 is not)
     _, response = register_mobile(live, phones)
@@ -179,7 +157,7 @@ def test_a_delivery_failure_denies_with_delivery_failed_and_another_method_can_f
     ("07400 123456", "office", "sms", "sms_needs_mobile"),
 ])
 def test_numbers_that_cannot_take_texts_are_refused_with_422(live, phones, bob, number, kind, delivery, error):
-    auth = start(live)
+    auth = start_sign_in(live.api)
     response = live.api.post(f"/authentications/{auth['id']}/registrations",
                              {"type": "phone", "number": number, "kind": kind, "delivery": delivery})
     assert response.status_code == 422 and response.json()["error"] == error
@@ -232,3 +210,39 @@ def test_texted_codes_are_stored_only_as_a_keyed_hash_scoped_to_their_challenge(
     with live.app.extensions["mfa"].sessions() as s:
         challenge = s.scalars(select(Challenge)).one()
         assert is_keyed_hash(challenge.code_hash, f"{challenge.id}:{code}")
+
+
+def test_texts_to_one_number_are_capped_across_sign_ins(live, phones, run, bob, clock):
+    add_phone(run, bob, MOBILE, types=("sms", "voice"))
+    statuses = []
+    for _ in range(11):
+        auth = start_sign_in(live.api)
+        sms = next(m["id"] for m in auth["methods"] if m["type"] == "sms")
+        statuses.append(live.api.post(f"/authentications/{auth['id']}/challenges", {"method_id": sms}).status_code)
+        clock.advance(1)
+    assert statuses == [201] * 10 + [429]
+    clock.advance(hours=1)
+    auth = start_sign_in(live.api)
+    sms = next(m["id"] for m in auth["methods"] if m["type"] == "sms")
+    assert live.api.post(f"/authentications/{auth['id']}/challenges", {"method_id": sms}).status_code == 201
+
+
+def test_registration_texts_to_many_numbers_are_capped_per_person(live, phones, bob, clock):
+    codes = []
+    for n in range(16):
+        auth = start_sign_in(live.api)
+        codes.append(live.api.post(f"/authentications/{auth['id']}/registrations", {
+            "type": "phone", "number": f"+4474001234{n:02d}", "kind": "mobile", "delivery": "sms"}).status_code)
+    assert codes == [201] * 15 + [429]
+
+
+def test_a_second_registering_sign_in_cannot_replace_a_phone_registered_meanwhile(live, phones, bob):
+    first, second = start_sign_in(live.api), start_sign_in(live.api)
+    live.api.post(f"/authentications/{first['id']}/registrations",
+                  {"type": "phone", "number": MOBILE, "kind": "mobile", "delivery": "sms"})
+    phones.wait_idle()
+    code = last_code(phones)
+    assert live.api.post(f"/authentications/{first['id']}/checks", {"code": code}).json()["status"] == "approved"
+    late = live.api.post(f"/authentications/{second['id']}/registrations",
+                         {"type": "phone", "number": "+447400999888", "kind": "mobile", "delivery": "sms"})
+    assert late.status_code == 409

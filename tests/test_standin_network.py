@@ -1,5 +1,6 @@
 """The network's own handles (reset, waiting, input checks) and its timing machinery."""
 
+import functools
 import threading
 
 import pytest
@@ -58,19 +59,24 @@ def test_callbacks_wait_until_the_create_answer_is_out_but_waiters_need_not(netw
 
 def test_worker_runs_jobs_in_the_order_they_were_queued():
     worker = Worker()
-    seen = []
+    seen: list[int] = []
     for n in range(5):
-        worker.submit(lambda n=n: seen.append(n), settle=0.01 * (5 - n))
+        worker.submit(functools.partial(seen.append, n), settle=0.01 * (5 - n))
     worker.wait_idle(timeout=2)
     assert seen == [0, 1, 2, 3, 4]
 
 
 def test_real_time_timers_fire_and_can_be_replaced_or_cancelled():
     timers = Timers(enabled=True)
-    fired = []
+    fired: list[str] = []
     done = threading.Event()
+
+    def fresh() -> None:
+        fired.append("fresh")
+        done.set()
+
     timers.start("CA1", "gather", 30, lambda: fired.append("stale"))
-    timers.start("CA1", "gather", 0.01, lambda: (fired.append("fresh"), done.set()))
+    timers.start("CA1", "gather", 0.01, fresh)
     timers.start("CA1", "ring", 0.01, lambda: fired.append("ring"))
     timers.cancel("CA1", "ring")
     assert done.wait(2)

@@ -18,18 +18,21 @@ from ivr.twilio_http import NotSent, never_sent
 from mfa.errors import ProviderUnavailable
 from mfa.telephony import DeliveryUnknown, TelephonyRejected
 from tests.conftest import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN
-from tests.test_sms import MOBILE, register_mobile
-from tests.test_voice_calls import ALICE, alice, start  # noqa: F401  (alice is a fixture)
+from tests.fault_servers import free_port  # closed again after: nothing listens there
+from tests.helpers import register_mobile, start_sign_in
+from tests.personas import ALICE, MOBILE
 
 
 def account_errors(code) -> float:
     return REGISTRY.get_sample_value("mfa_twilio_account_errors_total", {"code": str(code)}) or 0.0
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]  # closed again: nothing listens there
+class RecordingProvider(TwilioProvider):
+    """The provider with its back-offs recorded in `sleeps` instead of slept."""
+
+    def __init__(self, settings: Any) -> None:
+        self.sleeps: list[float] = []
+        super().__init__(settings, sleep=self.sleeps.append)
 
 
 @pytest.fixture
@@ -40,14 +43,11 @@ def provider(standin_server):
         twilio_api_base_url=standin_server.url, twilio_from_number="+441632960000",
         twilio_messaging_service_sid=None, public_base_url=f"http://127.0.0.1:{free_port()}",
         public_host="127.0.0.1", service_name="Secure Sign-in", voice_machine_detection=False)
-    sleeps: list[float] = []
-    made = TwilioProvider(settings, sleep=sleeps.append)
-    made.sleeps = sleeps
-    return made
+    return RecordingProvider(settings)
 
 
 def ask_for_a_call(live):
-    auth = start(live)
+    auth = start_sign_in(live.api, "alice")
     voice = next(m for m in auth["methods"] if m["type"] == "voice")
     return live.api.post(f"/authentications/{auth['id']}/challenges", {"method_id": voice["id"]})
 
@@ -63,7 +63,7 @@ def test_twilio_answering_500_after_creating_a_text_delivers_one_text_and_answer
     assert response.status_code == 503 and response.json()["error"] == "provider_unavailable"
 
 
-def test_twilio_answering_500_after_placing_a_call_rings_once_and_answers_503(live, phones, alice):  # noqa: F811
+def test_twilio_answering_500_after_placing_a_call_rings_once_and_answers_503(live, phones, alice):
     phones.fail_after_next_requests(1, status=500)
     response = ask_for_a_call(live)
     phones.wait_idle()
@@ -94,7 +94,7 @@ def test_429_then_success_sends_one_text(live, phones, bob):
 
 def test_nothing_listening_is_retried_then_503_and_nothing_is_sent(live, phones, bob):
     provider = live.app.extensions["mfa"].services.telephony
-    sleeps = []
+    sleeps: list[float] = []
     provider.sleep = sleeps.append
     provider.client.api.base_url = f"http://127.0.0.1:{free_port()}"
     _, response = register_mobile(live, phones)
@@ -242,3 +242,15 @@ def test_an_unreachable_twilio_raises_not_sent_from_the_transport(provider):
     provider.client.api.base_url = f"http://127.0.0.1:{free_port()}"
     with pytest.raises(NotSent):
         provider.client.http_client.request("GET", provider.client.api.base_url + "/")
+
+
+def test_twilio_refusals_do_not_log_the_number_twilio_quotes(live, phones, bob, caplog):
+    caplog.set_level(logging.DEBUG)
+    phones.set_rest_error(MOBILE, 21211)
+    auth = start_sign_in(live.api)
+    refused = live.api.post(f"/authentications/{auth['id']}/registrations",
+                            {"type": "phone", "number": MOBILE, "kind": "mobile", "delivery": "sms"})
+    assert refused.status_code == 422 and refused.json()["error"] == "invalid_number"
+    logged = [r.getMessage() for r in caplog.records]
+    assert any("twilio refused" in m and "error 21211" in m for m in logged)
+    assert not any("7400123456" in m for m in logged)

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_sms import register_mobile
-from tests.test_voice_calls import ALICE, alice, ring, start  # noqa: F401  (alice is a fixture)
+from tests.helpers import register_mobile, ring, start_sign_in
 
 # The three operations' form schemas, extracted from Twilio's OpenAPI description (see its "_source").
 SPEC = Path(__file__).resolve().parent / "data" / "twilio_request_forms.json"
@@ -48,8 +47,8 @@ def test_texts_through_a_messaging_service_send_its_sid_instead_of_from(spec, li
     assert message.params["MessagingServiceSid"] == "MG" + "1" * 32 and "From" not in message.params
 
 
-def test_calls_and_call_endings_use_only_documented_parameters(spec, live, phones, alice, clock):  # noqa: F811
-    auth = start(live)
+def test_calls_and_call_endings_use_only_documented_parameters(spec, live, phones, alice, clock):
+    auth = start_sign_in(live.api, "alice")
     first = ring(live, phones, auth)
     clock.advance(30)
     ring(live, phones, auth)  # replaces the first: ends it through Calls/{Sid}.json

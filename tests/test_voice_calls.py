@@ -5,38 +5,11 @@ import logging
 
 import pytest
 
-from tests.conftest import PASSWORD
-from tests.helpers import add_phone
+from sqlalchemy import select
 
-ALICE = "+447400111222"
-
-
-@pytest.fixture
-def alice(run):
-    """An administrator in England with a verified mobile (texts and calls)."""
-    from mfa import accounts
-
-    user = run(lambda db, svc: accounts.create_user(db, svc, "alice", PASSWORD, role="admin", region="england"))
-    add_phone(run, user, ALICE, "mobile", types=("voice", "sms"))
-    return user
-
-
-def start(live, username="alice"):
-    auth = live.api.post("/authentications", {"username": username, "password": PASSWORD}).json()
-    assert auth["status"] == "mfa_required", auth
-    return auth
-
-
-def ring(live, phones, auth, number=ALICE):
-    voice = next(m for m in auth["methods"] if m["type"] == "voice")
-    response = live.api.post(f"/authentications/{auth['id']}/challenges", {"method_id": voice["id"]})
-    assert response.status_code == 201, response.text
-    phones.wait_idle()
-    return phones.calls(to=number)[-1].sid
-
-
-def state(live, auth):
-    return live.api.get(f"/authentications/{auth['id']}").json()
+from models import User
+from tests.helpers import add_phone, enrol_app, method_id, pyotp_code, ring, start_sign_in, state
+from tests.personas import ALICE, MOBILE, PASSWORD
 
 
 def heard(phones, sid) -> str:
@@ -55,7 +28,7 @@ def heard(phones, sid) -> str:
 
 
 def test_pressing_hash_approves_the_sign_in(live, phones, alice):
-    auth = start(live)
+    auth = start_sign_in(live.api, "alice", expect="mfa_required")
     sid = ring(live, phones, auth)
     phones.answer(sid)
     assert state(live, auth)["status"] == "pending"
@@ -68,7 +41,7 @@ def test_pressing_hash_approves_the_sign_in(live, phones, alice):
 
 
 def test_the_prompt_is_heard_inside_the_gather_and_names_every_key(live, phones, alice):
-    auth = start(live)
+    auth = start_sign_in(live.api, "alice", expect="mfa_required")
     sid = ring(live, phones, auth)
     phones.answer(sid)
     said = heard(phones, sid)
@@ -80,7 +53,7 @@ def test_the_prompt_is_heard_inside_the_gather_and_names_every_key(live, phones,
 
 def test_zero_hash_reports_fraud_and_blocks_the_account(live, phones, alice, caplog):
     caplog.set_level(logging.WARNING, logger="mfa.calls")
-    auth = start(live)
+    auth = start_sign_in(live.api, "alice", expect="mfa_required")
     sid = ring(live, phones, auth)
     phones.answer(sid)
     phones.press(sid, "0#")
@@ -96,7 +69,7 @@ def test_zero_hash_reports_fraud_and_blocks_the_account(live, phones, alice, cap
 def test_a_fraud_block_lasts_until_users_unlock(live, phones, alice, clock):
     from mfa import accounts
 
-    auth = start(live)
+    auth = start_sign_in(live.api, "alice", expect="mfa_required")
     sid = ring(live, phones, auth)
     phones.answer(sid)
     phones.press(sid, "0#")
@@ -110,7 +83,7 @@ def test_a_fraud_block_lasts_until_users_unlock(live, phones, alice, clock):
 
 
 def test_nine_puts_the_number_on_the_do_not_call_list(live, phones, alice, clock):
-    auth = start(live)
+    auth = start_sign_in(live.api, "alice", expect="mfa_required")
     sid = ring(live, phones, auth)
     phones.answer(sid)
     phones.press(sid, "9")
@@ -119,7 +92,7 @@ def test_nine_puts_the_number_on_the_do_not_call_list(live, phones, alice, clock
     assert (state(live, auth)["status"], state(live, auth)["reason"]) == ("denied", "do_not_call")
     assert "do_not_call" in heard(phones, sid)
     clock.advance(60)
-    again = start(live)
+    again = start_sign_in(live.api, "alice", expect="mfa_required")
     voice = next(m for m in again["methods"] if m["type"] == "voice")
     refused = live.api.post(f"/authentications/{again['id']}/challenges", {"method_id": voice["id"]})
     assert refused.status_code == 422 and refused.json()["error"] == "do_not_call"
@@ -127,7 +100,7 @@ def test_nine_puts_the_number_on_the_do_not_call_list(live, phones, alice, clock
 
 
 def test_silence_repeats_the_prompt_once_then_denies_with_no_input(live, phones, alice):
-    auth = start(live)
+    auth = start_sign_in(live.api, "alice", expect="mfa_required")
     sid = ring(live, phones, auth)
     phones.answer(sid)
     phones.lapse(sid)
@@ -140,7 +113,7 @@ def test_silence_repeats_the_prompt_once_then_denies_with_no_input(live, phones,
 
 
 def test_a_wrong_key_twice_denies_with_wrong_key(live, phones, alice):
-    auth = start(live)
+    auth = start_sign_in(live.api, "alice", expect="mfa_required")
     sid = ring(live, phones, auth)
     phones.answer(sid)
     phones.press(sid, "5")
@@ -152,7 +125,7 @@ def test_a_wrong_key_twice_denies_with_wrong_key(live, phones, alice):
 
 
 def test_hanging_up_denies(live, phones, alice):
-    auth = start(live)
+    auth = start_sign_in(live.api, "alice", expect="mfa_required")
     sid = ring(live, phones, auth)
     phones.answer(sid)
     phones.hang_up(sid)
@@ -165,14 +138,14 @@ def test_hanging_up_denies(live, phones, alice):
 ])
 def test_calls_that_are_not_answered_deny_with_their_reason(live, phones, alice, behaviour, reason):
     phones.set_behaviour(ALICE, behaviour)
-    auth = start(live)
+    auth = start_sign_in(live.api, "alice", expect="mfa_required")
     ring(live, phones, auth)
     phones.wait_idle()
     assert (state(live, auth)["status"], state(live, auth)["reason"]) == ("denied", reason)
 
 
 def test_ringing_out_denies_with_no_answer(live, phones, alice):
-    auth = start(live)
+    auth = start_sign_in(live.api, "alice", expect="mfa_required")
     sid = ring(live, phones, auth)
     phones.ring_out(sid)
     phones.wait_idle()
@@ -181,7 +154,7 @@ def test_ringing_out_denies_with_no_answer(live, phones, alice):
 
 def test_a_voicemail_never_approves_anything(live, phones, alice):
     phones.set_behaviour(ALICE, "machine")
-    auth = start(live)
+    auth = start_sign_in(live.api, "alice", expect="mfa_required")
     sid = ring(live, phones, auth)
     phones.wait_idle()
     phones.lapse(sid)
@@ -193,7 +166,7 @@ def test_a_voicemail_never_approves_anything(live, phones, alice):
 def test_with_machine_detection_an_answering_machine_is_hung_up_on(live, phones, alice):
     live.app.extensions["mfa"].services.telephony.machine_detection = True
     phones.set_behaviour(ALICE, "machine")
-    auth = start(live)
+    auth = start_sign_in(live.api, "alice", expect="mfa_required")
     sid = ring(live, phones, auth)
     phones.wait_idle()
     assert (state(live, auth)["status"], state(live, auth)["reason"]) == ("denied", "machine_answered")
@@ -202,7 +175,7 @@ def test_with_machine_detection_an_answering_machine_is_hung_up_on(live, phones,
 
 def test_after_a_failed_call_the_person_may_try_again(live, phones, alice, clock):
     phones.set_behaviour(ALICE, "busy")
-    auth = start(live)
+    auth = start_sign_in(live.api, "alice", expect="mfa_required")
     ring(live, phones, auth)
     phones.wait_idle()
     phones.set_behaviour(ALICE, "ring")
@@ -216,7 +189,7 @@ def test_after_a_failed_call_the_person_may_try_again(live, phones, alice, clock
 
 
 def test_a_new_challenge_ends_a_call_still_ringing(live, phones, alice, clock):
-    auth = start(live)
+    auth = start_sign_in(live.api, "alice", expect="mfa_required")
     first = ring(live, phones, auth)
     clock.advance(30)
     second = ring(live, phones, auth)
@@ -227,7 +200,7 @@ def test_a_new_challenge_ends_a_call_still_ringing(live, phones, alice, clock):
 
 
 def test_a_call_answered_after_its_sign_in_expired_says_goodbye(live, phones, alice, clock):
-    auth = start(live)
+    auth = start_sign_in(live.api, "alice", expect="mfa_required")
     sid = ring(live, phones, auth)
     clock.advance(minutes=10)
     phones.answer(sid)
@@ -238,7 +211,7 @@ def test_a_call_answered_after_its_sign_in_expired_says_goodbye(live, phones, al
 
 
 def test_calls_go_out_with_a_short_ring_time_a_time_limit_and_status_events(live, phones, alice):
-    auth = start(live)
+    auth = start_sign_in(live.api, "alice", expect="mfa_required")
     sid = ring(live, phones, auth)
     params = phones.call(sid).params
     assert params["Timeout"] == "25" and params["TimeLimit"] == "90"
@@ -251,7 +224,7 @@ def test_a_person_who_answers_in_welsh_hears_welsh(live, phones, run):
 
     user = run(lambda db, svc: accounts.create_user(db, svc, "rhian", PASSWORD, role="admin", language="cy-GB"))
     add_phone(run, user, "+447400333444", "mobile", types=("voice",))
-    auth = start(live, "rhian")
+    auth = start_sign_in(live.api, "rhian", expect="mfa_required")
     sid = ring(live, phones, auth, "+447400333444")
     phones.answer(sid)
     events = [e for e in phones.call(sid).transcript if e[0] in ("say", "play")]
@@ -259,7 +232,7 @@ def test_a_person_who_answers_in_welsh_hears_welsh(live, phones, run):
 
 
 def test_the_call_language_can_be_chosen_at_registration(live, phones, bob):
-    auth = live.api.post("/authentications", {"username": "bob", "password": PASSWORD}).json()
+    auth = start_sign_in(live.api, "bob")
     response = live.api.post(f"/authentications/{auth['id']}/registrations", {
         "type": "phone", "number": "07400 555666", "kind": "mobile", "delivery": "voice", "language": "cy-GB"})
     assert response.status_code == 201
@@ -271,8 +244,60 @@ def test_the_call_language_can_be_chosen_at_registration(live, phones, bob):
 
 
 def test_an_unknown_call_language_is_refused(live, phones, bob):
-    auth = live.api.post("/authentications", {"username": "bob", "password": PASSWORD}).json()
+    auth = start_sign_in(live.api, "bob")
     response = live.api.post(f"/authentications/{auth['id']}/registrations", {
         "type": "phone", "number": "07400 555666", "kind": "mobile", "delivery": "voice", "language": "fr-FR"})
     assert response.status_code == 400
     assert phones.calls() == []
+
+
+def test_after_a_fraud_report_no_other_open_sign_in_can_ring_or_approve(live, phones, run, bob, clock):
+    add_phone(run, bob, MOBILE, types=("voice", "sms"))
+    first, second = start_sign_in(live.api), start_sign_in(live.api)
+    live.api.post(f"/authentications/{first['id']}/challenges", {"method_id": method_id(first, "voice")})
+    phones.wait_idle()
+    sid = phones.calls(to=MOBILE)[-1].sid
+    phones.answer(sid)
+    phones.press(sid, "0#")
+    phones.wait_idle()
+    other = live.api.get(f"/authentications/{second['id']}").json()
+    assert other["status"] == "locked"
+    clock.advance(30)
+    again = live.api.post(f"/authentications/{second['id']}/challenges", {"method_id": method_id(second, "voice")})
+    assert again.status_code in (409, 423)
+    assert len(phones.calls(to=MOBILE)) == 1
+
+
+def test_a_call_ringing_for_another_sign_in_is_ended_by_a_fraud_report(live, phones, run, bob, clock):
+    add_phone(run, bob, MOBILE, types=("voice", "sms"))
+    first, second = start_sign_in(live.api), start_sign_in(live.api)
+    live.api.post(f"/authentications/{second['id']}/challenges", {"method_id": method_id(second, "voice")})
+    live.api.post(f"/authentications/{first['id']}/challenges", {"method_id": method_id(first, "voice")})
+    phones.wait_idle()
+    ringing_second, reporting = phones.calls(to=MOBILE)
+    phones.answer(reporting.sid)
+    phones.press(reporting.sid, "0#")
+    phones.wait_idle()
+    assert phones.call(ringing_second.sid).status in ("canceled", "completed")
+
+
+def test_an_app_code_still_works_after_a_call_was_not_answered(live, phones, run, bob, clock):
+    secret = enrol_app(live.api, clock)
+    add_phone(run, bob, MOBILE, types=("voice",))
+    phones.set_behaviour(MOBILE, "no-answer")
+    auth = start_sign_in(live.api)
+    live.api.post(f"/authentications/{auth['id']}/challenges", {"method_id": method_id(auth, "voice")})
+    phones.wait_idle()
+    assert live.api.get(f"/authentications/{auth['id']}").json()["reason"] == "no_answer"
+    done = live.api.post(f"/authentications/{auth['id']}/checks", {"code": pyotp_code(secret, clock.now())})
+    assert done.status_code == 200 and done.json()["status"] == "approved"
+
+
+def test_a_refused_registration_leaves_the_call_language_alone(live, phones, bob):
+    phones.set_rest_error(MOBILE, 21211)
+    auth = start_sign_in(live.api)
+    refused = live.api.post(f"/authentications/{auth['id']}/registrations", {
+        "type": "phone", "number": MOBILE, "kind": "mobile", "delivery": "voice", "language": "cy-GB"})
+    assert refused.status_code == 422
+    with live.app.extensions["mfa"].sessions() as s:
+        assert s.scalars(select(User).where(User.username == "bob")).one().language == "en-GB"

@@ -35,7 +35,8 @@ def audio_dir(tmp_path):
 def tone(path: Path, seconds: float, rate: int = 44100, channels: int = 2, padding_ms: int = 0) -> Path:
     sound = Sine(440, sample_rate=rate).to_audio_segment(duration=seconds * 1000, volume=-12)
     silence = AudioSegment.silent(padding_ms, frame_rate=rate)
-    (silence + sound + silence).set_channels(channels).export(path, format=path.suffix[1:])
+    # export() hands back the file it opened, still open: close it.
+    (silence + sound + silence).set_channels(channels).export(path, format=path.suffix[1:]).close()
     return path
 
 
@@ -87,6 +88,7 @@ def test_every_prompt_has_a_fresh_8khz_mono_recording_within_limits(language, na
 
 def test_a_recording_url_carries_its_hash_to_bust_twilios_cache():
     recording = PromptLibrary().recording("greeting", "cy-GB")
+    assert recording is not None
     assert re.fullmatch(r"/voice-prompts/cy-GB/greeting\.wav\?v=[0-9a-f]{12}", recording.url_path)
 
 
@@ -157,7 +159,8 @@ def test_an_imported_wav_is_trimmed_converted_and_recorded(audio_dir, tmp_path):
     recorded = json.loads((audio_dir / "manifest.json").read_text())["recordings"]["en-GB"]["verified"]
     assert recorded["source"] == "imported" == entry.source
     assert recorded["text"] == "Your sign-in has been verified. Goodbye."
-    assert PromptLibrary(audio_dir).recording("verified", "en-GB").url_path.endswith(entry.sha256[:12])
+    recording = PromptLibrary(audio_dir).recording("verified", "en-GB")
+    assert recording is not None and recording.url_path.endswith(entry.sha256[:12])
 
 
 @pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed; MP3 import needs it")
@@ -182,7 +185,7 @@ def test_a_recording_over_20_seconds_is_refused(audio_dir, tmp_path):
 
 def test_a_silent_recording_is_refused(audio_dir, tmp_path):
     source = tmp_path / "silence.wav"
-    AudioSegment.silent(2000, frame_rate=8000).export(source, format="wav")
+    AudioSegment.silent(2000, frame_rate=8000).export(source, format="wav").close()
     with pytest.raises(PromptError, match="contains only silence"):
         import_recording("verified", "en-GB", source, audio_dir=audio_dir)
 

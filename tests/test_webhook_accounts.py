@@ -15,10 +15,8 @@ from sqlalchemy import select, update
 from models import Authentication, Challenge
 from settings import SIMULATOR_ACCOUNT_SID, load
 from tests.conftest import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN
-from tests.helpers import sign_webhook
-from tests.test_sms import register_mobile
-from tests.test_voice_calls import alice, ring, start, state  # noqa: F401  (alice is a fixture)
-from tests.test_twilio_provider import free_port
+from tests.helpers import register_mobile, ring, sign_webhook, start_sign_in, state
+from tests.fault_servers import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 WEBHOOKS = ["/twilio/voice/answer", "/twilio/voice/keys", "/twilio/voice/no-input", "/twilio/voice/status",
@@ -41,8 +39,8 @@ def post(url, params, token=TEST_AUTH_TOKEN):
 @pytest.mark.parametrize("path", WEBHOOKS)
 @pytest.mark.parametrize("account", ["AC" + "1" * 32, "", None])
 def test_a_validly_signed_webhook_for_another_account_is_refused_and_changes_nothing(waits, live, phones,
-                                                                                     alice, path, account):  # noqa: F811
-    auth = start(live)
+                                                                                     alice, path, account):
+    auth = start_sign_in(live.api, "alice")
     sid = ring(live, phones, auth)
     phones.answer(sid)
     challenge_id = phones.call(sid).params["Url"].split("challenge=")[1]
@@ -70,9 +68,9 @@ def test_a_text_status_for_another_account_is_refused(live, phones, bob):
     assert snapshot(live) == before
 
 
-def test_the_stand_in_names_the_account_on_every_webhook_it_makes(live, phones, alice):  # noqa: F811
+def test_the_stand_in_names_the_account_on_every_webhook_it_makes(live, phones, alice):
     """A whole call (answer, keys, status callbacks) and a text's callbacks, all accepted."""
-    auth = start(live)
+    auth = start_sign_in(live.api, "alice")
     sid = ring(live, phones, auth)
     phones.answer(sid)
     phones.lapse(sid)  # no input: the <Redirect> to no-input
@@ -185,9 +183,11 @@ def test_python_m_ivr_standin_reads_the_token_from_the_instance_folder(tmp_path)
             except requests.ConnectionError:
                 time.sleep(0.05)  # the child process is starting (test harness, not a request thread)
         else:
-            pytest.fail(f"the stand-in did not start: {process.stdout.read1().decode() if process.stdout else ''}")
+            pytest.fail(f"the stand-in did not start: {process.stdout.read().decode() if process.stdout else ''}")
         wrong = requests.get(url, auth=(SIMULATOR_ACCOUNT_SID, "not-it"), timeout=2)
         assert (right.status_code, wrong.status_code) == (404, 401)
     finally:
         process.terminate()
         process.wait(10)
+        if process.stdout:
+            process.stdout.close()

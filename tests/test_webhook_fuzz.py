@@ -17,9 +17,7 @@ from sqlalchemy import select
 
 from models import Authentication, Challenge
 from tests.conftest import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN
-from tests.helpers import sign_webhook
-from tests.test_sms import register_mobile
-from tests.test_voice_calls import alice, ring, start  # noqa: F401  (alice is a fixture)
+from tests.helpers import register_mobile, ring, sign_webhook, start_sign_in
 
 VOICE = ["/twilio/voice/answer", "/twilio/voice/keys", "/twilio/voice/no-input"]
 CALLBACKS = ["/twilio/voice/status", "/twilio/sms/status"]
@@ -35,9 +33,9 @@ def no_waiting(app_config):
 
 
 @pytest.fixture
-def scene(no_waiting, live, phones, alice, bob):  # noqa: F811
+def scene(no_waiting, live, phones, alice, bob):
     """A sign-in waiting on an answered call, and one waiting on a texted code."""
-    auth = start(live)
+    auth = start_sign_in(live.api, "alice")
     call_sid = ring(live, phones, auth)
     phones.answer(call_sid)
     voice_challenge = phones.call(call_sid).params["Url"].split("challenge=")[1]

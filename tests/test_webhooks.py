@@ -13,8 +13,8 @@ from ivr.webhook_urls import WebhookUrls
 from mfa.calls import CallTurn
 from models import AuditEvent
 from tests.conftest import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN
-from tests.helpers import sign_webhook
-from tests.test_voice_calls import ALICE, alice, ring, start, state  # noqa: F401  (alice is a fixture)
+from tests.helpers import add_phone, method_id, register_mobile, ring, sign_webhook, start_sign_in, state
+from tests.personas import MOBILE
 
 # Verbs and attributes Twilio documents (NOTES.md §1), for what this server emits.
 DOCUMENTED = {
@@ -55,8 +55,8 @@ def audit_count(live, event, outcome=None):
 
 
 @pytest.fixture
-def answered_call(live, phones, alice):  # noqa: F811
-    auth = start(live)
+def answered_call(live, phones, alice):
+    auth = start_sign_in(live.api, "alice")
     sid = ring(live, phones, auth)
     phones.answer(sid)
     challenge_url = phones.call(sid).params["Url"]
@@ -143,8 +143,6 @@ def test_a_voice_webhook_that_breaks_still_answers_goodbye_twiml(live, phones, a
 
 
 def test_repeated_sms_failure_reports_deny_once(live, phones, bob):
-    from tests.test_sms import register_mobile
-
     auth, _ = register_mobile(live, phones)
     phones.wait_idle()
     sid = phones.messages()[-1].sid
@@ -169,7 +167,7 @@ def test_every_call_turn_renders_only_documented_twiml(outcome, language, servic
     root = assert_documented_twiml(xml)
     for element in root.iter():
         if element.tag in ("Play", "Redirect"):
-            assert element.text.startswith("https://mfa.example.org/")
+            assert (element.text or "").startswith("https://mfa.example.org/")
         if element.tag == "Gather":
             assert element.attrib["action"].startswith("https://mfa.example.org/twilio/voice/keys")
             assert element.attrib["finishOnKey"] == "" and element.attrib["numDigits"] == "2"
@@ -184,3 +182,19 @@ def test_recorded_prompts_are_served_cacheable_and_nothing_else_is(live):
     for bad in ("/voice-prompts/en-GB/../../app.py", "/voice-prompts/xx/greeting.wav",
                 "/voice-prompts/en-GB/manifest.json"):
         assert requests.get(live.url + bad, timeout=10).status_code == 404
+
+
+def test_a_repeated_no_input_webhook_replays_the_reprompt_instead_of_denying(live, phones, run, bob):
+    add_phone(run, bob, MOBILE, types=("voice", "sms"))
+    auth = start_sign_in(live.api)
+    live.api.post(f"/authentications/{auth['id']}/challenges", {"method_id": method_id(auth, "voice")})
+    phones.wait_idle()
+    call = phones.calls(to=MOBILE)[-1]
+    phones.answer(call.sid)
+    challenge = call.params["Url"].split("challenge=")[1]
+    url = f"{live.url}/twilio/voice/no-input?challenge={challenge}&turn=0"
+    params = {"AccountSid": TEST_ACCOUNT_SID, "CallSid": call.sid}
+    replies = [requests.post(url, data=params, headers=sign_webhook(TEST_AUTH_TOKEN, url, params), timeout=10)
+               for _ in range(2)]
+    assert replies[0].text == replies[1].text and "<Gather" in replies[0].text
+    assert live.api.get(f"/authentications/{auth['id']}").json()["status"] == "pending"

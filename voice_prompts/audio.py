@@ -73,7 +73,9 @@ def _decode(source: Path) -> AudioSegment:
         raise PromptError(f"{source} is {size / 1024 / 1024:.0f} MB; too large to be a prompt")
     try:
         # WAV is decoded in Python; other formats (MP3…) need ffmpeg, which pydub calls.
-        return AudioSegment.from_file(source)
+        # Opened here so it is closed: pydub leaves a file it opened itself unclosed.
+        with source.open("rb") as audio:
+            return AudioSegment.from_file(audio, format=source.suffix.lstrip(".").lower() or None)
     except Exception as exc:  # pydub raises many types (decode errors, ffmpeg missing, struct errors)
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise PromptError(f"{source} is not a readable audio file (WAV, or MP3 when ffmpeg is "

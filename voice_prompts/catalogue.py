@@ -5,8 +5,8 @@ The call flow asks for a prompt by name; it plays the recording when a fresh one
 """
 from __future__ import annotations
 
-LANGUAGES = ("en-GB", "cy-GB")
-DEFAULT_LANGUAGE = "en-GB"
+# The one list of languages lives with the person's call language (re-exported for the prompt tools).
+from models.user import DEFAULT_LANGUAGE as DEFAULT_LANGUAGE, LANGUAGES as LANGUAGES
 DEFAULT_SERVICE = "Secure Sign-in"
 
 # {service} is the operator's SERVICE_NAME; it is filled in with str.replace, not format(),

@@ -7,12 +7,12 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from flask import Blueprint, Flask, abort, send_from_directory, session
+from flask import Blueprint, Flask, abort, request, send_from_directory, session
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFProtect
 
-from web.session_store import DatabaseSessionInterface
+from web.session_store import NO_SESSION_PATHS, DatabaseSessionInterface
 
 log = logging.getLogger("mfa.web")
 
@@ -54,6 +54,12 @@ def register(app: Flask) -> None:
     csrf.exempt(api_bp)  # API keys, not cookies
     csrf.exempt(twilio_bp)  # Twilio signatures, not cookies
     limiter.init_app(app)
+
+    @limiter.request_filter
+    def _not_a_page() -> bool:
+        # Only pages carry flask-limiter limits (the API and webhooks count in the domain):
+        # skip its per-request lookup for everything else.
+        return request.path.startswith(NO_SESSION_PATHS)
     if not NHSUK_ASSETS.exists():
         log.warning("nhsuk-frontend is not installed (run `make run` or `npm install`): pages will be unstyled")
 

@@ -13,9 +13,11 @@ from edge import client_ip, db, services
 from edge_errors import status_for
 from mfa import methods, phone_registration
 from mfa.errors import MfaError
+from mfa.method_types import method_type
 from mfa.telephony import DeliveryUnknown
 from mfa.unit_of_work import Transactions, use_case
 from models import Authentication
+from models.user import LANGUAGE_NAMES
 from web import bp
 from web.flow import flow, set_mode
 from web.guards import flow_required
@@ -23,10 +25,20 @@ from web.guards import flow_required
 PHONE_FIELDS = ("number", "delivery", "language")
 
 
+@bp.app_context_processor
+def _call_languages() -> dict[str, dict[str, str]]:
+    return {"languages": LANGUAGE_NAMES}  # the call-language choices, on every form that asks
+
+
 @bp.get("/register")
 @flow_required(registering=True)
 def register(auth: Authentication):
-    return render_template("register_choose.html", hybrid=auth.user.hybrid, purpose=(flow() or {})["purpose"])
+    return _choose_page(auth)
+
+
+def _choose_page(auth: Authentication, **extra):
+    return render_template("register_choose.html", kinds=phone_registration.phone_kinds_for(auth.user.hybrid),
+                           purpose=(flow() or {})["purpose"], **extra)
 
 
 @bp.post("/register")
@@ -42,10 +54,9 @@ def register_choice(auth: Authentication):
             return redirect(url_for("web.register"))
         set_mode("totp-enrol", method.id)
         return redirect(url_for("web.register_app"))
-    if choice in ("mobile", "alternate") or (choice == "office" and not auth.user.hybrid):
+    if phone_registration.may_register_phone(choice, auth.user.hybrid):
         return redirect(url_for("web.register_phone", kind=choice))
-    return render_template("register_choose.html", hybrid=auth.user.hybrid, purpose=(flow() or {})["purpose"],
-                           error="Choose how you want to verify."), 400
+    return _choose_page(auth, error="Choose how you want to verify."), 400
 
 
 @bp.get("/register/app")
@@ -89,20 +100,20 @@ def totp_secret(uri: str) -> str:
 @bp.route("/register/phone/<kind>", methods=["GET", "POST"])
 @flow_required(registering=True)
 def register_phone(auth: Authentication, kind: str):
-    if kind not in ("mobile", "alternate", "office") or (kind == "office" and auth.user.hybrid):
+    if not phone_registration.may_register_phone(kind, auth.user.hybrid):
         abort(404)
     values = {f: request.form.get(f, "") for f in PHONE_FIELDS}
     values["language"] = values["language"] or auth.user.language
     if request.method == "GET":
         return render_template("register_phone.html", kind=kind, values=values)
-    delivery = "voice" if kind == "office" else values["delivery"]
+    delivery = phone_registration.delivery_for(kind, values["delivery"])
     try:
         registration = phone_registration.register_phone(
             Transactions(db()), services(), auth.id, values["number"], kind, delivery, client_ip(),
             language=values["language"])
     except DeliveryUnknown as unsure:  # it may arrive: show the code form, with the warning
         flash(unsure.message, "error")
-        set_mode(delivery, unsure.challenge.method_id)
+        set_mode(method_type(unsure.challenge).sign_in_mode, unsure.challenge.method_id)
         return redirect(url_for("web.verify"))
     except MfaError as refusal:
         field = "number" if refusal.code not in ("bad_request", "rate_limited") else "delivery"
@@ -110,7 +121,7 @@ def register_phone(auth: Authentication, kind: str):
                                field=field), status_for(refusal)
     if registration.notice:
         flash(registration.notice, "notice")
-    set_mode(delivery, registration.challenge.method_id)
+    set_mode(method_type(registration.challenge).sign_in_mode, registration.challenge.method_id)
     return redirect(url_for("web.verify"))
 
 

@@ -9,6 +9,7 @@ from flask import flash, redirect, render_template, request, url_for
 from edge import client_ip, db, services
 from mfa import browser_sessions, methods, security_info as info
 from mfa.errors import MfaError
+from mfa.phone_registration import may_register_phone
 from mfa.unit_of_work import use_case
 from models import User
 from web import bp
@@ -24,9 +25,10 @@ PHONE_KINDS = {"mobile": "Authentication phone", "alternate": "Alternate authent
 def security_info(user: User):
     verified = user.verified_methods()
     phones = {kind: next((m for m in verified if m.kind == kind), None) for kind in PHONE_KINDS}
-    app = next((m for m in verified if m.type == "totp"), None)
+    app = methods.registered_app(user)
+    kinds = {kind: title for kind, title in PHONE_KINDS.items() if may_register_phone(kind, user.hybrid)}
     return render_template("security_info.html", user=user, methods=verified, phones=phones,
-                           kinds=PHONE_KINDS, app=app)
+                           kinds=kinds, app=app)
 
 
 @bp.post("/security-info/default")

@@ -5,8 +5,9 @@ from flask import flash, jsonify, redirect, render_template, request, session, u
 
 from edge import client_ip, db, services
 from edge_errors import status_for
-from mfa import authentications, challenges, checks
+from mfa import authentications, challenges, checks, methods
 from mfa.errors import MfaError, RateLimited
+from mfa.method_types import Text, method_type
 from mfa.telephony import DeliveryUnknown
 from mfa.unit_of_work import Transactions, use_case
 from models import Authentication
@@ -62,20 +63,27 @@ def sign_in():
         return _finish(auth, flow())
     if auth.status == "registration_required":
         return redirect(url_for("web.register"))
-    default = next((m for m in auth.user.verified_methods() if m.is_default), auth.user.verified_methods()[0])
-    return _start_method(auth.id, default)
+    return _start_method(auth.id, methods.default_method(auth.user))
+
+
+@bp.app_template_filter("method_choice")
+def method_choice(method) -> str:
+    """How a method is offered on the pages: its type words it ("Text +44 •••• ••0123")."""
+    try:
+        return method_type(method).choice(method)
+    except MfaError:  # a stored type this server does not offer
+        return method.label
 
 
 def _start_method(auth_id: str, method):
     """Begin a method: app codes need nothing sent; texts and calls start now."""
-    if method.type == "totp":
-        set_mode("totp", method.id)
-        return redirect(url_for("web.verify"))
     try:
-        challenges.start_challenge(Transactions(db()), services(), auth_id, method.id, client_ip())
-        set_mode(method.type, method.id)
+        mtype = method_type(method)
+        if mtype.issues_challenge:
+            challenges.start_challenge(Transactions(db()), services(), auth_id, method.id, client_ip())
+        set_mode(mtype.sign_in_mode, method.id)
     except (RateLimited, DeliveryUnknown) as wait:  # the code form still helps: a code may arrive
-        set_mode(method.type, method.id)
+        set_mode(mtype.sign_in_mode, method.id)
         flash(wait.message, "error")
     except MfaError as refusal:
         set_mode("choose")
@@ -97,6 +105,7 @@ def verify(auth: Authentication):
     method = next((m for m in auth.user.methods if m.id == current.get("method")), None)
     failure = FAILED_CHALLENGE.get(auth.reason) if auth.can_retry() and auth.reason else None
     return render_template("verify.html", auth=auth, mode=mode, method=method, failure=failure,
+                           code_minutes=Text.code_lifetime_minutes(),
                            registering=auth.registering, resend_in=_resend_in(auth))
 
 

@@ -1,0 +1,79 @@
+"""The shortcuts the hot paths take (docs/performance.md) give the same answers as the long way."""
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+import pytest
+
+import ivr.twiml as twiml
+from bench import bare_app
+from ivr.call_flow import ASK, FAREWELLS, Hangup, Listen, Redirect, Speak
+
+KEYS_URL = "https://mfa.example/twilio/voice/keys?challenge=0f8c&turn=1"
+NO_INPUT_URL = "https://mfa.example/twilio/voice/no-input?challenge=0f8c&turn=1"
+
+
+def opening(url_suffix: str = "") -> list:
+    return [Listen(("greeting", *ASK), KEYS_URL + url_suffix), Redirect(NO_INPUT_URL + url_suffix)]
+
+
+@pytest.mark.parametrize("language", ["en-GB", "cy-GB"])
+@pytest.mark.parametrize("steps", [opening(), *([Speak(f), Hangup()] for f in FAREWELLS), [Hangup()]])
+def test_a_twiml_document_filled_in_is_the_one_the_twilio_library_builds(app, steps, language):
+    voice = app.extensions["mfa"].prompt_voice
+    first, again = twiml.render(steps, language, voice), twiml.render(steps, language, voice)
+    assert first == again == twiml._render(tuple(steps), language, voice)
+    ET.fromstring(first.encode())  # well-formed, & in the URLs escaped
+
+
+def test_odd_urls_are_filled_in_as_the_twilio_library_escapes_them(app):
+    """Slots are filled in one pass (a URL that looks like another slot stays as it is), and
+    newlines, tabs, quotes, & and < are escaped exactly as the library escapes attributes."""
+    voice = app.extensions["mfa"].prompt_voice
+    odd = [Listen(("greeting", *ASK), 'https://slot.invalid/1/?a="b"&c=<d>\n\te'), Redirect(NO_INPUT_URL)]
+    assert twiml.render(odd, "en-GB", voice) == twiml._render(tuple(odd), "en-GB", voice)
+
+
+def test_each_document_is_built_once_then_only_filled_in(app, monkeypatch):
+    voice = app.extensions["mfa"].prompt_voice
+    built: list[object] = []
+    real = twiml.VoiceResponse
+
+    def counted():
+        built.append(real())
+        return built[-1]
+
+    monkeypatch.setattr(twiml, "VoiceResponse", counted)
+    documents = {twiml.render(opening(str(n)), "en-GB", voice) for n in range(3)}
+    assert len(built) == 1 and len(documents) == 3  # one build, three calls' own URLs
+    gather = ET.fromstring(sorted(documents)[2].encode()).find("Gather")
+    assert gather is not None and gather.get("action") == KEYS_URL + "2"
+
+
+def test_the_bare_reference_reads_one_user_by_primary_key(app, bob):
+    bare = bare_app.create_app(app.extensions["mfa"].engine.url.render_as_string(hide_password=False))
+    client = bare.test_client()
+    try:
+        assert client.get(bare_app.BARE_PATH + bob.id).json == {"id": bob.id, "role": "admin"}
+        assert client.get(bare_app.BARE_PATH + "nobody").status_code == 404
+        assert "X-Request-Id" not in client.get(bare_app.BARE_PATH + bob.id).headers  # none of the app's hooks
+    finally:
+        bare.extensions["bare_engine"].dispose()
+
+
+def test_api_and_webhook_requests_skip_the_page_rate_limiter(client, monkeypatch):
+    from web import limiter
+
+    looked_up: list[tuple] = []
+    real = limiter.limit_manager.resolve_limits
+
+    def counted(*args, **kwargs):
+        looked_up.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(limiter.limit_manager, "resolve_limits", counted)
+    client.get("/api/v1/authentications/x")
+    client.post("/twilio/sms/status")
+    assert looked_up == []
+    client.get("/sign-in")  # a page: its limits are looked up as before
+    assert looked_up
