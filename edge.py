@@ -12,6 +12,7 @@ from sqlalchemy import event, exc as sa_exc
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from ivr import webhook_urls
 from mfa.services import Services
 from settings import Settings
 
@@ -164,12 +165,12 @@ def database_unavailable(exc: BaseException):
     """The answer to any request that met the database down, in the form its caller reads."""
     runtime().outage_log.report(exc)
     path = request.path
-    if path.startswith("/twilio/voice/") and not path.endswith("/status"):
+    if path.startswith(webhook_urls.PREFIX + "/voice/") and not path.endswith(webhook_urls.VOICE_STATUS):
         # The caller hears a polite goodbye, never Twilio's "application error".
         from ivr import twiml
 
         return Response(twiml.goodbye("en-GB", runtime().prompt_voice), 200, mimetype="text/xml")
-    if path.startswith("/twilio/"):
+    if path.startswith(webhook_urls.PREFIX + "/"):
         # Status callbacks: Twilio does not retry them, but a 503 shows in its debugger (11200),
         # which tells the operator a delivery report was lost; a 2xx would hide that.
         response = Response("unavailable", 503, mimetype="text/plain")

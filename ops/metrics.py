@@ -16,7 +16,9 @@ from flask import Flask, Response, g, request
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client import multiprocess
 
-WEBHOOK_PREFIX = "/twilio/"
+from ivr import webhook_urls
+
+WEBHOOK_PREFIX = webhook_urls.PREFIX + "/"
 WEBHOOK_SECONDS = Histogram(
     "mfa_webhook_duration_seconds", "Time to answer a Twilio webhook, by route.", ["path"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),

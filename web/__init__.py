@@ -60,6 +60,7 @@ def register(app: Flask) -> None:
         # Only pages carry flask-limiter limits (the API and webhooks count in the domain):
         # skip its per-request lookup for everything else.
         return request.path.startswith(NO_SESSION_PATHS)
+
     if not NHSUK_ASSETS.exists():
         log.warning("nhsuk-frontend is not installed (run `make run` or `npm install`): pages will be unstyled")
 

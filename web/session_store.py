@@ -15,6 +15,7 @@ from flask.sessions import SessionInterface, SessionMixin
 from werkzeug.datastructures import CallbackDict
 
 from edge import database_unavailable, is_database_outage
+from ivr import webhook_urls
 from mfa import browser_sessions
 from mfa.browser_sessions import Limits
 from mfa.unit_of_work import use_case
@@ -22,7 +23,7 @@ from mfa.unit_of_work import use_case
 PRUNE_EVERY = timedelta(minutes=5)  # per process; one indexed DELETE
 # Requests that never use the browser session: no query for them even when a cookie comes along
 # (a page's styles and scripts, the JSON API, Twilio's webhooks).
-NO_SESSION_PATHS = ("/static/", "/assets/", "/api/", "/twilio/")
+NO_SESSION_PATHS = ("/static/", "/assets/", "/api/", webhook_urls.PREFIX + "/")
 
 
 class ServerSession(CallbackDict, SessionMixin):
