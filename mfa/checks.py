@@ -46,7 +46,7 @@ def check_code(db: Session, svc: Services, auth_id: object, code: object, source
         return _refuse(db, svc, auth, "malformed_code", source_ip)
     reason = "wrong_code"
     for candidate in candidates:
-        outcome = _try(db, svc, candidate, code)
+        outcome = method_type(candidate.method).check_code(db, svc, candidate.method, candidate.challenge, code)
         if outcome == OK:
             return _approve(db, svc, auth, candidate, source_ip)
         if outcome != WRONG_CODE:
@@ -82,10 +82,6 @@ def _candidates(db: Session, svc: Services, auth: Authentication) -> list[Candid
         if registering != method.is_verified:
             found.append(Candidate(method))
     return found
-
-
-def _try(db: Session, svc: Services, candidate: Candidate, code: str) -> str:
-    return method_type(candidate.method).check_code(db, svc, candidate.method, candidate.challenge, code)
 
 
 def _approve(db: Session, svc: Services, auth: Authentication, candidate: Candidate,

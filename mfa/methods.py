@@ -15,8 +15,6 @@ from mfa.method_types import AppCode, method_type, offered, phone_deliveries
 from mfa.services import Services
 from mfa.vault import phone_lookup_matches
 
-TOTP_LABEL = AppCode.label
-
 
 def register_totp(db: Session, svc: Services, auth_id: object, source_ip: str | None) -> tuple[Method, str]:
     """Start enrolling an authenticator app; a following valid code activates it."""
@@ -60,14 +58,14 @@ def enrol_totp(db: Session, svc: Services, user: User, source_ip: str | None) ->
     db.expire(user, ["methods"])
     secret = totp.new_secret()
     method = Method(
-        user_id=user.id, type=AppCode.name, label=TOTP_LABEL, created_at=svc.clock.now(),
+        user_id=user.id, type=AppCode.name, label=AppCode.label, created_at=svc.clock.now(),
         totp_secret_encrypted=svc.vault.encrypt(secret), is_default=False,
     )
     db.add(method)
     db.flush()
     db.expire(user, ["methods"])
     audit.record(db, svc.clock, "method_enrolment_started", "pending", user=user,
-                 method=TOTP_LABEL, source_ip=source_ip)
+                 method=AppCode.label, source_ip=source_ip)
     return method, totp.provisioning_uri(secret, user.username, svc.service_name)
 
 
