@@ -15,7 +15,7 @@ from ivr import webhooks
 from ivr.provider import TwilioProvider
 from ivr.twiml import PromptVoice
 from voice_prompts import catalogue
-from voice_prompts.library import PromptLibrary
+from voice_prompts.library import Playback, PromptLibrary
 from mfa.clock import SystemClock
 from mfa.passwords import Passwords
 from mfa.policy import Policy
@@ -46,7 +46,8 @@ def create_app(config: dict | None = None) -> Flask:
     services = Services(
         clock=clock,
         vault=Vault(settings.data_keys),
-        policy=Policy(settings.mfa_required_roles, settings.mfa_required_regions),
+        policy=Policy(settings.mfa_required_roles, settings.mfa_required_regions,
+                      settings.call_approval, settings.call_approval_by_role),
         service_name=settings.service_name,
         public_host=settings.public_host,
         passwords=passwords,
@@ -62,8 +63,9 @@ def create_app(config: dict | None = None) -> Flask:
         SESSION_COOKIE_NAME="__Host-session" if settings.secure_cookies else "session",
         SESSION_COOKIE_PATH="/",
     )
-    prompt_voice = PromptVoice(PromptLibrary(service=settings.service_name), catalogue,
-                               settings.service_name, settings.public_base_url)
+    prompt_voice = PromptVoice(PromptLibrary(service=settings.service_name, service_cy=settings.service_name_cy),
+                               catalogue, settings.public_base_url,
+                               Playback(settings.voice_prompts, settings.telephony_provider))
     rt = edge.Runtime(settings, engine, make_session_factory(engine), services, prompt_voice)
     if sleep is not None:
         rt.sleep = sleep

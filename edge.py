@@ -165,7 +165,8 @@ def database_unavailable(exc: BaseException):
     """The answer to any request that met the database down, in the form its caller reads."""
     runtime().outage_log.report(exc)
     path = request.path
-    if path.startswith(webhook_urls.PREFIX + "/voice/") and not path.endswith(webhook_urls.VOICE_STATUS):
+    callbacks = (webhook_urls.VOICE_STATUS, webhook_urls.VOICE_AMD)  # Twilio reads no TwiML from these
+    if path.startswith(webhook_urls.PREFIX + "/voice/") and not path.endswith(callbacks):
         # The caller hears a polite goodbye, never Twilio's "application error".
         from ivr import twiml
 

@@ -15,11 +15,16 @@ import phonenumbers
 from cryptography.fernet import Fernet
 
 from ivr.sms_texts import CODE_MESSAGE, GSM7, code_message, fits_one_gsm7_segment
+from mfa.policy import CALL_APPROVALS, HASH
+from models.user import ROLES
+from voice_prompts.library import MODES as VOICE_PROMPT_MODES
 
 SIMULATOR_ACCOUNT_SID = "AC" + "5" * 32  # not a secret; the stand-in's auth token is (see load)
 # 01632 960xxx is Ofcom's range reserved for drama: it reaches nobody.
 SIMULATOR_FROM_NUMBER = "+441632960000"
 SIMULATOR_API_BASE_URL = "http://127.0.0.1:5001"
+CALL_APPROVAL_FORMAT = ("CALL_APPROVAL must be 'hash' or 'number', or a comma list of one of them and "
+                        "role:mode entries, e.g. 'hash,admin:number'.")
 
 
 class SettingsError(SystemExit):
@@ -54,6 +59,13 @@ class Settings:
     # (NIST SP 800-63B-4 allows 1 h idle / 24 h at AAL2).
     session_idle_minutes: int = 60
     session_max_hours: int = 12
+    # CALL_APPROVAL: "hash" or "number" for every role, and per-role exceptions (parse_call_approval).
+    call_approval: str = HASH
+    call_approval_by_role: dict[str, str] = field(default_factory=dict)
+    # VOICE_PROMPTS: which recordings calls play (voice_prompts.library.Playback); SERVICE_NAME_CY:
+    # the service name the Welsh prompts speak (None: SERVICE_NAME).
+    voice_prompts: str = "auto"
+    service_name_cy: str | None = None
 
     @property
     def production(self) -> bool:
@@ -79,6 +91,25 @@ def _flag(value: str, name: str) -> bool:
 
 def _comma_list(value: str) -> frozenset[str]:
     return frozenset(v.strip().lower() for v in value.split(",") if v.strip())
+
+
+def parse_call_approval(value: str) -> tuple[str, dict[str, str]]:
+    """`hash`, `number`, or a comma list of one bare mode (every role) and `role:mode` entries."""
+    default: str | None = None
+    by_role: dict[str, str] = {}
+    for entry in (e.strip().lower() for e in value.split(",")):
+        role, colon, mode = (part.strip() for part in entry.rpartition(":"))
+        if mode not in CALL_APPROVALS or role in by_role:
+            raise SettingsError(CALL_APPROVAL_FORMAT)
+        if colon and role not in ROLES:  # a misspelt role would silently keep the approve-only call
+            raise SettingsError(f"CALL_APPROVAL names the role {role!r}; roles are {', '.join(ROLES)}.")
+        if colon:
+            by_role[role] = mode
+        elif default is None:
+            default = mode
+        else:  # two modes for every role
+            raise SettingsError(CALL_APPROVAL_FORMAT)
+    return default or HASH, by_role
 
 
 def _dev_secret(instance: Path, name: str, make) -> str:
@@ -157,6 +188,12 @@ def load(environ: dict, instance: Path) -> Settings:
     service_name = get("SERVICE_NAME", "Secure Sign-in")
     if len(service_name) > 30 or not set(service_name) <= GSM7:
         raise SettingsError("SERVICE_NAME must be at most 30 plain characters (it goes into one-segment texts).")
+    service_name_cy = get("SERVICE_NAME_CY")  # checked like SERVICE_NAME, so Welsh texts could use it too
+    if service_name_cy is not None and (len(service_name_cy) > 30 or not set(service_name_cy) <= GSM7):
+        raise SettingsError("SERVICE_NAME_CY must be at most 30 plain characters (no circumflexes), like SERVICE_NAME.")
+    voice_prompts = get("VOICE_PROMPTS", "auto").lower()
+    if voice_prompts not in VOICE_PROMPT_MODES:
+        raise SettingsError("VOICE_PROMPTS must be 'auto', 'recorded' or 'say'.")
 
     host = urlsplit(public_base_url).hostname or "localhost"  # as Settings.public_host
     if not all(fits_one_gsm7_segment(code_message(service_name, "000000", host, lang)) for lang in CODE_MESSAGE):
@@ -184,6 +221,7 @@ def load(environ: dict, instance: Path) -> Settings:
         raise SettingsError("SESSION_MAX_HOURS must be a whole number of hours from 1 to 24.")
     if int(idle_minutes) > int(max_hours) * 60:
         raise SettingsError("SESSION_IDLE_MINUTES must not be longer than SESSION_MAX_HOURS.")
+    call_approval, call_approval_by_role = parse_call_approval(get("CALL_APPROVAL", HASH))
     if bench_reference and production:
         raise SettingsError("BENCH_REFERENCE_ENDPOINT is for benchmarks only; it is refused when MFA_ENV=production.")
 
@@ -213,4 +251,8 @@ def load(environ: dict, instance: Path) -> Settings:
         trusted_proxies=int(proxies),
         session_idle_minutes=int(idle_minutes),
         session_max_hours=int(max_hours),
+        call_approval=call_approval,
+        call_approval_by_role=call_approval_by_role,
+        voice_prompts=voice_prompts,
+        service_name_cy=service_name_cy,
     )

@@ -58,7 +58,8 @@ ERRORS = {
     "423": error("`locked` (account locked or fraud-blocked); `too_many_attempts`."),
     "429": error("`rate_limited` with `retry_after` seconds.",
                  **{"Retry-After": {"required": True, "schema": {"type": "string", "pattern": "^[0-9]+$"}}}),
-    "503": error("`provider_unavailable` (the telephone service cannot be reached) or `unavailable` "
+    "503": error("`provider_unavailable` (the telephone service cannot be reached, or did not confirm "
+                 "the call: then a number-matched call's `number_match` is included) or `unavailable` "
                  "(the database); try again shortly."),
 }
 
@@ -105,6 +106,9 @@ SCHEMAS = {
             "field": {"type": "string", "description": "The request field at fault (some 400s)."},
             "attempts_left": {"type": "integer", "minimum": 0},
             "retry_after": {"type": "integer", "minimum": 1, "description": "Seconds (429)."},
+            "number_match": {"type": "string", "pattern": "^[1-8][0-9]$",
+                             "description": "On a 503 `provider_unavailable` to a number-matched call's challenge: "
+                                            "the call may still ring, and asks for these digits; show them."},
         },
     },
     "Method": {
@@ -133,7 +137,10 @@ SCHEMAS = {
         "properties": {
             "status": {"const": "pending"}, "method_id": ID, "type": {"enum": list(DELIVERIES)},
             "expires_at": {"type": "string", "format": "date-time"},
-            "number_match": {"type": "string", "description": "With `CALL_APPROVAL=number`: the digits to key."},
+            "number_match": {"type": "string", "pattern": "^[1-8][0-9]$",
+                             "description": "A call to a person whose role has `CALL_APPROVAL=number`: two "
+                                            "digits to show large on the sign-in screen; the person keys them "
+                                            "on the call (`#` does not approve it)."},
             "notice": {"type": "string", "description": "Registration of a number outside the UK: charges may apply."},
         },
     },

@@ -44,7 +44,7 @@ async def _sign_in(ctx: Context, network, person: Account, result: load.Result) 
         if status != 201:
             return result.fail(f"challenge: HTTP {status} {body[:200]!r}")
         sid = await asyncio.wait_for(_call_to(network, person.number), 10)
-        for action in (lambda: network.answer(sid), lambda: network.press(sid, "#"), lambda: network.lapse(sid)):
+        for action in (lambda: network.answer(sid), lambda: network.press(sid, "#")):
             await asyncio.to_thread(action)
         while True:
             status, body = await conn.exchange(ctx.api("GET", f"/authentications/{auth_id}"))

@@ -23,6 +23,9 @@ log = logging.getLogger("mfa.telephony")
 
 RING_SECONDS = 25  # short enough that voicemail rarely answers first
 CALL_TIME_LIMIT = 90
+# Only the status callbacks acted on: "ringing" for the call page, "completed" for the ending
+# (busy, no answer, failed, hung up). "answered" comes with the answer webhook anyway.
+STATUS_EVENTS = ["ringing", "completed"]
 
 
 class TwilioProvider:
@@ -57,16 +60,27 @@ class TwilioProvider:
         return message.sid
 
     def place_verification_call(self, to: str, challenge_id: str) -> str:
-        # Optional: a key press is what approves, so voicemail cannot approve without it.
-        options = {"machine_detection": "Enable"} if self.machine_detection else {}
         call = self._send("call", to, lambda: self.client.calls.create(
             to=to, from_=self.from_number,
             url=self.urls.voice_answer(challenge_id),
             status_callback=self.urls.voice_status(challenge_id),
-            status_callback_event=["initiated", "ringing", "answered", "completed"],
-            timeout=RING_SECONDS, time_limit=CALL_TIME_LIMIT, **options,
+            status_callback_event=STATUS_EVENTS,
+            timeout=RING_SECONDS, time_limit=CALL_TIME_LIMIT, **self._machine_detection(challenge_id),
         ))
         return call.sid
+
+    def _machine_detection(self, challenge_id: str) -> dict[str, str]:
+        """Optional, and never on the caller's path: a key press is what approves anyway.
+
+        DetectMessageEnd waits for a voicemail's beep, so a person with a long greeting
+        ("machine_start") still hears the prompt; async, so the prompt starts at once and
+        the result arrives at its own webhook (mfa.calls.machine_detected).
+        """
+        if not self.machine_detection:
+            return {}
+        return {"machine_detection": "DetectMessageEnd", "async_amd": "true",
+                "async_amd_status_callback": self.urls.voice_amd(challenge_id),
+                "async_amd_status_callback_method": "POST"}
 
     def end_call(self, call_sid: str) -> None:
         self._send("end-call", None, lambda: self.client.calls(call_sid).update(status="completed"))

@@ -7,17 +7,19 @@ from xml.sax.saxutils import escape
 
 from twilio.twiml.voice_response import VoiceResponse
 
-from ivr.call_flow import KEY_TIMEOUT_SECONDS, Hangup, Listen, Redirect, Speak
+from ivr.call_flow import Hangup, Listen, Redirect, Speak
 from ivr.webhook_urls import WebhookUrls
+from voice_prompts.library import Playback
 
 
 class PromptVoice:
-    """Plays a fresh recording where there is one, else speaks the catalogue text."""
+    """Plays a prompt's recording where `playback` (VOICE_PROMPTS) allows, else speaks the
+    catalogue text with the language's <Say> voice and service name (see voice_prompts/library.py)."""
 
-    def __init__(self, library, catalogue, service: str, base_url: str):
+    def __init__(self, library, catalogue, base_url: str, playback: Playback | None = None):
         self.library = library
         self.catalogue = catalogue
-        self.service = service
+        self.playback = playback or Playback()
         self.urls = WebhookUrls(base_url)
         # Documents by (steps with their URLs as slots, language): a few dozen at most, made
         # once each, then filled in per call (render). Dropped when the library is replaced.
@@ -34,12 +36,13 @@ class PromptVoice:
         return document
 
     def add(self, parent, prompt: str, language: str) -> None:
-        recording = self.library.recording(prompt, language)
+        recording = self.library.to_play(prompt, language, self.playback)
         if recording is not None:
             parent.play(self.urls.recorded_prompt(recording.url_path))
             return
         voice, say_language = self.catalogue.say_voice(language)
-        parent.say(self.catalogue.text(prompt, language, self.service), voice=voice, language=say_language)
+        words = self.catalogue.text(prompt, language, self.library.service_for(language))
+        parent.say(words, voice=voice, language=say_language)
 
 
 def _slot(index: int) -> str:
@@ -77,7 +80,7 @@ def _render(steps: tuple, language: str, voice: PromptVoice) -> str:
         if isinstance(step, Listen):
             gather = response.gather(
                 input="dtmf", action=step.action, method="POST", finish_on_key="",
-                num_digits=2, timeout=KEY_TIMEOUT_SECONDS, action_on_empty_result=False,
+                num_digits=step.num_digits, timeout=step.timeout, action_on_empty_result=False,
             )
             for prompt in step.prompts:
                 voice.add(gather, prompt, language)

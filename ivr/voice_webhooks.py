@@ -12,10 +12,11 @@ from flask import Blueprint, Response, abort, request, send_file
 from edge import database_unavailable, db, is_database_outage, runtime, services
 from ivr import twiml
 from ivr.call_flow import CallUrls, steps_for
-from ivr.webhook_urls import (PROMPTS_PREFIX, RECORDED_PROMPT, VOICE_ANSWER, VOICE_KEYS, VOICE_NO_INPUT,
-                              VOICE_STATUS, WebhookUrls)
+from ivr.webhook_urls import (PROMPTS_PREFIX, RECORDED_PROMPT, RECORDED_PROMPT_UNVERSIONED, VOICE_AMD, VOICE_ANSWER,
+                              VOICE_KEYS, VOICE_NO_INPUT, VOICE_STATUS, WebhookUrls)
 from ivr.webhooks import bp, until_known
 from mfa import calls
+from mfa.call_keys import MENU
 from mfa.unit_of_work import use_case
 
 log = logging.getLogger("mfa.webhooks")
@@ -32,13 +33,21 @@ def _turn() -> int | None:
     return int(turn) if turn.isdigit() and len(turn) < 4 else None
 
 
+def _question() -> dict:
+    """Which question the keys answer, and the repeats heard so far (a signed URL's own query)."""
+    repeats = request.args.get("repeats", "")
+    return {"turn": _turn(), "ask": request.args.get("ask", MENU),
+            "repeats": int(repeats) if repeats.isdigit() and len(repeats) < 3 else 0}
+
+
 def _answer_with(turn_of) -> Response:
     voice = runtime().prompt_voice
     try:
         with use_case(db()):
             turn = turn_of()
         calls.end_calls(services(), turn.end_calls)  # after the commit: no lock held meanwhile
-        urls = CallUrls(WebhookUrls(runtime().settings.public_base_url), _challenge_id(), turn.turn)
+        urls = CallUrls(WebhookUrls(runtime().settings.public_base_url), _challenge_id(), turn.turn, turn.ask,
+                        turn.repeats)
         xml = twiml.render(steps_for(turn, urls), turn.language, voice)
     except Exception as exc:
         if is_database_outage(exc):
@@ -59,13 +68,13 @@ def voice_answer():
 def voice_keys():
     form = request.form
     return _answer_with(lambda: calls.keys_pressed(
-        db(), services(), _challenge_id(), form.get("CallSid"), form.get("Digits"), _turn()))
+        db(), services(), _challenge_id(), form.get("CallSid"), form.get("Digits"), **_question()))
 
 
 @bp.post(VOICE_NO_INPUT)
 def voice_no_input():
     return _answer_with(lambda: calls.heard_nothing(
-        db(), services(), _challenge_id(), request.form.get("CallSid"), _turn()))
+        db(), services(), _challenge_id(), request.form.get("CallSid"), **_question()))
 
 
 @bp.post(VOICE_STATUS)
@@ -81,11 +90,41 @@ def voice_status():
     return "", 204
 
 
+@bp.post(VOICE_AMD)
+def voice_amd():
+    """Answering-machine detection's verdict (AsyncAmdStatusCallback); Twilio reads no TwiML here."""
+    form = request.form
+    try:
+        with use_case(db()):
+            to_end = calls.machine_detected(db(), services(), _challenge_id(), form.get("CallSid"),
+                                            form.get("AnsweredBy"))
+        calls.end_calls(services(), to_end)  # after the commit: voicemail or a fax is hung up on
+    except Exception as exc:
+        if is_database_outage(exc):
+            return database_unavailable(exc)  # 503, as for status callbacks
+        log.exception("machine detection callback failed")
+    return "", 204
+
+
 @prompts_bp.get(RECORDED_PROMPT)
-def recorded_prompt(language: str, filename: str):
+def recorded_prompt(language: str, version: str, filename: str):
+    """A recording at its content hash: what is served here never changes, so it is cached for a year."""
+    audio = runtime().prompt_voice.library.versioned_audio(language, version, filename)
+    if audio is None:
+        abort(404)  # another hash: a rebuilt or re-imported file lives at a new path
+    response = Response(audio, 200, mimetype="audio/wav")
+    response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+    response.set_etag(version)
+    return response.make_conditional(request)
+
+
+@prompts_bp.get(RECORDED_PROMPT_UNVERSIONED)
+def recorded_prompt_unversioned(language: str, filename: str):
+    """The path earlier releases handed out (with ?v=<hash>), kept for calls in flight during an
+    upgrade. Its file can change, so caches must check again (ETag, Last-Modified) each time."""
     path = runtime().prompt_voice.library.file_path(language, filename)
     if path is None:
         abort(404)
-    response = send_file(path, mimetype="audio/wav", max_age=365 * 24 * 3600)
-    response.headers["Cache-Control"] = "public, max-age=31536000, immutable"  # URLs carry ?v=<hash>
+    response = send_file(path, mimetype="audio/wav")
+    response.headers["Cache-Control"] = "no-cache"
     return response

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
+from mfa.call_keys import MENU
 from voice_prompts.library import URL_PREFIX as PROMPTS_PREFIX
 
 PREFIX = "/twilio"  # the signed webhooks' blueprint
@@ -17,8 +18,11 @@ VOICE_ANSWER = "/voice/answer"
 VOICE_KEYS = "/voice/keys"
 VOICE_NO_INPUT = "/voice/no-input"
 VOICE_STATUS = "/voice/status"
+VOICE_AMD = "/voice/amd"  # answering-machine detection's result (AsyncAmdStatusCallback)
 SMS_STATUS = "/sms/status"
-RECORDED_PROMPT = "/<language>/<filename>"  # under PROMPTS_PREFIX, public: Twilio fetches it unsigned
+# Under PROMPTS_PREFIX, public (Twilio fetches recordings unsigned); the version is the file's hash.
+RECORDED_PROMPT = "/<language>/<version>/<filename>"
+RECORDED_PROMPT_UNVERSIONED = "/<language>/<filename>"  # the ?v=<hash> URLs of earlier releases
 
 
 @dataclass(frozen=True)
@@ -31,20 +35,32 @@ class WebhookUrls:
     def voice_status(self, challenge_id: str) -> str:
         return self._webhook(VOICE_STATUS, challenge=challenge_id)
 
-    def voice_keys(self, challenge_id: str, turn: int) -> str:
-        return self._webhook(VOICE_KEYS, challenge=challenge_id, turn=turn)
+    def voice_amd(self, challenge_id: str) -> str:
+        return self._webhook(VOICE_AMD, challenge=challenge_id)
 
-    def voice_no_input(self, challenge_id: str, turn: int) -> str:
-        return self._webhook(VOICE_NO_INPUT, challenge=challenge_id, turn=turn)
+    def voice_keys(self, challenge_id: str, turn: int, ask: str = MENU, repeats: int = 0) -> str:
+        """`ask`: the question the gather asks (mfa/call_keys.py); `repeats`: `*` repeats so far."""
+        return self._webhook(VOICE_KEYS, **_question(challenge_id, turn, ask, repeats))
+
+    def voice_no_input(self, challenge_id: str, turn: int, ask: str = MENU, repeats: int = 0) -> str:
+        return self._webhook(VOICE_NO_INPUT, **_question(challenge_id, turn, ask, repeats))
 
     def sms_status(self) -> str:
         return self._webhook(SMS_STATUS)
 
     def recorded_prompt(self, url_path: str) -> str:
-        """A recording's URL from its PromptLibrary path (PROMPTS_PREFIX/<language>/<file>?v=<hash>)."""
+        """A recording's URL from its PromptLibrary path (PROMPTS_PREFIX/<language>/<hash>/<file>)."""
         if not url_path.startswith(PROMPTS_PREFIX + "/"):
             raise ValueError(f"not a recorded prompt path: {url_path}")
         return self.base + url_path
 
     def _webhook(self, path: str, **query: str | int) -> str:
         return self.base + PREFIX + path + (f"?{urlencode(query)}" if query else "")
+
+
+def _question(challenge_id: str, turn: int, ask: str, repeats: int) -> dict[str, str | int]:
+    """The query of a gather's URLs; Twilio signs it, so it comes back as it was given."""
+    query: dict[str, str | int] = {"challenge": challenge_id, "turn": turn, "ask": ask}
+    if repeats:
+        query["repeats"] = repeats
+    return query

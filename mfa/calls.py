@@ -1,15 +1,17 @@
 """A verification call, turn by turn: what each webhook means for the sign-in.
 
-`#` approves; `0#` reports fraud and blocks the account; `9` puts the number on
-the do-not-call list; silence or another key gets one more go, then denies.
+`#` approves (or, on a number-matched call, the two digits shown on the sign-in
+screen: a wrong number is refused, audited as suspicious, and a second one denies
+the sign-in); `0#`, or `0` and then `#` at the question that follows, reports fraud
+and blocks the account; `9` puts the number on the do-not-call list; `*` repeats
+the question; silence or another key gets one more go, then denies. What keys mean
+is mfa/call_keys.py.
 Every change is a compare-and-set on the pending challenge, so a repeated or
 late webhook changes nothing twice and hears the same ending again.
 
-Every call placed for a challenge is recognised: a call whose CallSid was never
-recorded (placed while the challenge was "sending", or "unknown" after a lost
-answer from the provider) is adopted by its first webhook. An older call answered
-after a newer challenge replaced it, while the sign-in still waits, becomes the
-call under way again: it never says "ended" to a person who is signing in.
+Which challenge a webhook is about (adopting a call whose CallSid was never
+recorded, reviving an older call answered while the sign-in waits) is
+mfa/call_lookup.py.
 Calls are never ended from inside a transaction: CallTurn carries the CallSids to
 end, and the webhook ends them after its commit (end_calls).
 """
@@ -19,30 +21,35 @@ import logging
 from dataclasses import dataclass
 from typing import Iterable
 
-from sqlalchemy import String, bindparam, case, select, update
+from sqlalchemy import String, bindparam, case, func, select, update
 from sqlalchemy.orm import aliased
 from sqlalchemy.orm import Session
 
 from models import Authentication, Challenge, DoNotCall, User
-from models.states import OPEN_STATUSES, SUPERSEDED, AuthStatus, ChallengeStatus, Reason
-from models.base import is_id
-from mfa import audit, browser_sessions
-from mfa.accounts import reset_failures
-from mfa.authentications import can_continue, finish, set_status
+from models.states import OPEN_STATUSES, AuthStatus, ChallengeStatus, Reason
+from mfa import audit, browser_sessions, call_keys, call_lookup
+from mfa.accounts import record_failure, reset_failures
+from mfa.authentications import finish
 from mfa.compare_and_set import compare_and_set, remember
+from mfa.call_keys import ASKS, MENU
 from mfa.locks import lock_person
 from mfa.methods import activate, registered_meanwhile
-from mfa.method_types import Call, types_where
-from mfa.queries import CHALLENGE_WITH_CONTEXT, on_do_not_call_list
+from mfa.method_types import types_where
+from mfa.policy import HASH, NUMBER
+from mfa.queries import on_do_not_call_list
 from mfa.services import Services
 
 log = logging.getLogger("mfa.calls")
 
 MAX_REPROMPTS = 1
-# Challenges whose call may ring without a recorded CallSid: the first webhook names it.
-ADOPTABLE = (ChallengeStatus.SENDING, ChallengeStatus.UNKNOWN, ChallengeStatus.REPLACED)
-REPROMPTS = ("reprompt_no_input", "reprompt_wrong_key")
-MACHINE_ANSWERS = ("machine_start", "machine_end_beep", "machine_end_silence", "machine_end_other", "fax")
+MAX_MISMATCHES = 2  # wrong numbers keyed on a number-matched call: the last one denies the sign-in
+REPROMPTS = ("reprompt_no_input", "reprompt_wrong_key", "reprompt_mismatch")
+# Machine detection's verdicts (AnsweredBy) that end a call: a voicemail greeting that has reached
+# its beep, or a fax. Every other verdict (human, unknown, machine_start: often a person with a long
+# greeting, machine_end_silence, machine_end_other) lets the prompt play: a key is still needed to
+# approve, so a wrong guess costs nothing and never locks a person out of calls.
+MACHINE_ENDINGS = ("machine_end_beep", "fax")
+RINGING = "ringing"  # Twilio's CallStatus, and the call_step the call page reads it from
 # Twilio's CallStatus for a call that ended before anyone pressed a key.
 CALL_FAILURES: dict[str | None, Reason] = {
     "busy": Reason.BUSY, "no-answer": Reason.NO_ANSWER, "failed": Reason.CALL_FAILED,
@@ -52,6 +59,7 @@ CALL_FAILURES: dict[str | None, Reason] = {
 ENDINGS: dict[str | None, str] = {
     ChallengeStatus.APPROVED: "verified", ChallengeStatus.FRAUD: "fraud_recorded", Reason.DO_NOT_CALL: "do_not_call",
     Reason.NO_INPUT: "no_input_goodbye", Reason.WRONG_KEY: "wrong_key_goodbye",
+    Reason.NUMBER_MISMATCH: "mismatch_goodbye",
 }
 
 
@@ -61,12 +69,26 @@ class CallTurn:
 
     `turn` counts the prompts repeated so far; it goes into the next webhook
     URLs, so a repeated delivery of an older turn is recognised and replayed.
+    `ask` (the question the next gather asks) and `repeats` (the `*` repeats heard
+    so far) go into those URLs too: Twilio signs them, so they come back as given.
     """
 
     outcome: str
     language: str = "en-GB"
     turn: int = 0
     end_calls: tuple[str, ...] = ()  # other calls to hang up once this turn is committed
+    ask: str = MENU
+    approval: str = HASH  # what the menu asks for: the hash key, or the number on the sign-in screen
+    repeats: int = 0
+
+
+@dataclass(frozen=True)
+class Asked:
+    """The question a webhook's keys answer, from its URL (ivr/webhook_urls.py)."""
+
+    turn: int | None = None  # None: a URL without one (nothing to recognise a replay by)
+    ask: str = MENU
+    repeats: int = 0
 
 
 def end_calls(svc: Services, call_sids: Iterable[str]) -> None:
@@ -83,7 +105,7 @@ def answered(db: Session, svc: Services, challenge_id: object, call_sid: object,
     if ending:
         return ending
     assert challenge is not None  # _live returns one or the other
-    if answered_by in MACHINE_ANSWERS:
+    if answered_by in MACHINE_ENDINGS:  # synchronous detection's verdict, the same rule as machine_detected
         _deny(db, svc, challenge, Reason.MACHINE_ANSWERED)
         return _turn(challenge, "hangup")
     _set_step(db, challenge, "answered")
@@ -91,101 +113,99 @@ def answered(db: Session, svc: Services, challenge_id: object, call_sid: object,
 
 
 def keys_pressed(db: Session, svc: Services, challenge_id: object, call_sid: object, digits: object,
-                 turn: int | None = None) -> CallTurn:
+                 turn: int | None = None, ask: str = MENU, repeats: int = 0) -> CallTurn:
     challenge, ending = _live(db, svc, challenge_id, call_sid)
     if ending:
         return ending
     assert challenge is not None  # _live returns one or the other
-    digits = digits if isinstance(digits, str) else ""
-    if digits == "#":
+    asked = Asked(turn, ask if ask in ASKS else MENU, max(repeats, 0))
+    meant = call_keys.meaning(digits if isinstance(digits, str) else "", asked.ask, challenge.number_match,
+                              asked.repeats)
+    if meant == call_keys.APPROVE:
         return _approve(db, svc, challenge)
-    if digits == "0#":
+    if meant == call_keys.REPORT_FRAUD:
         return _report_fraud(db, svc, challenge)
-    if digits in ("9", "9#"):
+    if meant == call_keys.DO_NOT_CALL:
         return _do_not_call(db, svc, challenge)
-    if digits == "":
-        return _retry_or_deny(db, svc, challenge, "reprompt_no_input", Reason.NO_INPUT, turn)
-    return _retry_or_deny(db, svc, challenge, "reprompt_wrong_key", Reason.WRONG_KEY, turn)
+    if meant == call_keys.ASK_FRAUD:  # nothing changes: the next gather's URL says what it asks
+        _audit_fraud_key(db, svc, challenge)
+        return _turn(challenge, "prompt", call_keys.CONFIRM_FRAUD, asked.repeats)
+    if meant == call_keys.REPEAT:
+        return _turn(challenge, "prompt", asked.ask, asked.repeats + 1)
+    if meant == call_keys.MISMATCH:
+        return _number_mismatch(db, svc, challenge, asked)
+    if meant == call_keys.NO_INPUT:
+        return _retry_or_deny(db, svc, challenge, "reprompt_no_input", Reason.NO_INPUT, asked)
+    return _retry_or_deny(db, svc, challenge, "reprompt_wrong_key", Reason.WRONG_KEY, asked)
 
 
 def heard_nothing(db: Session, svc: Services, challenge_id: object, call_sid: object,
-                  turn: int | None = None) -> CallTurn:
+                  turn: int | None = None, ask: str = MENU, repeats: int = 0) -> CallTurn:
     challenge, ending = _live(db, svc, challenge_id, call_sid)
     if ending:
         return ending
     assert challenge is not None  # _live returns one or the other
-    return _retry_or_deny(db, svc, challenge, "reprompt_no_input", Reason.NO_INPUT, turn)
+    asked = Asked(turn, ask if ask in ASKS else MENU, max(repeats, 0))
+    if asked.ask == call_keys.CONFIRM_FRAUD and asked.repeats < call_keys.MAX_REPEATS:
+        # The `#` of `0#` may have been lost between the two questions: ask again, whatever
+        # reprompts the call has used, so a lost key never turns a fraud report into a denial.
+        return _turn(challenge, "reprompt_no_input", call_keys.CONFIRM_FRAUD, asked.repeats + 1)
+    return _retry_or_deny(db, svc, challenge, "reprompt_no_input", Reason.NO_INPUT, asked)
 
 
 def status_changed(db: Session, svc: Services, challenge_id: object, call_sid: object,
                    call_status: str | None) -> bool:
-    """Busy, no answer, failure, or hanging up while the call was still pending.
+    """Ringing (the call page says so), or an ending while the call was still pending: busy,
+    no answer, failure, or hanging up.
 
     Returns False when the call is not known (yet): a callback can overtake the commit
     of the request that placed the call.
     """
     reason = CALL_FAILURES.get(call_status)
-    if reason is None:
+    if reason is None and call_status != RINGING:
         return True
-    challenge = _find(db, challenge_id, call_sid)
+    challenge = call_lookup.find(db, challenge_id, call_sid)
     if challenge is None:
         return False
-    if challenge.status == ChallengeStatus.PENDING:
+    if challenge.status != ChallengeStatus.PENDING:
+        return True
+    if reason is not None:
         _deny(db, svc, challenge, reason)
+    elif challenge.call_step is None:  # only before the answer: a late "ringing" never moves a call back
+        compare_and_set(db, challenge, where=[Challenge.status == ChallengeStatus.PENDING,
+                                              Challenge.call_step.is_(None)], call_step=RINGING)
     return True
+
+
+def machine_detected(db: Session, svc: Services, challenge_id: object, call_sid: object,
+                     answered_by: object) -> tuple[str, ...]:
+    """Asynchronous machine detection's verdict, which comes while the prompt plays.
+
+    Only a voicemail's beep or a fax ends the call: denied `machine_answered`, and the call
+    is returned for the webhook to hang up after its commit (end_calls). Any other verdict,
+    a repeated one, or one for a call already approved or ended changes nothing.
+    """
+    if answered_by not in MACHINE_ENDINGS:
+        return ()
+    challenge = call_lookup.find(db, challenge_id, call_sid)
+    if challenge is None or challenge.status != ChallengeStatus.PENDING:
+        return ()
+    if not _deny(db, svc, challenge, Reason.MACHINE_ANSWERED):
+        return ()
+    assert challenge.provider_sid is not None  # call_lookup.find matched the call by it
+    return (challenge.provider_sid,)
 
 
 # --- helpers ---
 
 
-def _find(db: Session, challenge_id: object, call_sid: object) -> Challenge | None:
-    if not is_id(challenge_id) or not isinstance(call_sid, str) or not call_sid:
-        return None
-    challenge = db.get(Challenge, challenge_id, options=CHALLENGE_WITH_CONTEXT)
-    if challenge is None or challenge.type != Call.name:
-        return None
-    if challenge.provider_sid is None and challenge.status in ADOPTABLE:
-        _adopt(db, challenge, call_sid)
-    return challenge if challenge.provider_sid == call_sid else None
-
-
-def _adopt(db: Session, challenge: Challenge, call_sid: str) -> None:
-    """Name the challenge's call after the first webhook that reports it (a compare-and-set)."""
-    status = ChallengeStatus.REPLACED if challenge.status == ChallengeStatus.REPLACED else ChallengeStatus.PENDING
-    compare_and_set(db, challenge, where=[Challenge.provider_sid.is_(None), Challenge.status == challenge.status],
-                    read_back=["reason"], provider_sid=call_sid, status=status)
-
-
-def _revive(db: Session, svc: Services, challenge: Challenge) -> None:
-    """An older call of a sign-in that still waits was answered: it is the one under way again.
-
-    The person has that phone in hand; telling them "this verification has ended" while
-    they are signing in would be wrong. The newer challenge is replaced in its turn.
-    """
-    auth, now = challenge.authentication, svc.clock.now()
-    if challenge.purpose != "sign_in" or not can_continue(auth, now) or now >= challenge.expires_at:
-        return
-    if not compare_and_set(db, challenge, where=[Challenge.status == ChallengeStatus.REPLACED],
-                           status=ChallengeStatus.PENDING, reason=None):
-        return
-    db.execute(
-        update(Challenge)
-        .where(Challenge.authentication_id == auth.id, Challenge.id != challenge.id,
-               Challenge.status.in_(SUPERSEDED))
-        .values(status=ChallengeStatus.REPLACED, reason=Reason.REPLACED)
-        .execution_options(synchronize_session=False)
-    )
-    if auth.status != AuthStatus.PENDING:  # e.g. the newer call went unanswered: this one now stands
-        set_status(db, svc, auth, AuthStatus.PENDING)
-
-
 def _live(db: Session, svc: Services, challenge_id: object,
           call_sid: object) -> tuple[Challenge | None, CallTurn | None]:
-    challenge = _find(db, challenge_id, call_sid)
+    challenge = call_lookup.find(db, challenge_id, call_sid)
     if challenge is None:
         return None, CallTurn("goodbye")
     if challenge.status == ChallengeStatus.REPLACED:
-        _revive(db, svc, challenge)
+        call_lookup.revive(db, svc, challenge)
     if challenge.status != ChallengeStatus.PENDING:
         return None, _turn(challenge, ENDINGS.get(challenge.reason or challenge.status, "goodbye"))
     # Open, not only pending: a call adopted before its send was recorded rings for a sign-in
@@ -199,8 +219,9 @@ def _live(db: Session, svc: Services, challenge_id: object,
     return challenge, None
 
 
-def _turn(challenge: Challenge, outcome: str) -> CallTurn:
-    return CallTurn(outcome, challenge.authentication.user.language, challenge.call_retries)
+def _turn(challenge: Challenge, outcome: str, ask: str = MENU, repeats: int = 0) -> CallTurn:
+    return CallTurn(outcome, challenge.authentication.user.language, challenge.call_retries, ask=ask,
+                    approval=NUMBER if challenge.number_match else HASH, repeats=repeats)
 
 
 _THIS_ONE = aliased(Challenge)
@@ -265,7 +286,9 @@ def _approve(db: Session, svc: Services, challenge: Challenge) -> CallTurn:
         activate(db, svc, challenge.method, None)
     reset_failures(db, auth.user)
     audit.record(db, svc.clock, "sign_in", "approved", user=auth.user, method=challenge.method.label,
-                 method_type=challenge.method.type, reason=Reason.VERIFIED, detail="hash key pressed on the call")
+                 method_type=challenge.method.type, reason=Reason.VERIFIED,
+                 detail="the number on the sign-in screen keyed on the call" if challenge.number_match
+                 else "hash key pressed on the call")
     return _turn(challenge, "verified")
 
 
@@ -303,27 +326,94 @@ def _do_not_call(db: Session, svc: Services, challenge: Challenge) -> CallTurn:
 
 
 def _retry_or_deny(db: Session, svc: Services, challenge: Challenge, reprompt: str, reason: Reason,
-                   turn: int | None) -> CallTurn:
+                   asked: Asked) -> CallTurn:
     seen = challenge.call_retries
-    if turn is not None and turn != seen:
-        # A repeated delivery of an earlier turn: say again what was said then.
-        return _turn(challenge, challenge.call_step if challenge.call_step in REPROMPTS else "prompt")
-    # Past the last reprompt the database row cannot match either (call_retries only grows).
-    if seen < MAX_REPROMPTS and compare_and_set(
-            db, challenge, where=[Challenge.status == ChallengeStatus.PENDING, Challenge.call_retries == seen],
-            call_retries=seen + 1, call_step=reprompt):
-        return _turn(challenge, reprompt)
+    if asked.turn is not None and asked.turn != seen:
+        return _replayed(challenge, asked)
+    # Turns taken by a refused number (challenge.attempts, _number_mismatch) are not this reprompt's.
+    if seen - challenge.attempts < MAX_REPROMPTS:
+        if compare_and_set(db, challenge, where=[Challenge.status == ChallengeStatus.PENDING,
+                                                 Challenge.call_retries == seen],
+                           read_back=["status", "reason"], call_retries=seen + 1, call_step=reprompt):
+            return _turn(challenge, reprompt, asked.ask, asked.repeats)
+        return _lost_turn(challenge, asked)
     _deny(db, svc, challenge, reason)
-    return _turn(challenge, ENDINGS[reason])
+    return _turn(challenge, ENDINGS.get(challenge.reason, "goodbye"))
 
 
-def _deny(db: Session, svc: Services, challenge: Challenge, reason: Reason) -> None:
+def _number_mismatch(db: Session, svc: Services, challenge: Challenge, asked: Asked) -> CallTurn:
+    """Two digits that are not the number on the sign-in screen: whoever answered may be
+    approving a sign-in they cannot see (an attacker's, MFA fatigue). Refused, audited as
+    suspicious and counted as a failed attempt (the account lockout); the second on a sign-in,
+    on this call or an earlier one, ends it (not retryable: the person starts again), so hanging
+    up and asking for another call buys no more guesses."""
+    seen, mismatches = challenge.call_retries, challenge.attempts
+    if asked.turn is not None and asked.turn != seen:
+        return _replayed(challenge, asked)
+    auth = challenge.authentication
+    lock_person(db, auth.user_id)  # record_failure writes the person: lock them first (mfa/locks.py)
+    if _earlier_mismatches(db, challenge) + mismatches + 1 < MAX_MISMATCHES:
+        if not compare_and_set(db, challenge, where=[Challenge.status == ChallengeStatus.PENDING,
+                                                     Challenge.call_retries == seen, Challenge.attempts == mismatches],
+                               read_back=["status", "reason"], call_retries=seen + 1, attempts=mismatches + 1,
+                               call_step="reprompt_mismatch"):
+            return _lost_turn(challenge, asked)
+        _audit_mismatch(db, svc, challenge, "refused; the caller may key the number once more")
+        record_failure(db, svc, auth.user, auth.source_ip)
+        return _turn(challenge, "reprompt_mismatch", asked.ask, asked.repeats)
+    if _deny(db, svc, challenge, Reason.NUMBER_MISMATCH):
+        _audit_mismatch(db, svc, challenge, "a second wrong number on this sign-in: it is denied")
+        record_failure(db, svc, auth.user, auth.source_ip)
+    return _turn(challenge, ENDINGS.get(challenge.reason, "goodbye"))
+
+
+def _earlier_mismatches(db: Session, challenge: Challenge) -> int:
+    """Wrong numbers keyed on the sign-in's other calls (each call counts its own in `attempts`)."""
+    return db.scalar(select(func.coalesce(func.sum(Challenge.attempts), 0)).where(
+        Challenge.authentication_id == challenge.authentication_id, Challenge.id != challenge.id,
+        Challenge.type == challenge.type)) or 0
+
+
+def _audit_fraud_key(db: Session, svc: Services, challenge: Challenge) -> None:
+    """`0` on the call: a report on its way; kept even if `#` never follows (the caller hangs up)."""
+    auth = challenge.authentication
+    audit.record(db, svc.clock, "fraud_key_pressed", "suspicious", user=auth.user, method=challenge.method.label,
+                 method_type=challenge.method.type, source_ip=auth.source_ip,
+                 detail="0 pressed on the call; the caller was asked to press # to report the sign-in")
+
+
+def _audit_mismatch(db: Session, svc: Services, challenge: Challenge, detail: str) -> None:
+    auth = challenge.authentication
+    audit.record(db, svc.clock, "number_mismatch", "suspicious", user=auth.user, method=challenge.method.label,
+                 method_type=challenge.method.type, reason=Reason.NUMBER_MISMATCH, source_ip=auth.source_ip,
+                 detail=f"a number other than the one on the sign-in screen was keyed on the call; {detail}")
+    log.warning("NUMBER MISMATCH on the call to %s for %s (sign-in from %s): %s",
+                challenge.method.label, auth.user.username, auth.source_ip, detail)
+
+
+def _replayed(challenge: Challenge, asked: Asked) -> CallTurn:
+    """A repeated delivery of an earlier turn: say again what was said then."""
+    said = challenge.call_step if challenge.call_step in REPROMPTS else "prompt"
+    return _turn(challenge, said, asked.ask, asked.repeats)
+
+
+def _lost_turn(challenge: Challenge, asked: Asked) -> CallTurn:
+    """Another delivery of the same webhook took this turn first (its compare-and-set won, and
+    `challenge` now shows what it wrote): hear what it heard, change nothing twice."""
+    if challenge.status != ChallengeStatus.PENDING:
+        return _turn(challenge, ENDINGS.get(challenge.reason, "goodbye"))
+    return _replayed(challenge, asked)
+
+
+def _deny(db: Session, svc: Services, challenge: Challenge, reason: Reason) -> bool:
+    """Deny the pending challenge and its sign-in; False if another webhook ended it first."""
     if not _claim(db, challenge, ChallengeStatus.DENIED, reason, ending_the_rest=reason):
-        return
+        return False
     auth = challenge.authentication
     finish(db, svc, auth, AuthStatus.DENIED, reason, challenges_ended=True)
     audit.record(db, svc.clock, "challenge_failed", "denied", user=auth.user,
                  method=challenge.method.label, method_type=challenge.method.type, reason=reason)
+    return True
 
 
 def _end_other_sign_ins(db: Session, svc: Services, reported: Authentication) -> list[str]:

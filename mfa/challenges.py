@@ -99,6 +99,8 @@ def send(tx: Transactions, svc: Services, reserve_step: Callable[[Session], Rese
     except DeliveryUnknown as unsure:
         end_calls(svc, tx(lambda db: _record(db, svc, r, None, after_sending)))
         unsure.challenge = r.challenge  # pages show the code form anyway: it may arrive
+        if r.challenge.number_match:  # a call that does ring asks for it: the screen must show it
+            unsure.extra["number_match"] = r.challenge.number_match
         raise
     except ProviderUnavailable:
         tx(lambda db: _fail(db, svc, r, Reason.PROVIDER_UNAVAILABLE))
@@ -132,7 +134,7 @@ def reserve(db: Session, svc: Services, auth: Authentication, method: Method, pu
             "or prove the number is yours with a text message.", code="do_not_call")
     now = svc.clock.now()
     challenge = Challenge(
-        id=new_id(), authentication_id=auth.id, method=method, type=method.type, purpose=purpose,
+        id=new_id(), authentication_id=auth.id, authentication=auth, method=method, type=method.type, purpose=purpose,
         status=ChallengeStatus.SENDING, attempts=0, sends=1, created_at=now, last_sent_at=now,
         expires_at=min(now + ttl, auth.expires_at),
     )

@@ -58,6 +58,7 @@ class Reason(StrEnum):
     LOCKED = "locked"  # the person was blocked while the call rang
     ACCOUNT_LOCKED = "account_locked"  # with status `locked`
     FRAUD_REPORTED = "fraud_reported"  # with status `fraud_reported`, or `locked` for the person's other sign-ins
+    NUMBER_MISMATCH = "number_mismatch"  # a wrong number keyed twice on a number-matched call
     TIMED_OUT = "timed_out"  # with status `expired`
     # Only ever on a challenge, never on a sign-in.
     REPLACED = "replaced"

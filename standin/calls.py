@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from email.utils import format_datetime
 from typing import TYPE_CHECKING
+from urllib.parse import urljoin
 
 from .records import SimCall, utcnow
 from .walker import CallWalker
@@ -20,14 +21,28 @@ API_VERSION = "2010-04-01"
 DEFAULT_RING_SECONDS = 60
 DEFAULT_TIME_LIMIT = 4 * 60 * 60  # Twilio's default maximum call length
 EVENT_CALL_STATUS = {"initiated": "initiated", "ringing": "ringing", "answered": "in-progress"}
+# How long detection listens before it decides (MachineDetectionDuration, ms): a short "hello"
+# then silence; a greeting past the 2.4 s speech threshold; a greeting heard to its beep; a
+# long "hello" then the 1.2 s of silence that ends it.
+DETECTION_MILLISECONDS = {
+    "human": 1900, "fax": 2200, "machine_start": 3100, "machine_end_beep": 11200,
+    "machine_end_other": 6400,
+}
 
 
 def answered_by(party: str, machine_detection: str) -> str:
-    if party == "human":
-        return "human"
-    if party == "fax":
-        return "fax"
-    return "machine_end_beep" if machine_detection == "DetectMessageEnd" else "machine_start"
+    """What Twilio's detection reports for who answered ("long-greeting" is a person whose
+    long "hello" sounds like a voicemail greeting; Enable stops at the first impression)."""
+    if party in ("human", "fax"):
+        return party
+    if machine_detection != "DetectMessageEnd":
+        return "machine_start"
+    return "machine_end_other" if party == "long-greeting" else "machine_end_beep"
+
+
+def detects_in_background(call: SimCall) -> bool:
+    """AsyncAmd=true: the TwiML runs at once, the result goes to AsyncAmdStatusCallback."""
+    return (call.params.get("AsyncAmd") or "").lower() == "true"
 
 
 def requested_events(call: SimCall) -> set[str]:
@@ -52,11 +67,12 @@ class CallLine:
         self._progress.net.record(self._call, event)
 
     def fetch(self, url: str, method: str, extra: dict[str, str]) -> tuple[str | None, str]:
-        params = self._progress.call_params(self._call) | extra
+        params = self._progress.call_params(
+            self._call, with_answered_by=not detects_in_background(self._call)) | extra
         reply = self._progress.net.webhooks.send(method, url, params)
         return (reply.text if reply.ok else None), reply.problem
 
-    def fetch_audio(self, url: str) -> int | None:
+    def fetch_audio(self, url: str) -> tuple[int | None, bytes]:
         return self._progress.net.webhooks.fetch_audio(url)
 
     def end(self, status: str) -> None:
@@ -107,6 +123,10 @@ class CallProgress:
             self.after(call.sid, "ring", ring_seconds, lambda: self.ring_out(call))
 
     def answer(self, call: SimCall, party: str = "human") -> None:
+        heard_as = party
+        if party == "human" and self.net.behaviour_of(call.to) == "long-greeting":
+            heard_as = "long-greeting"
+        detected = None
         with self.net.lock:
             if call.status != "ringing":
                 return
@@ -115,7 +135,9 @@ class CallProgress:
             detection = call.params.get("MachineDetection")
             # Twilio ignores MachineDetection when SendDigits is set.
             if detection and not call.params.get("SendDigits"):
-                call.answered_by = answered_by(party, detection)
+                detected = answered_by(heard_as, detection)
+                if not detects_in_background(call):
+                    call.answered_by = detected  # the answer webhook waits for it
             call.transcript.append(("answered", party))
             self.net.touch(call)
         self.net.timers.cancel(call.sid, "ring")
@@ -133,6 +155,34 @@ class CallProgress:
             fallback_url=call.params.get("FallbackUrl"),
             fallback_method=call.params.get("FallbackMethod") or "POST",
         )
+        if detected and detects_in_background(call):
+            self.detected_later(call, detected)
+
+    def detected_later(self, call: SimCall, result: str) -> None:
+        """Background detection decides while the TwiML runs: in real time after its duration,
+        in tests as soon as the answer's TwiML is waiting (a prompt playing, a gather listening)."""
+        seconds = DETECTION_MILLISECONDS[result] / 1000
+        if self.net.realtime:
+            self.after(call.sid, "machine-detection", seconds,
+                       lambda: self.report_detection(call, result))
+        else:
+            self.report_detection(call, result)
+
+    def report_detection(self, call: SimCall, result: str) -> None:
+        if call.status != "in-progress":
+            return  # the call ended before detection finished
+        milliseconds = DETECTION_MILLISECONDS[result]
+        with self.net.lock:
+            call.answered_by = result  # the Call resource shows it (Twilio warning 21262)
+            self.net.touch(call)
+        self.net.record(call, ("machine-detection", result, milliseconds))
+        url = call.params.get("AsyncAmdStatusCallback")
+        if not url:
+            return
+        params = {"AccountSid": call.account_sid, "CallSid": call.sid, "AnsweredBy": result,
+                  "MachineDetectionDuration": str(milliseconds)}
+        self.net.webhooks.send(call.params.get("AsyncAmdStatusCallbackMethod") or "POST",
+                               urljoin(call.params.get("Url") or "", url), params)
 
     def ring_out(self, call: SimCall) -> None:
         if call.status == "ringing":
@@ -161,7 +211,8 @@ class CallProgress:
 
     # ---- webhook parameters ----
 
-    def call_params(self, call: SimCall, call_status: str | None = None) -> dict[str, str]:
+    def call_params(self, call: SimCall, call_status: str | None = None, *,
+                    with_answered_by: bool = True) -> dict[str, str]:
         params = {
             "AccountSid": call.account_sid,
             "ApiVersion": API_VERSION,
@@ -173,7 +224,7 @@ class CallProgress:
             "From": call.from_,
             "To": call.to,
         }
-        if call.answered_by:
+        if call.answered_by and with_answered_by:
             params["AnsweredBy"] = call.answered_by
         return params
 

@@ -140,6 +140,19 @@ class Network:
 
         return self._control(call_sid, lapse)
 
+    def pause(self, call_sid: str, seconds: float) -> SimCall:
+        """The caller presses nothing for `seconds` of simulated time: a gather whose timeout
+        runs out meanwhile lapses (as lapse() does), and the time is reported as waits."""
+        if seconds < 0:
+            raise ValueError(f"seconds must not be negative, not {seconds!r}")
+
+        def pause(call: SimCall) -> None:
+            walker = self._progress.walkers.get(call.sid)
+            if walker is not None:
+                walker.pause(seconds)
+
+        return self._control(call_sid, pause)
+
     def hang_up(self, call_sid: str) -> SimCall:
         """The callee hangs up; on a call still ringing that means declining it (busy)."""
 

@@ -7,6 +7,7 @@ drawn in one place only. Forms work without JavaScript too (post, then redirect 
 
 from __future__ import annotations
 
+import re
 from itertools import groupby
 
 from flask import Blueprint, Response, abort, current_app, jsonify, redirect, render_template
@@ -14,10 +15,12 @@ from flask import request, url_for
 from flask.typing import ResponseReturnValue
 
 from .network import Network
+from .records import SimCall
 
 bp = Blueprint("standin_pages", __name__)
 
 RECENT_CALLS = 5
+ASKS_FOR_NUMBER = re.compile(r"\btwo[- ]digit number\b", re.IGNORECASE)
 
 
 def network() -> Network:
@@ -35,6 +38,16 @@ def index() -> str:
 
 # ---- the dev phone ----
 
+def asks_for_number(call: SimCall) -> bool:
+    """The listening <Gather> wants two digits, or its prompt asks for "the two-digit number"
+    (a number-matched call: the number is on the sign-in screen, never on the phone)."""
+    listening = call.current_gather()
+    if listening is None:
+        return False
+    attributes, said = listening
+    return attributes.get("numDigits") == "2" or any(ASKS_FOR_NUMBER.search(text) for text in said)
+
+
 def phone_context() -> dict:
     calls = network().calls()
     live = sorted((c for c in calls if not c.ended), key=lambda c: (c.to, c.created_at))
@@ -42,6 +55,7 @@ def phone_context() -> dict:
         "version": network().version,
         "numbers": [(number, list(group)) for number, group in groupby(live, lambda c: c.to)],
         "recent": [c for c in reversed(calls) if c.ended][:RECENT_CALLS],
+        "asks_for_number": asks_for_number,
     }
 
 

@@ -15,7 +15,14 @@ CALL_STATUSES = (
     "queued", "ringing", "in-progress", "completed", "busy", "no-answer", "failed", "canceled",
 )
 ENDED_CALL_STATUSES = frozenset({"completed", "busy", "no-answer", "failed", "canceled"})
-BEHAVIOURS = ("ring", "busy", "no-answer", "failed", "machine", "fax")
+# "long-greeting": a person who answers with a long "hello" that machine detection mistakes for
+# a voicemail greeting; like "ring", they answer when the test (or /phone) says so.
+BEHAVIOURS = ("ring", "busy", "no-answer", "failed", "machine", "fax", "long-greeting")
+# What may follow a ("gather", ...) event while that <Gather> still listens: its nested prompts,
+# keys that did not complete it, a background detection result.
+WHILE_LISTENING = frozenset({
+    "say", "play", "play-digits", "pause", "digits-sent", "digits-ignored", "machine-detection",
+})
 
 
 def new_sid(prefix: str) -> str:
@@ -65,6 +72,10 @@ class SimCall:
     ("hangup",)  ("reject", reason)        ("end-of-twiml",)  ("callee-hangup",)
     ("declined",)  ("ring-out",)  ("ended-by-api", status)  ("time-limit",)
     ("error", text)   # what Twilio would report as an application error
+    ("wait", seconds, why)  # simulated time passing: why is "<Say>", "<Play>", "<Pause>",
+                            # "inter-digit timeout", "no input" (prompts + timeout) or
+                            # "caller pause" (Network.pause)
+    ("machine-detection", answered_by, milliseconds)  # AsyncAmd result, as posted
     """
 
     sid: str
@@ -94,6 +105,23 @@ class SimCall:
 
     def events(self, kind: str) -> list[tuple]:
         return [event for event in self.transcript if event[0] == kind]
+
+    def current_gather(self) -> tuple[dict, list[str]] | None:
+        """The <Gather> listening now: its attributes and its <Say> texts; None if none is."""
+        if self.status != "in-progress":
+            return None
+        for index in range(len(self.transcript) - 1, -1, -1):
+            event = self.transcript[index]
+            if event[0] == "gather":
+                return event[1], [e[1] for e in self.transcript[index + 1:] if e[0] == "say"]
+            if event[0] not in WHILE_LISTENING:
+                return None
+        return None
+
+    def simulated_seconds(self, since: int = 0, until: int | None = None) -> float:
+        """Simulated time that passed over transcript[since:until] (the "wait" events)."""
+        return sum(float(event[1]) for event in self.transcript[since:until]
+                   if event[0] == "wait")
 
     @property
     def duration(self) -> int | None:

@@ -46,7 +46,7 @@ INTEGER_PARAMS = frozenset({
     "ValidityPeriod",
 })
 URL_PARAMS = ("Url", "FallbackUrl", "StatusCallback")
-METHOD_PARAMS = ("Method", "FallbackMethod", "StatusCallbackMethod")
+METHOD_PARAMS = ("Method", "FallbackMethod", "StatusCallbackMethod", "AsyncAmdStatusCallbackMethod")
 CALL_EVENTS = frozenset({"initiated", "ringing", "answered", "completed"})
 E164 = re.compile(r"^\+[1-9]\d{1,14}$")
 SEND_DIGITS = re.compile(r"^[0-9A-D#*wW]{1,32}$")
@@ -104,6 +104,13 @@ def check_create_call(params: dict) -> None:
     detection = params.get("MachineDetection")
     if detection and detection not in ("Enable", "DetectMessageEnd"):
         raise TwilioApiError(20001, detail="MachineDetection must be Enable or DetectMessageEnd")
+    if (params.get("AsyncAmd") or "false").lower() not in ("true", "false"):
+        raise TwilioApiError(20001, detail="AsyncAmd must be true or false")
+    amd_callback = params.get("AsyncAmdStatusCallback")
+    if amd_callback and not _is_http_url(amd_callback) and (
+            urlparse(amd_callback).scheme or not params.get("Url")):
+        # Twilio takes an absolute URL, or one relative to Url (resolved as a browser would).
+        raise TwilioApiError(21609, detail=amd_callback)
     timeout = params.get("Timeout")
     if timeout is not None and not 1 <= int(timeout) <= 600:
         raise TwilioApiError(20001, detail="Timeout must be between 1 and 600 seconds")

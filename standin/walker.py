@@ -1,5 +1,8 @@
 """Walks a call through TwiML the way Twilio does (NOTES.md section 1).
 
+Simulated time is reported, never slept: each passage of time the callee would live through
+is a ("wait", seconds, why) event (a prompt heard outside a <Gather>, a gather's timeout).
+
 The walker knows TwiML semantics only; everything it does to the outside world goes through a
 `Line` (fetch a document, record what the callee heard, end the call, arm a timer), so the
 rules below can be read without any networking or threading in the way.
@@ -13,16 +16,16 @@ from typing import Protocol
 from urllib.parse import urljoin, urlparse
 
 from .gather import GatherRules, TwimlError
+from .timing import PLAY_DIGIT_SECONDS, PLAY_FALLBACK_SECONDS, say_seconds, wav_seconds
 
 MAX_DOCUMENTS = 20  # TwiML documents per call: a looping app must not spin forever
-SAY_SECONDS_PER_WORD = 0.4  # real-time mode: let prompts "play" before the gather timer runs
 
 
 class Line(Protocol):
     def is_live(self) -> bool: ...
     def record(self, *event: object) -> None: ...
     def fetch(self, url: str, method: str, extra: dict[str, str]) -> tuple[str | None, str]: ...
-    def fetch_audio(self, url: str) -> int | None: ...
+    def fetch_audio(self, url: str) -> tuple[int | None, bytes]: ...
     def end(self, status: str) -> None: ...
     def arm_gather_timer(self, seconds: float, token: tuple[int, int]) -> None: ...
 
@@ -38,12 +41,20 @@ class Document:
 class ActiveGather:
     rules: GatherRules
     serial: int
+    prompt_seconds: float = 0.0  # the nested prompts play before the timeout starts
     digits: str = ""
+    idle_seconds: float = 0.0  # simulated time already spent since it began or the last key
 
     @property
     def token(self) -> tuple[int, int]:
         """Identifies 'this gather with this many digits': a stale timer must not fire."""
         return (self.serial, len(self.digits))
+
+    @property
+    def seconds_left(self) -> float:
+        """Until it lapses: the inter-digit timeout once a key is in, else prompts + timeout."""
+        window = self.rules.timeout + (0.0 if self.digits else self.prompt_seconds)
+        return max(0.0, window - self.idle_seconds)
 
 
 def tag_of(element: ET.Element) -> str:
@@ -113,12 +124,27 @@ class CallWalker:
         """The gather's timeout passed without another key."""
         if self.gather is None or not self.line.is_live():
             return
-        self.line.record("gather-timeout",)
         gather = self.gather
+        why = "inter-digit timeout" if gather.digits else "no input"
+        self.line.record("wait", gather.seconds_left, why)
+        self.line.record("gather-timeout",)
         if gather.digits:
             self._submit(gather, gather.digits)
         else:
             self._no_input(gather)
+
+    def pause(self, seconds: float) -> None:
+        """The caller presses nothing for `seconds`: every gather whose time runs out within
+        them lapses, as its timer would, and the rest is recorded as ("wait", s, "caller pause")."""
+        while self.line.is_live() and self.gather is not None:
+            gather = self.gather
+            if seconds < gather.seconds_left:
+                gather.idle_seconds += seconds
+                if seconds > 0:
+                    self.line.record("wait", float(seconds), "caller pause")
+                return
+            seconds -= gather.seconds_left
+            self.lapse()
 
     def lapse_if_current(self, token: tuple[int, int]) -> None:
         if self.gather is not None and self.gather.token == token:
@@ -128,6 +154,7 @@ class CallWalker:
 
     def _key(self, gather: ActiveGather, key: str) -> None:
         rules = gather.rules
+        gather.idle_seconds = 0.0  # a key stops the prompts and restarts the inter-digit timer
         if rules.finish_on_key and key == rules.finish_on_key:
             # The finish key is never part of Digits; alone it counts as no input at all.
             if gather.digits:
@@ -232,7 +259,9 @@ class CallWalker:
     def _perform(self, verb: ET.Element) -> None:
         name = tag_of(verb)
         if name in ("Say", "Play", "Pause"):
-            self._prompt(verb)
+            seconds = self._prompt(verb)
+            if seconds > 0:  # heard in full: nothing listens for a key to cut it short
+                self.line.record("wait", seconds, f"<{name}>")
         elif name == "Gather":
             self._start_gather(verb)
         elif name == "Redirect":
@@ -250,7 +279,7 @@ class CallWalker:
             self.line.record("error", f"<{name}> is not simulated by the stand-in; skipped")
 
     def _prompt(self, verb: ET.Element) -> float:
-        """Perform Say/Play/Pause; returns roughly how long it would take to hear."""
+        """Perform Say/Play/Pause; returns how long it takes to hear (see timing.py)."""
         name = tag_of(verb)
         if name == "Pause":
             try:
@@ -264,15 +293,18 @@ class CallWalker:
             for _ in range(loop_count(verb)):
                 self.line.record("say", text, verb.get("language", "en-US"),
                                  verb.get("voice", "man"))
-            return SAY_SECONDS_PER_WORD * len(text.split()) * loop_count(verb)
+            return say_seconds(text) * loop_count(verb)
         if digits := verb.get("digits"):
             self.line.record("play-digits", digits)
-            return 0.5 * len(digits)
+            return PLAY_DIGIT_SECONDS * len(digits)
         url = self._resolve(verb.text)
-        status = self.line.fetch_audio(url)  # fetched once: Twilio caches media
+        status, audio = self.line.fetch_audio(url)  # fetched once: Twilio caches media
         for _ in range(loop_count(verb)):
             self.line.record("play", url, status)
-        return 3.0 * loop_count(verb)
+        if status is None or not 200 <= status < 300 or not audio:
+            return 0.0  # Twilio skips media it cannot fetch; an empty body plays nothing
+        length = wav_seconds(audio)
+        return (PLAY_FALLBACK_SECONDS if length is None else length) * loop_count(verb)
 
     def _start_gather(self, verb: ET.Element) -> None:
         self.line.record("gather", dict(verb.attrib))
@@ -285,6 +317,6 @@ class CallWalker:
             else:
                 raise TwimlError(f"<{tag_of(child)}> cannot be nested in <Gather>")
         self._gather_serial += 1
-        self.gather = ActiveGather(rules, self._gather_serial)
+        self.gather = ActiveGather(rules, self._gather_serial, prompt_seconds)
         # Twilio starts the timeout once the nested prompts have finished playing.
         self.line.arm_gather_timer(rules.timeout + prompt_seconds, self.gather.token)

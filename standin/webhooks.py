@@ -68,10 +68,11 @@ class WebhookClient:
         return Reply(response.status_code, response.text, problem)
 
     @staticmethod
-    def fetch_audio(url: str) -> int | None:
-        """Twilio fetches <Play> media with a plain GET; only the HTTP status matters here."""
+    def fetch_audio(url: str) -> tuple[int | None, bytes]:
+        """Twilio fetches <Play> media with a plain GET: the HTTP status (None when unreachable)
+        and the body, from which the walker reads how long the audio plays."""
         try:
             response = requests.get(url, timeout=TIMEOUT, headers={"User-Agent": USER_AGENT})
         except requests.RequestException:
-            return None
-        return response.status_code
+            return None, b""
+        return response.status_code, response.content if response.ok else b""

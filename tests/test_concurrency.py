@@ -48,3 +48,42 @@ def test_twenty_simultaneous_checks_of_one_code_approve_exactly_once(api, bob, c
     with runtime.sessions() as session:
         final = authentications.get(session, runtime.services, auth["id"])
         assert final.status == "approved"
+
+
+def test_twenty_simultaneous_deliveries_of_one_wrong_key_reprompt_once_and_deny_nothing(runtime, run, bob):
+    """Twilio's retries of one webhook racing each other: one takes the turn, the others hear
+    the same reprompt (mfa/calls._lost_turn); none of them uses up the call's last chance."""
+    from mfa import calls, challenges
+    from mfa.unit_of_work import Transactions
+    from models import Challenge
+    from tests.fake_telephony import FakeTelephony, use_fake
+    from tests.helpers import add_phone
+
+    svc = use_fake(runtime, FakeTelephony())
+    [voice_id] = add_phone(run, bob, "+447400123456", types=("voice",))
+    auth = start_sign_in(run)
+    with runtime.sessions() as session:
+        challenge = challenges.start_challenge(Transactions(session), svc, auth["id"], voice_id, None)
+    challenge_id, call_sid = challenge.id, challenge.provider_sid
+    run(lambda db, svc: calls.answered(db, svc, challenge_id, call_sid, None))
+    start = threading.Barrier(20)
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def deliver():
+        with runtime.sessions() as session:
+            start.wait()
+            with use_case(session):
+                turn = calls.keys_pressed(session, runtime.services, challenge_id, call_sid, "5", 0)
+        with lock:
+            outcomes.append(turn.outcome)
+
+    threads = [threading.Thread(target=deliver) for _ in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert outcomes == ["reprompt_wrong_key"] * 20
+    with runtime.sessions() as session:
+        row = session.get(Challenge, challenge_id)
+        assert (row.status, row.call_retries) == ("pending", 1)

@@ -66,7 +66,6 @@ def test_geographic_numbers_are_called_and_saved_only_after_hash_is_pressed(live
         assert s.scalars(select(Method).where(Method.verified_at.is_not(None))).all() == []
     phones.answer(call.sid)
     phones.press(call.sid, "#")
-    phones.lapse(call.sid)
     phones.wait_idle()
     final = live.api.get(f"/authentications/{auth['id']}").json()
     assert final["status"] == "approved"
@@ -97,6 +96,5 @@ def test_a_landline_registered_as_the_authentication_phone_gets_no_text_method(l
     sid = phones.calls(to="+441134960123")[-1].sid
     phones.answer(sid)
     phones.press(sid, "#")
-    phones.lapse(sid)
     phones.wait_idle()
     assert [m["type"] for m in live.api.get(f"/authentications/{auth['id']}").json()["methods"]] == ["voice"]

@@ -278,7 +278,6 @@ def test_a_call_approval_is_counted_as_voice(live, phones, alice):
     sid = ring(live, phones, auth)
     phones.answer(sid)
     phones.press(sid, "#")
-    phones.lapse(sid)
     phones.wait_idle()
     assert state(live, auth)["status"] == "approved"
     assert counts.added() == {**MFA_REQUIRED, ("challenges", "voice", "started"): 1,
@@ -319,7 +318,6 @@ def test_pressing_nine_is_counted_as_voice_do_not_call(live, phones, alice):
     sid = ring(live, phones, start_sign_in(live.api, "alice", expect="mfa_required"))
     phones.answer(sid)
     phones.press(sid, "9")
-    phones.lapse(sid)
     phones.wait_idle()
     assert counts.added() == {**MFA_REQUIRED, ("challenges", "voice", "started"): 1,
                               ("challenges", "voice", "do_not_call"): 1}

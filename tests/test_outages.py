@@ -95,9 +95,12 @@ def test_with_the_database_down_a_text_status_callback_answers_503(down):
     assert response.status_code == 503
 
 
-def test_with_the_database_down_a_call_status_callback_answers_503_like_a_text_one(down):
-    form = {"CallSid": "CA" + "1" * 32, "CallStatus": "busy"}
-    response = _signed_post(down, "/twilio/voice/status?challenge=" + "a" * 32, form)
+@pytest.mark.parametrize("path, form", [
+    ("/twilio/voice/status", {"CallSid": "CA" + "1" * 32, "CallStatus": "busy"}),
+    ("/twilio/voice/amd", {"CallSid": "CA" + "1" * 32, "AnsweredBy": "machine_end_beep"}),
+])
+def test_with_the_database_down_a_call_status_callback_answers_503_like_a_text_one(down, path, form):
+    response = _signed_post(down, path + "?challenge=" + "a" * 32, form)
     assert response.status_code == 503
 
 

@@ -15,6 +15,7 @@ import requests
 
 from tests.conftest import PASSWORD
 from tests.helpers import add_phone, oathtool_code, secret_from_uri
+from tests.test_call_page import add_app
 
 CHROMIUM = "/usr/bin/chromium"
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
@@ -108,28 +109,70 @@ def test_a_wrong_code_shows_an_error_linked_to_the_code_box(page, live, phones, 
     shot(page, "06-verify-wrong-code")
 
 
-def test_signing_in_by_call_moves_on_by_itself_when_hash_is_pressed(page, live, phones, run, bob):
+@pytest.fixture(params=[1024, 375], ids=["desktop", "phone"])
+def call_page(request, browser, live):
+    """The call page at desktop and phone widths: (page, the suffix of its screenshots' names)."""
+    width = request.param
+    context = browser.new_context(viewport={"width": width, "height": 800}, base_url=live.url, is_mobile=width < 400)
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    yield page, ("" if width > 400 else f"-{width}")
+    context.close()
+
+
+def test_signing_in_by_call_moves_on_by_itself_when_hash_is_pressed(call_page, live, phones, run, bob):
+    page, size = call_page
     add_phone(run, bob, "+447400111222", types=("voice", "sms"))
     sign_in(page, "bob")
     page.wait_for_url("**/verify")
-    page.get_by_text("Answer the call").wait_for()
-    shot(page, "07-verify-call")
+    page.get_by_role("heading", name="Your phone is ringing").wait_for()  # the "ringing" status callback
+    assert page.get_by_text("This page moves on by itself when you have.").is_visible()  # said with the script only
+    shot(page, "07-verify-call" + size)
     phones.wait_idle()
     sid = phones.calls(to="+447400111222")[-1].sid
     phones.answer(sid)
+    page.get_by_role("heading", name="Press # now").wait_for()  # the page polled and moved on: no click
+    assert page.evaluate("document.activeElement.tagName") == "H1"  # what changed is read out first
+    shot(page, "16-verify-call-answered" + size)
     phones.press(sid, "#")
-    phones.lapse(sid)
-    page.get_by_text("You're signed in").wait_for()  # the page polled and moved on: no click
-    shot(page, "08-account")
+    page.get_by_text("You're signed in").wait_for()
+    shot(page, "08-account" + size)
 
 
-def test_a_busy_line_is_explained_and_can_be_tried_again_or_another_way(page, live, phones, run, bob, clock):
+@pytest.fixture
+def number_mode(app_config):
+    app_config["CALL_APPROVAL"] = "number"  # (list before live)
+
+
+def test_in_number_mode_the_call_page_shows_the_number_to_key_in(number_mode, call_page, live, phones, run, bob):
+    page, size = call_page
     add_phone(run, bob, "+447400111222", types=("voice", "sms"))
+    sign_in(page, "bob")
+    page.get_by_role("heading", name="Your phone is ringing").wait_for()
+    number = page.locator(".app-number-match").inner_text().split(":")[-1].strip()
+    assert re.fullmatch(r"[1-8][0-9]", number)
+    shot(page, "17-verify-call-number" + size)
+    sid = phones.calls(to="+447400111222")[-1].sid
+    phones.answer(sid)
+    page.get_by_role("heading", name=f"Enter {number} on your phone's keypad").wait_for()
+    shot(page, "18-verify-call-number-answered" + size)
+    phones.press(sid, number)
+    page.get_by_text("You're signed in").wait_for()
+
+
+def test_a_busy_line_is_explained_and_can_be_tried_again_or_another_way(call_page, live, phones, run, bob, clock):
+    page, size = call_page
+    add_phone(run, bob, "+447400111222", types=("voice", "sms"))
+    add_app(live, bob)
     phones.set_behaviour("+447400111222", "busy")
     sign_in(page, "bob")
     page.get_by_text("The line was busy.").wait_for()
+    page.get_by_role("heading", name="That call did not verify you").wait_for()
+    for offer in ("Call me again", "Text me a code instead", "Use my authenticator app"):
+        assert page.get_by_role("button", name=offer).is_visible()
+    shot(page, "19-verify-call-busy" + size)
     page.get_by_role("link", name="Sign in another way").click()
-    shot(page, "09-sign-in-another-way")
+    shot(page, "09-sign-in-another-way" + size)
     clock.advance(30)
     page.get_by_role("button", name=re.compile(r"Text \+44")).click()
     page.get_by_label("Code", exact=True).fill(texted_code(phones, "+447400111222"))

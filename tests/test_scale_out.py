@@ -124,7 +124,6 @@ def test_a_call_started_through_one_instance_is_answered_at_the_other(instances,
     assert phones.call(sid).params["Url"].startswith(b.url + "/twilio/voice/answer")
     phones.answer(sid)
     phones.press(sid, "#")
-    phones.lapse(sid)
     phones.wait_idle()
 
     for server in (a, b):

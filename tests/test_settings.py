@@ -23,6 +23,9 @@ ROOT = Path(__file__).resolve().parent.parent
     ({"DATABASE_URL": "nonsense"}, "DATABASE_URL"),
     ({"REDIS_URL": "http://localhost"}, "REDIS_URL"),
     ({"MFA_ENV": "production", "SECRET_KEY": ""}, "SECRET_KEY"),
+    ({"VOICE_PROMPTS": "espeak"}, "VOICE_PROMPTS"),
+    ({"SERVICE_NAME_CY": "Mewngofnodi Diogel Cyngor Sir Ddinbych"}, "SERVICE_NAME_CY"),  # over 30 characters
+    ({"SERVICE_NAME_CY": "Gwasanaeth Dŵr"}, "SERVICE_NAME_CY"),  # ŵ is not GSM-7
 ])
 def test_a_bad_setting_stops_start_up_naming_it(app_config, override, named):
     with pytest.raises(SettingsError) as stopped:
@@ -67,3 +70,11 @@ def test_postgres_urls_in_the_heroku_style_are_accepted(app_config):
 def test_unsupported_databases_stop_start_up_naming_database_url(app_config, url):
     with pytest.raises(SettingsError, match="DATABASE_URL"):
         create_app({**app_config, "DATABASE_URL": url})
+
+
+def test_voice_prompts_and_the_welsh_service_name_are_read(app_config):
+    settings = create_app({**app_config, "VOICE_PROMPTS": " Say ", "SERVICE_NAME_CY": " Mewngofnodi Diogel "}
+                          ).extensions["mfa"].settings
+    assert (settings.voice_prompts, settings.service_name_cy) == ("say", "Mewngofnodi Diogel")
+    defaults = create_app(app_config).extensions["mfa"].settings
+    assert (defaults.voice_prompts, defaults.service_name_cy) == ("auto", None)

@@ -7,7 +7,7 @@ import pytest
 
 import ivr.twiml as twiml
 from bench import bare_app
-from ivr.call_flow import ASK, FAREWELLS, Hangup, Listen, Redirect, Speak
+from ivr.call_flow import ASK, FAREWELLS, FIRST_PROMPT, Hangup, Listen, Redirect, Speak
 
 KEYS_URL = "https://mfa.example/twilio/voice/keys?challenge=0f8c&turn=1"
 NO_INPUT_URL = "https://mfa.example/twilio/voice/no-input?challenge=0f8c&turn=1"
@@ -17,8 +17,13 @@ def opening(url_suffix: str = "") -> list:
     return [Listen(("greeting", *ASK), KEYS_URL + url_suffix), Redirect(NO_INPUT_URL + url_suffix)]
 
 
+def number_opening() -> list:
+    return [Listen(FIRST_PROMPT["number"], KEYS_URL, num_digits=2, timeout=4), Redirect(NO_INPUT_URL)]
+
+
 @pytest.mark.parametrize("language", ["en-GB", "cy-GB"])
-@pytest.mark.parametrize("steps", [opening(), *([Speak(f), Hangup()] for f in FAREWELLS), [Hangup()]])
+@pytest.mark.parametrize("steps", [opening(), number_opening(), *([Speak(f), Hangup()] for f in FAREWELLS),
+                                   [Hangup()]])
 def test_a_twiml_document_filled_in_is_the_one_the_twilio_library_builds(app, steps, language):
     voice = app.extensions["mfa"].prompt_voice
     first, again = twiml.render(steps, language, voice), twiml.render(steps, language, voice)
@@ -48,6 +53,10 @@ def test_each_document_is_built_once_then_only_filled_in(app, monkeypatch):
     assert len(built) == 1 and len(documents) == 3  # one build, three calls' own URLs
     gather = ET.fromstring(sorted(documents)[2].encode()).find("Gather")
     assert gather is not None and gather.get("action") == KEYS_URL + "2"
+    # A gather of another shape (two digits, a shorter timeout) is a document of its own.
+    number = ET.fromstring(twiml.render(number_opening(), "en-GB", voice).encode()).find("Gather")
+    assert len(built) == 2 and number is not None
+    assert (number.get("numDigits"), number.get("timeout")) == ("2", "4")
 
 
 def test_the_bare_reference_reads_one_user_by_primary_key(app, bob):

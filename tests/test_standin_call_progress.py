@@ -19,6 +19,7 @@ def callbacks(customer, field="CallStatus"):
     (ALL_EVENTS, ["initiated", "ringing", "in-progress", "completed"]),
     (["answered"], ["in-progress", "completed"]),
     (["initiated ringing"], ["initiated", "ringing", "completed"]),
+    (["ringing", "completed"], ["ringing", "completed"]),  # what the app asks for
 ])
 def test_status_callbacks_follow_the_requested_events(
         twilio, customer, network, events, statuses):
@@ -205,3 +206,108 @@ def test_a_call_ended_during_its_answered_callback_never_fetches_twiml(
     network.wait_idle()
     assert customer.received("/answer") == []
     assert callbacks(customer) == ["in-progress", "completed"]
+
+
+# ---- AsyncAmd: detection runs in the background and reports to its own callback ----
+
+def amd_call(twilio, customer, network, behaviour, detection, **options):
+    """A call with AsyncAmd to a number that behaves so; a person answers a ringing one."""
+    network.set_behaviour(CALLEE, behaviour)
+    customer.serve("/answer", twiml('<Gather action="/action" finishOnKey="" numDigits="1">'
+                                    "<Say>Press hash</Say></Gather>"))
+    customer.serve("/action", twiml("<Say>Verified</Say><Hangup/>"))
+    options = {"async_amd_status_callback": customer.url("/amd"), **options}
+    sid = ringing_call(twilio, customer, network, machine_detection=detection, async_amd="true",
+                       status_callback=customer.url("/status"), **options)
+    if network.call(sid).status == "ringing":
+        network.answer(sid)
+    network.wait_idle()
+    return sid
+
+
+@pytest.mark.parametrize("behaviour, detection, answered_by", [
+    ("ring", "Enable", "human"),
+    ("ring", "DetectMessageEnd", "human"),
+    ("machine", "Enable", "machine_start"),
+    ("machine", "DetectMessageEnd", "machine_end_beep"),
+    ("fax", "DetectMessageEnd", "fax"),
+    ("long-greeting", "Enable", "machine_start"),
+    ("long-greeting", "DetectMessageEnd", "machine_end_other"),
+])
+def test_async_detection_posts_its_result_to_its_own_callback_after_the_answer(
+        twilio, customer, network, behaviour, detection, answered_by):
+    sid = amd_call(twilio, customer, network, behaviour, detection)
+    assert "AnsweredBy" not in customer.received("/answer")[0].form  # TwiML ran at once
+    (amd,) = customer.received("/amd")
+    assert amd.method == "POST" and amd.signature_valid
+    assert set(amd.form) == {"AccountSid", "CallSid", "AnsweredBy", "MachineDetectionDuration"}
+    assert amd.form["AccountSid"] == ACCOUNT_SID and amd.form["CallSid"] == sid
+    assert amd.form["AnsweredBy"] == answered_by
+    assert int(amd.form["MachineDetectionDuration"]) > 0
+    paths = [r.path for r in customer.received() if r.path != "/status"]
+    assert paths == ["/answer", "/amd"]
+    assert network.call(sid).events("machine-detection")[0][1] == answered_by
+    assert twilio.calls(sid).fetch().answered_by == answered_by
+
+
+def test_a_person_whose_greeting_fooled_detection_can_still_press_keys(
+        twilio, customer, network):
+    sid = amd_call(twilio, customer, network, "long-greeting", "Enable")
+    assert customer.received("/amd")[0].form["AnsweredBy"] == "machine_start"
+    call = network.press(sid, "#")
+    (action,) = customer.received("/action")
+    assert action.form["Digits"] == "#" and "AnsweredBy" not in action.form
+    assert call.said == ["Press hash", "Verified"] and call.status == "completed"
+
+
+def test_a_long_greeting_answers_as_machine_start_with_synchronous_detection(
+        twilio, customer, network):
+    network.set_behaviour(CALLEE, "long-greeting")
+    customer.serve("/answer", twiml("<Hangup/>"))
+    sid = ringing_call(twilio, customer, network, machine_detection="Enable")
+    assert network.call(sid).status == "ringing"  # a person: answers when they pick up
+    network.answer(sid)
+    assert customer.received("/answer")[0].form["AnsweredBy"] == "machine_start"
+
+
+def test_async_detection_callback_honours_get_and_a_url_relative_to_the_answer_url(
+        twilio, customer, network):
+    amd_call(twilio, customer, network, "machine", "Enable",
+             async_amd_status_callback="amd?challenge=7",
+             async_amd_status_callback_method="GET")
+    (amd,) = customer.received("/amd")
+    assert amd.method == "GET" and amd.args["challenge"] == "7"
+    assert amd.args["AnsweredBy"] == "machine_start"
+    assert amd.signature_valid and amd.raw_signature_valid
+
+
+def test_the_app_may_hang_up_from_the_detection_callback(twilio, customer, network):
+    def hang_up_on_voicemail(request):
+        if request.form["AnsweredBy"] == "machine_end_beep":
+            twilio.calls(request.form["CallSid"]).update(status="completed")
+        return ""
+
+    customer.serve("/amd", hang_up_on_voicemail, content_type="text/plain")
+    sid = amd_call(twilio, customer, network, "machine", "DetectMessageEnd")
+    call = network.call(sid)
+    assert call.status == "completed" and ("ended-by-api", "completed") in call.transcript
+    assert callbacks(customer) == ["completed"]
+    assert customer.received("/status")[0].form["AnsweredBy"] == "machine_end_beep"
+
+
+def test_no_detection_result_for_a_call_that_ended_before_it_decided(twilio, customer, network):
+    network.set_behaviour(CALLEE, "machine")
+    customer.serve("/answer", twiml("<Hangup/>"))
+    sid = ringing_call(twilio, customer, network, machine_detection="Enable", async_amd="true",
+                       async_amd_status_callback=customer.url("/amd"))
+    assert network.call(sid).status == "completed"
+    assert customer.received("/amd") == []
+
+
+def test_async_amd_false_keeps_detection_synchronous(twilio, customer, network):
+    network.set_behaviour(CALLEE, "machine")
+    customer.serve("/answer", twiml("<Hangup/>"))
+    ringing_call(twilio, customer, network, machine_detection="Enable", async_amd="false",
+                 async_amd_status_callback=customer.url("/amd"))
+    assert customer.received("/answer")[0].form["AnsweredBy"] == "machine_start"
+    assert customer.received("/amd") == []

@@ -90,11 +90,15 @@ def test_say_play_and_pause_are_recorded_in_order(twilio, customer, network):
         ("answered", "human"),
         ("say", "Hello", "en-GB", "Polly.Amy"),
         ("say", "Hello", "en-GB", "Polly.Amy"),
-        ("play", customer.url("/prompt.wav"), 200),
+        ("wait", 0.8, "<Say>"),
+        ("play", customer.url("/prompt.wav"), 200),  # a WAV with no samples: no time passes
         ("play", customer.url("/missing.wav"), 204),
         ("play-digits", "ww12"),
+        ("wait", 2.0, "<Play>"),
         ("pause", 3),
+        ("wait", 3.0, "<Pause>"),
         ("pause", 1),
+        ("wait", 1.0, "<Pause>"),
         ("end-of-twiml",),
     ]
     assert call.status == "completed"

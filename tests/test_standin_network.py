@@ -39,6 +39,8 @@ def test_unknown_calls_and_bad_settings_are_refused(network):
         network.set_behaviour(CALLEE, "asleep")
     with pytest.raises(ValueError):
         network.set_sms_outcome(CALLEE, "lost")
+    with pytest.raises(ValueError):
+        network.pause("CA" + "0" * 32, -1)
 
 
 @pytest.mark.parametrize("keys", ["", "12a", "A"])
@@ -108,7 +110,7 @@ class ScriptedLine:
         return self.documents[url], ""
 
     def fetch_audio(self, url):
-        return 200
+        return 200, b""
 
     def end(self, status):
         self.live = False

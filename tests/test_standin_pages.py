@@ -3,6 +3,7 @@ load nothing but their own CSS and JS."""
 
 import re
 
+import pytest
 import requests
 
 from tests.standin_helpers import (  # noqa: F401  (fixtures)
@@ -103,3 +104,48 @@ def test_phone_actions_on_unknown_calls_or_keys_are_refused(standin, twilio, cus
     assert requests.post(f"{standin.url}/phone/{sid}/press", data={"keys": "x"}).status_code \
         == 400
     assert requests.post(f"{standin.url}/phone/{sid}/explode").status_code == 404
+
+
+NUMBER_INSTRUCTION = "Enter the two-digit number shown on your sign-in screen"
+
+
+@pytest.mark.parametrize("gather, asks", [
+    ('<Gather action="/action" finishOnKey="" numDigits="2"><Play>/p.wav</Play></Gather>', True),
+    ('<Gather action="/action" numDigits="4"><Say>Enter the two-digit number.</Say></Gather>',
+     True),
+    ('<Gather action="/action" finishOnKey="" numDigits="1"><Say>Press hash.</Say></Gather>',
+     False),
+])
+def test_the_phone_asks_for_the_number_when_the_gather_wants_two_digits(
+        standin, twilio, customer, network, gather, asks):
+    customer.serve("/answer", twiml(gather))
+    answered_call(twilio, customer, network)
+    html = page(standin, "/phone").text
+    assert (NUMBER_INSTRUCTION in html) is asks
+    assert ("cannot know the number" in html) is asks
+    assert '<button name="keys" value="*">*</button>' in html
+
+
+def test_the_number_instruction_goes_once_the_gather_has_its_digits(
+        standin, twilio, customer, network):
+    customer.serve("/answer", twiml('<Gather action="/action" finishOnKey="" numDigits="2">'
+                                    "<Say>Enter the two-digit number.</Say></Gather>"))
+    customer.serve("/action", twiml('<Gather action="/again" numDigits="1">'
+                                    "<Say>Press hash.</Say></Gather>"))
+    sid = answered_call(twilio, customer, network)
+    assert NUMBER_INSTRUCTION in page(standin, "/phone").text
+    network.press(sid, "47")
+    assert NUMBER_INSTRUCTION not in page(standin, "/phone").text
+
+
+def test_the_phone_shows_the_simulated_waits(standin, twilio, customer, network):
+    customer.serve("/answer", twiml('<Gather action="/action" timeout="4">'
+                                    "<Say>Press hash to approve.</Say></Gather>",
+                                    "<Say>We heard nothing.</Say>",
+                                    '<Gather action="/action"><Say>Try again.</Say></Gather>'))
+    sid = answered_call(twilio, customer, network)
+    network.lapse(sid)
+    html = page(standin, "/phone").text
+    assert "Time passes: 5.6 s · no input" in html
+    assert "Time passes: 1.2 s · &lt;Say&gt;" in html
+    assert "Simulated time so far: 6.8 s" in html

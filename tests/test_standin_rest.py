@@ -124,6 +124,10 @@ def test_an_unknown_parameter_is_rejected(standin, network):
     ({"url": "ftp://app/answer"}, 21205),
     ({"send_digits": "12x"}, 21206),
     ({"status_callback_event": ["answered", "hungup"]}, 21626),
+    ({"machine_detection": "Always"}, 20001),
+    ({"async_amd": "maybe"}, 20001),
+    ({"async_amd_status_callback": "ftp://app/amd"}, 21609),
+    ({"async_amd_status_callback_method": "PUT"}, 20001),
 ])
 def test_invalid_call_requests_are_refused_like_twilio_does(twilio, customer, options, code):
     arguments = {"to": CALLEE, "from_": CALLER, "url": customer.url("/answer")} | options

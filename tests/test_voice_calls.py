@@ -32,8 +32,7 @@ def test_pressing_hash_approves_the_sign_in(live, phones, alice):
     sid = ring(live, phones, auth)
     phones.answer(sid)
     assert state(live, auth)["status"] == "pending"
-    phones.press(sid, "#")
-    phones.lapse(sid)  # a lone # arrives when the inter-digit timeout lapses
+    phones.press(sid, "#")  # posted the moment it is pressed: no inter-digit timeout to lapse
     phones.wait_idle()
     assert state(live, auth)["status"] == "approved"
     assert "verified" in heard(phones, sid)
@@ -48,7 +47,7 @@ def test_the_prompt_is_heard_inside_the_gather_and_names_every_key(live, phones,
     for prompt in ("greeting", "press_hash", "report_fraud", "not_mine"):
         assert prompt in said
     gather = next(e for e in phones.call(sid).transcript if e[0] == "gather")[1]
-    assert gather["finishOnKey"] == "" and gather["numDigits"] == "2"
+    assert (gather["finishOnKey"], gather["numDigits"], gather["timeout"]) == ("", "1", "5")
 
 
 def test_zero_hash_reports_fraud_and_blocks_the_account(live, phones, alice, caplog):
@@ -87,7 +86,6 @@ def test_nine_puts_the_number_on_the_do_not_call_list(live, phones, alice, clock
     sid = ring(live, phones, auth)
     phones.answer(sid)
     phones.press(sid, "9")
-    phones.lapse(sid)
     phones.wait_idle()
     assert (state(live, auth)["status"], state(live, auth)["reason"]) == ("denied", "do_not_call")
     assert "do_not_call" in heard(phones, sid)
@@ -117,9 +115,9 @@ def test_a_wrong_key_twice_denies_with_wrong_key(live, phones, alice):
     sid = ring(live, phones, auth)
     phones.answer(sid)
     phones.press(sid, "5")
-    phones.lapse(sid)
     assert "not_recognised" in heard(phones, sid)
-    phones.press(sid, "55")
+    assert state(live, auth)["status"] == "pending"
+    phones.press(sid, "5")
     phones.wait_idle()
     assert (state(live, auth)["status"], state(live, auth)["reason"]) == ("denied", "wrong_key")
 
@@ -170,7 +168,7 @@ def test_with_machine_detection_an_answering_machine_is_hung_up_on(live, phones,
     sid = ring(live, phones, auth)
     phones.wait_idle()
     assert (state(live, auth)["status"], state(live, auth)["reason"]) == ("denied", "machine_answered")
-    assert phones.call(sid).params.get("MachineDetection") == "Enable"
+    assert phones.call(sid).params.get("MachineDetection") == "DetectMessageEnd"
 
 
 def test_after_a_failed_call_the_person_may_try_again(live, phones, alice, clock):
@@ -183,7 +181,6 @@ def test_after_a_failed_call_the_person_may_try_again(live, phones, alice, clock
     sid = ring(live, phones, auth)
     phones.answer(sid)
     phones.press(sid, "#")
-    phones.lapse(sid)
     phones.wait_idle()
     assert state(live, auth)["status"] == "approved"
 
@@ -217,6 +214,8 @@ def test_calls_go_out_with_a_short_ring_time_a_time_limit_and_status_events(live
     assert params["Timeout"] == "25" and params["TimeLimit"] == "90"
     assert params["Url"].startswith(live.url + "/twilio/voice/answer")
     assert params["StatusCallback"].startswith(live.url + "/twilio/voice/status")
+    assert params["StatusCallbackEvent"] == ["ringing", "completed"]  # only the callbacks acted on
+    assert not {"MachineDetection", "AsyncAmd"} & params.keys()  # VOICE_MACHINE_DETECTION is off by default
 
 
 def test_a_person_who_answers_in_welsh_hears_welsh(live, phones, run):

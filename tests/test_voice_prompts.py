@@ -1,6 +1,7 @@
 """Recorded voice prompts: the committed audio, freshness, safe serving, import and build."""
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -15,13 +16,14 @@ from flask import Flask
 from pydub import AudioSegment
 from pydub.generators import Sine
 
-from voice_prompts import catalogue
-from voice_prompts.build import PromptError, build_all, import_recording
+from voice_prompts import catalogue, manifest
+from voice_prompts.build import PromptError, build_all, espeak_spelling, import_recording
 from voice_prompts.cli import prompts_group
 from voice_prompts.library import AUDIO_DIR, PromptLibrary
 
 ROOT = Path(__file__).resolve().parents[1]
 EVERY_PROMPT = [(language, name) for language in catalogue.LANGUAGES for name in catalogue.PROMPT_NAMES]
+TOTAL = len(EVERY_PROMPT)
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None,
                                   reason="espeak-ng is not installed; building prompts needs it")
 
@@ -49,19 +51,19 @@ def wav_format(path: Path) -> tuple[int, int, int, float]:
 
 
 def test_the_greeting_names_the_service_in_each_language():
-    assert catalogue.text("greeting", "en-GB", "Acme Bank") == "Hello. This is the Acme Bank verification call."
-    assert catalogue.text("greeting", "cy-GB", "Acme Bank") == "Helo. Dyma alwad ddilysu Acme Bank."
+    assert catalogue.text("greeting", "en-GB", "Acme Bank") == "Hello from Acme Bank."
+    assert catalogue.text("greeting", "cy-GB", "Acme Bank") == "Helo, dyma Acme Bank."
 
 
 def test_an_unknown_language_is_spoken_in_british_english():
     assert catalogue.text("verified", "fr-FR") == catalogue.text("verified", "en-GB")
-    assert catalogue.text("verified", None) == "Your sign-in has been verified. Goodbye."
-    assert catalogue.say_voice("xx") == ("Polly.Amy", "en-GB")
+    assert catalogue.text("verified", None) == "Your sign-in is verified. Goodbye."
+    assert catalogue.say_voice("xx") == ("Polly.Amy-Neural", "en-GB")
 
 
 def test_welsh_is_recognised_by_its_bare_language_tag():
-    assert catalogue.text("goodbye", "cy") == "Mae'r dilysiad hwn wedi dod i ben. Hwyl fawr."
-    assert catalogue.say_voice("cy-GB") == ("Polly.Gwyneth", "cy-GB")
+    assert catalogue.text("goodbye", "cy") == "Mae'r alwad hon wedi dod i ben. Hwyl fawr."
+    assert catalogue.say_voice("cy-GB") == ("Polly.Gwyneth", "cy-GB")  # Twilio has no neural Welsh voice
 
 
 def test_an_unknown_prompt_name_is_a_programming_error():
@@ -70,7 +72,7 @@ def test_an_unknown_prompt_name_is_a_programming_error():
 
 
 def test_a_service_name_with_braces_is_spoken_literally():
-    assert catalogue.text("greeting", "en-GB", "{Acme}") == "Hello. This is the {Acme} verification call."
+    assert catalogue.text("greeting", "en-GB", "{Acme}") == "Hello from {Acme}."
 
 
 # --- the committed recordings -----------------------------------------------------------
@@ -86,10 +88,12 @@ def test_every_prompt_has_a_fresh_8khz_mono_recording_within_limits(language, na
     assert recording.duration == pytest.approx(seconds, abs=0.01)
 
 
-def test_a_recording_url_carries_its_hash_to_bust_twilios_cache():
+def test_a_recording_url_carries_its_hash_in_the_path_to_bust_twilios_cache():
     recording = PromptLibrary().recording("greeting", "cy-GB")
     assert recording is not None
-    assert re.fullmatch(r"/voice-prompts/cy-GB/greeting\.wav\?v=[0-9a-f]{12}", recording.url_path)
+    assert re.fullmatch(r"/voice-prompts/cy-GB/[0-9a-f]{12}/greeting\.wav", recording.url_path)
+    version = recording.url_path.split("/")[3]
+    assert hashlib.sha256(recording.path.read_bytes()).hexdigest().startswith(version)
 
 
 def test_changing_the_service_name_makes_only_the_greeting_stale():
@@ -130,6 +134,49 @@ def test_the_library_serves_a_known_recording():
     assert PromptLibrary().file_path("cy-GB", "greeting.wav") == AUDIO_DIR / "cy-GB" / "greeting.wav"
 
 
+def test_the_library_serves_a_versioned_path_only_at_the_files_hash():
+    library = PromptLibrary()
+    recording = library.recording("greeting", "cy-GB")
+    assert recording is not None
+    version = recording.url_path.split("/")[3]
+    assert library.versioned_audio("cy-GB", version, "greeting.wav") == recording.path.read_bytes()
+    assert library.versioned_audio("cy-GB", "0" * 12, "greeting.wav") is None
+    assert library.versioned_audio("en-GB", version, "greeting.wav") is None  # another file's hash
+
+
+def test_a_file_replaced_while_serving_is_never_served_under_the_old_hash(tmp_path):
+    """`prompts import` while the server runs (without the restart the docs ask for): the old hash's
+    URL, cached for a year, still gets the bytes that hash names, never the new file."""
+    audio_dir = tmp_path / "audio"
+    shutil.copytree(AUDIO_DIR, audio_dir)
+    library = PromptLibrary(audio_dir)
+    recording = library.recording("greeting", "en-GB")
+    assert recording is not None
+    version, original = recording.url_path.split("/")[3], recording.path.read_bytes()
+    (audio_dir / "en-GB" / "greeting.wav").write_bytes((audio_dir / "en-GB" / "goodbye.wav").read_bytes())
+    served = library.versioned_audio("en-GB", version, "greeting.wav")
+    assert served == original and hashlib.sha256(served).hexdigest().startswith(version)
+
+
+def test_a_recording_is_served_immutable_at_its_hash_and_not_found_at_another(client):
+    recording = PromptLibrary().recording("greeting", "en-GB")
+    assert recording is not None
+    response = client.get(recording.url_path)
+    assert response.status_code == 200 and response.headers["Content-Type"] == "audio/wav"
+    assert response.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    assert response.get_data() == recording.path.read_bytes()
+    response.close()
+    version = recording.url_path.split("/")[3]
+    assert client.get(recording.url_path.replace(version, "0" * 12)).status_code == 404
+
+
+def test_the_old_query_string_url_still_plays_but_is_never_cached_as_immutable(client):
+    response = client.get("/voice-prompts/en-GB/greeting.wav?v=0123456789ab")
+    assert response.status_code == 200 and response.headers["Content-Type"] == "audio/wav"
+    assert response.headers["Cache-Control"] == "no-cache"  # its file changes when the prompt is rebuilt
+    response.close()
+
+
 @pytest.mark.parametrize("language, filename", [
     ("en-GB", "../manifest.json"),
     ("..", "manifest.json"),
@@ -158,9 +205,9 @@ def test_an_imported_wav_is_trimmed_converted_and_recorded(audio_dir, tmp_path):
     assert seconds == pytest.approx(1.5 + 2 * 0.15, abs=0.05)  # silence trimmed to ~150 ms a side
     recorded = json.loads((audio_dir / "manifest.json").read_text())["recordings"]["en-GB"]["verified"]
     assert recorded["source"] == "imported" == entry.source
-    assert recorded["text"] == "Your sign-in has been verified. Goodbye."
+    assert recorded["text"] == "Your sign-in is verified. Goodbye."
     recording = PromptLibrary(audio_dir).recording("verified", "en-GB")
-    assert recording is not None and recording.url_path.endswith(entry.sha256[:12])
+    assert recording is not None and recording.url_path.endswith(f"/{entry.sha256[:12]}/verified.wav")
 
 
 @pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed; MP3 import needs it")
@@ -212,11 +259,18 @@ def test_a_refused_import_leaves_the_recordings_untouched(audio_dir, tmp_path):
 # --- building with espeak-ng ----------------------------------------------------------------
 
 
+def test_espeak_is_told_how_welsh_says_hash_while_the_manifest_keeps_the_words():
+    assert espeak_spelling("Pwyswch sero, yna hash.", "cy-GB") == "Pwyswch sero, yna [[h'aS]]."
+    assert espeak_spelling("Press hash to finish.", "en-GB") == "Press hash to finish."
+    entry = manifest.read(AUDIO_DIR)[("cy-GB", "press_hash")]
+    assert entry.text == "Pwyswch hash i orffen."
+
+
 @needs_espeak
 def test_building_one_welsh_prompt_speaks_the_configured_service_name(tmp_path):
     [entry] = build_all("Acme Bank", tmp_path, languages=["cy-GB"], names=["greeting"])
 
-    assert entry.text == "Helo. Dyma alwad ddilysu Acme Bank." and entry.source == "espeak-ng"
+    assert entry.text == "Helo, dyma Acme Bank." and entry.source == "espeak-ng"
     rate, channels, width, seconds = wav_format(tmp_path / "cy-GB" / "greeting.wav")
     assert (rate, channels, width) == (8000, 1, 2) and 0.5 < seconds < 20
     library = PromptLibrary(tmp_path, service="Acme Bank")
@@ -253,22 +307,42 @@ def test_prompts_import_fails_with_one_line_for_an_unknown_prompt(audio_dir, tmp
 
 def test_prompts_status_lists_what_a_new_service_name_makes_stale(monkeypatch):
     monkeypatch.setenv("SERVICE_NAME", "  Acme Bank ")  # the server's settings strip it too
+    monkeypatch.delenv("VOICE_PROMPTS", raising=False)
+    monkeypatch.delenv("TELEPHONY_PROVIDER", raising=False)
     result = CliRunner().invoke(prompts_group, ["status"])
     assert result.exit_code == 0, result.output
-    assert "en-GB/greeting: <Say> (Hello. This is the Acme Bank verification call.)" in result.output
-    assert "22 of 24 prompts recorded and fresh" in result.output
+    assert ("en-GB/greeting: <Say> Polly.Amy-Neural, no fresh recording (Hello from Acme Bank.)"
+            in result.output)
+    assert f"{TOTAL - 2} of {TOTAL} prompts play a recording ({TOTAL - 2} recorded and fresh)" in result.output
+
+
+def test_prompts_status_says_the_real_provider_hears_polly_unless_recordings_are_imported(monkeypatch, audio_dir,
+                                                                                          tmp_path):
+    import_recording("verified", "cy-GB", tone(tmp_path / "mine.wav", 1.0), audio_dir=audio_dir)
+    monkeypatch.setenv("TELEPHONY_PROVIDER", "twilio")
+    monkeypatch.delenv("VOICE_PROMPTS", raising=False)
+    result = CliRunner().invoke(prompts_group, ["status", "--service", "Secure Sign-in", "--audio-dir", str(audio_dir)])
+    assert result.exit_code == 0, result.output
+    assert "cy-GB/verified: imported recording" in result.output
+    assert ("en-GB/press_hash: <Say> Polly.Amy-Neural, VOICE_PROMPTS=auto with TELEPHONY_PROVIDER=twilio "
+            "does not play espeak-ng recordings (Press hash to finish signing in.)") in result.output
+    assert f"1 of {TOTAL} prompts play a recording ({TOTAL} recorded and fresh)" in result.output
+    monkeypatch.setenv("VOICE_PROMPTS", "recorded")
+    result = CliRunner().invoke(prompts_group, ["status", "--service", "Secure Sign-in", "--audio-dir", str(audio_dir)])
+    assert f"{TOTAL} of {TOTAL} prompts play a recording" in result.output
 
 
 def test_prompts_commands_run_under_flask_without_an_app_context():
     app = Flask(__name__)
     app.cli.add_command(prompts_group)
-    result = app.test_cli_runner().invoke(args=["prompts", "status", "--service", "Secure Sign-in"])
+    result = app.test_cli_runner().invoke(args=["prompts", "status", "--service", "Secure Sign-in",
+                                                "--voice-prompts", "recorded"])
     assert result.exit_code == 0, result.output
-    assert "24 of 24 prompts recorded and fresh" in result.output
+    assert f"{TOTAL} of {TOTAL} prompts play a recording ({TOTAL} recorded and fresh)" in result.output
 
 
 def test_prompts_run_as_a_python_module():
-    result = subprocess.run([sys.executable, "-m", "voice_prompts.cli", "status", "--service", "Secure Sign-in"],
-                            cwd=ROOT, capture_output=True, text=True, timeout=60)
+    result = subprocess.run([sys.executable, "-m", "voice_prompts.cli", "status", "--service", "Secure Sign-in",
+                             "--voice-prompts", "say"], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-    assert "24 of 24 prompts recorded and fresh" in result.stdout
+    assert f"0 of {TOTAL} prompts play a recording ({TOTAL} recorded and fresh)" in result.stdout

@@ -75,7 +75,6 @@ def test_the_stand_in_names_the_account_on_every_webhook_it_makes(live, phones, 
     phones.answer(sid)
     phones.lapse(sid)  # no input: the <Redirect> to no-input
     phones.press(sid, "#")
-    phones.lapse(sid)
     phones.wait_idle()
     call = phones.call(sid)
     assert state(live, auth)["status"] == "approved"

@@ -20,7 +20,7 @@ from tests.conftest import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN
 from tests.helpers import register_mobile, ring, sign_webhook, start_sign_in
 
 VOICE = ["/twilio/voice/answer", "/twilio/voice/keys", "/twilio/voice/no-input"]
-CALLBACKS = ["/twilio/voice/status", "/twilio/sms/status"]
+CALLBACKS = ["/twilio/voice/status", "/twilio/voice/amd", "/twilio/sms/status"]
 FUZZ = settings(max_examples=50, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
@@ -84,7 +84,8 @@ def forms():
         "CallStatus": call_status, "MessageStatus": message_status,
     }, optional={
         "ErrorCode": st.one_of(st.integers(0, 99999).map(str), short_text),
-        "AnsweredBy": st.one_of(st.sampled_from(["human", "machine_start", "fax", "unknown"]), short_text),
+        "AnsweredBy": st.one_of(st.sampled_from(["human", "machine_start", "machine_end_beep", "fax", "unknown"]),
+                                short_text),
     })
     extra = st.dictionaries(short_text, short_text, max_size=3)
     query = st.fixed_dictionaries({"challenge": challenge, "turn": turn})

@@ -18,11 +18,18 @@ URLS = WebhookUrls(BASE)
 @pytest.mark.parametrize(("url", "method", "endpoint", "query"), [
     (URLS.voice_answer("c1"), "POST", "twilio.voice_answer", {"challenge": ["c1"]}),
     (URLS.voice_status("c1"), "POST", "twilio.voice_status", {"challenge": ["c1"]}),
-    (URLS.voice_keys("c1", 1), "POST", "twilio.voice_keys", {"challenge": ["c1"], "turn": ["1"]}),
-    (URLS.voice_no_input("c1", 0), "POST", "twilio.voice_no_input", {"challenge": ["c1"], "turn": ["0"]}),
+    (URLS.voice_amd("c1"), "POST", "twilio.voice_amd", {"challenge": ["c1"]}),
+    (URLS.voice_keys("c1", 1), "POST", "twilio.voice_keys", {"challenge": ["c1"], "turn": ["1"], "ask": ["menu"]}),
+    (URLS.voice_keys("c1", 1, "fraud", 2), "POST", "twilio.voice_keys",
+     {"challenge": ["c1"], "turn": ["1"], "ask": ["fraud"], "repeats": ["2"]}),
+    (URLS.voice_no_input("c1", 0), "POST", "twilio.voice_no_input",
+     {"challenge": ["c1"], "turn": ["0"], "ask": ["menu"]}),
     (URLS.sms_status(), "POST", "twilio.sms_status", {}),
-    (URLS.recorded_prompt("/voice-prompts/en-GB/greeting.wav?v=0123456789ab"), "GET",
-     "voice_prompts.recorded_prompt", {"v": ["0123456789ab"]}),
+    (URLS.recorded_prompt("/voice-prompts/en-GB/0123456789ab/greeting.wav"), "GET",
+     "voice_prompts.recorded_prompt", {}),
+    # What earlier releases handed out: still routed, for calls in flight during an upgrade.
+    (BASE + "/voice-prompts/en-GB/greeting.wav?v=0123456789ab", "GET",
+     "voice_prompts.recorded_prompt_unversioned", {"v": ["0123456789ab"]}),
 ])
 def test_every_url_handed_to_twilio_is_routed_to_its_view(app, url, method, endpoint, query):
     parts = urlsplit(url)

@@ -65,12 +65,13 @@ def answered_call(live, phones, alice):
 
 
 @pytest.mark.parametrize("path", ["/twilio/voice/keys", "/twilio/voice/answer", "/twilio/voice/no-input",
-                                  "/twilio/voice/status", "/twilio/sms/status"])
+                                  "/twilio/voice/status", "/twilio/voice/amd", "/twilio/sms/status"])
 @pytest.mark.parametrize("signature", ["", "forged", "wrong-token"])
 def test_unsigned_or_forged_webhooks_get_403_and_change_nothing(live, phones, answered_call, path, signature):
     auth, sid, challenge_id = answered_call
     url = f"{live.url}{path}?challenge={challenge_id}"
-    params = {"CallSid": sid, "Digits": "#", "CallStatus": "busy", "MessageSid": "SMx", "MessageStatus": "failed"}
+    params = {"CallSid": sid, "Digits": "#", "CallStatus": "busy", "AnsweredBy": "machine_end_beep",
+              "MessageSid": "SMx", "MessageStatus": "failed"}
     if signature == "wrong-token":
         response = post_signed(url, params, token="not-the-auth-token")
     else:
@@ -155,14 +156,18 @@ def test_repeated_sms_failure_reports_deny_once(live, phones, bob):
 
 @pytest.mark.parametrize("language", ["en-GB", "cy-GB"])
 @pytest.mark.parametrize("service", ["Secure Sign-in", "Another Name"])  # the second forces <Say> for the greeting
-@pytest.mark.parametrize("outcome", ["prompt", "reprompt_no_input", "reprompt_wrong_key", "verified", "fraud_recorded",
-                                     "do_not_call", "goodbye", "no_input_goodbye", "wrong_key_goodbye", "hangup"])
-def test_every_call_turn_renders_only_documented_twiml(outcome, language, service):
+@pytest.mark.parametrize("outcome", ["prompt", "reprompt_no_input", "reprompt_wrong_key", "reprompt_mismatch",
+                                     "verified", "fraud_recorded", "do_not_call", "goodbye", "no_input_goodbye",
+                                     "wrong_key_goodbye", "mismatch_goodbye", "hangup"])
+@pytest.mark.parametrize("ask, approval, num_digits", [
+    ("menu", "hash", "1"), ("menu", "number", "2"), ("fraud", "hash", "1"), ("fraud", "number", "1")])
+def test_every_call_turn_renders_only_documented_twiml(outcome, language, service, ask, approval, num_digits):
     from voice_prompts import catalogue
     from voice_prompts.library import PromptLibrary
 
-    voice = twiml.PromptVoice(PromptLibrary(service=service), catalogue, service, "https://mfa.example.org")
-    steps = steps_for(CallTurn(outcome, language), CallUrls(WebhookUrls("https://mfa.example.org"), "c1"))
+    voice = twiml.PromptVoice(PromptLibrary(service=service), catalogue, "https://mfa.example.org")
+    turn = CallTurn(outcome, language, ask=ask, approval=approval)
+    steps = steps_for(turn, CallUrls(WebhookUrls("https://mfa.example.org"), "c1", ask=ask))
     xml = twiml.render(steps, language, voice)
     root = assert_documented_twiml(xml)
     for element in root.iter():
@@ -170,17 +175,22 @@ def test_every_call_turn_renders_only_documented_twiml(outcome, language, servic
             assert (element.text or "").startswith("https://mfa.example.org/")
         if element.tag == "Gather":
             assert element.attrib["action"].startswith("https://mfa.example.org/twilio/voice/keys")
-            assert element.attrib["finishOnKey"] == "" and element.attrib["numDigits"] == "2"
+            assert f"ask={ask}" in element.attrib["action"]
+            assert element.attrib["finishOnKey"] == "" and element.attrib["numDigits"] == num_digits
         if element.tag == "Say":
             assert element.attrib["language"] == language
 
 
 def test_recorded_prompts_are_served_cacheable_and_nothing_else_is(live):
-    ok = requests.get(f"{live.url}/voice-prompts/en-GB/greeting.wav", timeout=10)
+    from voice_prompts.library import PromptLibrary
+
+    recording = PromptLibrary().recording("greeting", "en-GB")
+    assert recording is not None
+    ok = requests.get(live.url + recording.url_path, timeout=10)  # /voice-prompts/en-GB/<hash>/greeting.wav
     assert ok.status_code == 200 and ok.headers["Content-Type"] == "audio/wav"
     assert "max-age=31536000" in ok.headers["Cache-Control"]
     for bad in ("/voice-prompts/en-GB/../../app.py", "/voice-prompts/xx/greeting.wav",
-                "/voice-prompts/en-GB/manifest.json"):
+                "/voice-prompts/en-GB/manifest.json", "/voice-prompts/en-GB/0123456789ab/greeting.wav"):
         assert requests.get(live.url + bad, timeout=10).status_code == 404
 
 

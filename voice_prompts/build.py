@@ -6,6 +6,7 @@ Needs espeak-ng to build, and ffmpeg only to import formats other than WAV; the 
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 import subprocess
 import tempfile
@@ -17,13 +18,18 @@ from voice_prompts.library import AUDIO_DIR
 
 __all__ = ["AUDIO_DIR", "PromptError", "build_all", "import_recording"]
 
-ESPEAK_WORDS_PER_MINUTE = 150
+# espeak-ng's own default rate. 150 (used before) dragged: the Welsh first prompt ran past 10 s.
+# 175 is still within ordinary conversational speech (about 150-190 words a minute).
+ESPEAK_WORDS_PER_MINUTE = 175
 ESPEAK_TIMEOUT_SECONDS = 60
+# Words espeak-ng mispronounces, given to it as phonemes ([[...]]); the manifest keeps the real
+# text. Its Welsh voice reads "hash" as /has h/; a Welsh caller says /haʃ/ (../shared/WELSH.md).
+ESPEAK_SPOKEN_AS = {"cy-GB": {"hash": "[[h'aS]]"}}
 
 
 def build_all(service: str = catalogue.DEFAULT_SERVICE, audio_dir: Path = AUDIO_DIR,
               languages=catalogue.LANGUAGES, names=catalogue.PROMPT_NAMES,
-              replace_imported: bool = False) -> list[manifest.Entry]:
+              replace_imported: bool = False, service_cy: str | None = None) -> list[manifest.Entry]:
     """Synthesise `names` × `languages` and record them in the manifest; returns every entry.
 
     An operator's imported recording that is still fresh is kept (returned with source
@@ -33,18 +39,19 @@ def build_all(service: str = catalogue.DEFAULT_SERVICE, audio_dir: Path = AUDIO_
     _check_known(names, languages)
     audio_dir = Path(audio_dir)
     entries = _read_manifest(audio_dir)
+    services = catalogue.service_names(service, service_cy)
     results, prepared = [], {}
     with tempfile.TemporaryDirectory(prefix="voice-prompts-") as scratch:
         for language in languages:
             for name in names:
-                words = catalogue.text(name, language, service)
+                words = catalogue.text(name, language, services[language])
                 current = entries.get((language, name))
                 if (current and current.source == "imported" and current.text == words
                         and (audio_dir / current.relative_path).exists() and not replace_imported):
                     results.append(current)
                     continue
                 raw = Path(scratch) / f"{language}-{name}.wav"
-                _speak(words, catalogue.espeak_voice(language), raw)
+                _speak(espeak_spelling(words, language), catalogue.espeak_voice(language), raw)
                 prepared[(language, name)] = (words, prepare(raw))
     for (language, name), (words, audio) in prepared.items():
         entry = _store(audio_dir, language, name, words, audio, "espeak-ng")
@@ -54,8 +61,8 @@ def build_all(service: str = catalogue.DEFAULT_SERVICE, audio_dir: Path = AUDIO_
     return sorted(results, key=lambda e: (languages.index(e.language), names.index(e.name)))
 
 
-def import_recording(name: str, language: str, source_path: Path,
-                     service: str = catalogue.DEFAULT_SERVICE, audio_dir: Path = AUDIO_DIR) -> manifest.Entry:
+def import_recording(name: str, language: str, source_path: Path, service: str = catalogue.DEFAULT_SERVICE,
+                     audio_dir: Path = AUDIO_DIR, service_cy: str | None = None) -> manifest.Entry:
     """Convert an operator's recording of prompt `name` and record it as that prompt's audio.
 
     The manifest notes the catalogue text it stands for, so it stops playing (falls back to
@@ -65,7 +72,8 @@ def import_recording(name: str, language: str, source_path: Path,
     audio_dir = Path(audio_dir)
     entries = _read_manifest(audio_dir)
     audio = prepare(Path(source_path))
-    entry = _store(audio_dir, language, name, catalogue.text(name, language, service), audio, "imported")
+    words = catalogue.text(name, language, catalogue.service_names(service, service_cy)[language])
+    entry = _store(audio_dir, language, name, words, audio, "imported")
     entries[(language, name)] = entry
     manifest.write(audio_dir, entries)
     return entry
@@ -85,6 +93,12 @@ def _check_known(names, languages) -> None:
     for name in names:
         if name not in catalogue.PROMPT_NAMES:
             raise PromptError(f"unknown prompt {name!r}; known prompts: {', '.join(catalogue.PROMPT_NAMES)}")
+
+
+def espeak_spelling(words: str, language: str) -> str:
+    for word, phonemes in ESPEAK_SPOKEN_AS.get(language, {}).items():
+        words = re.sub(rf"\b{re.escape(word)}\b", phonemes, words, flags=re.IGNORECASE)
+    return words
 
 
 def _speak(words: str, voice: str, out: Path) -> None:

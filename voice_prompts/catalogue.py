@@ -1,7 +1,8 @@
 """Every prompt the verification call speaks, by name and language, in one place.
 
-The call flow asks for a prompt by name; it plays the recording when a fresh one exists
-(see library.py) and otherwise speaks this text with the language's <Say> voice.
+The call flow asks for a prompt by name; it plays a fresh recording when VOICE_PROMPTS allows
+(see library.py, Playback) and otherwise speaks this text with the language's <Say> voice.
+Welsh wording follows the review in ../shared/WELSH.md (a keypad key is *bysell*; *rhoi gwybod am*).
 """
 from __future__ import annotations
 
@@ -9,64 +10,89 @@ from __future__ import annotations
 from models.user import DEFAULT_LANGUAGE as DEFAULT_LANGUAGE, LANGUAGES as LANGUAGES
 DEFAULT_SERVICE = "Secure Sign-in"
 
-# {service} is the operator's SERVICE_NAME; it is filled in with str.replace, not format(),
-# so a service name containing braces cannot break the text.
+# {service} is the operator's SERVICE_NAME (SERVICE_NAME_CY in Welsh when set); it is filled in
+# with str.replace, not format(), so a service name containing braces cannot break the text.
 _PROMPTS: dict[str, dict[str, str]] = {
+    # The first prompt (ivr.call_flow.FIRST_PROMPT): greeting, then press_hash or enter_number,
+    # report_fraud, not_mine. "Press hash" must be heard within 4 s and the whole within 10 s
+    # (voice_prompts/timing.py; tests/test_voice_prompts.py): keep these short.
     "greeting": {
-        "en-GB": "Hello. This is the {service} verification call.",
-        "cy-GB": "Helo. Dyma alwad ddilysu {service}.",
+        "en-GB": "Hello from {service}.",
+        "cy-GB": "Helo, dyma {service}.",
     },
     "press_hash": {
-        "en-GB": "Press the hash key to finish your verification.",
-        "cy-GB": "Pwyswch yr allwedd hash i orffen eich dilysu.",
+        "en-GB": "Press hash to finish signing in.",
+        "cy-GB": "Pwyswch hash i orffen.",
+    },
+    "enter_number": {
+        "en-GB": "Enter the number on your screen.",
+        "cy-GB": "Rhowch y rhif ar eich sgrin.",
     },
     "report_fraud": {
-        "en-GB": "If you did not try to sign in, press zero and then the hash key to report it.",
-        "cy-GB": "Os na wnaethoch chi geisio mewngofnodi, pwyswch sero ac yna'r allwedd hash i roi gwybod.",
+        "en-GB": "If you did not try to sign in, press zero, then hash.",
+        "cy-GB": "Os nad chi sy'n mewngofnodi, pwyswch sero, yna hash.",
     },
+    # The stranger key: for someone who is not the account's owner at all. An owner who did not
+    # expect the call is the fraud case above, so this does not say "not expecting this call".
     "not_mine": {
-        "en-GB": "If you do not know why you are getting this call, press nine.",
-        "cy-GB": "Os nad ydych chi'n gwybod pam rydych chi'n cael yr alwad hon, pwyswch naw.",
+        "en-GB": "Wrong number? Press nine.",
+        "cy-GB": "Rhif anghywir? Pwyswch naw.",
+    },
+    "confirm_fraud": {
+        "en-GB": "To report that you did not try to sign in, press hash.",
+        "cy-GB": "I roi gwybod na wnaethoch chi geisio mewngofnodi, pwyswch hash.",
     },
     "not_recognised": {
-        "en-GB": "Sorry, that key was not recognised.",
-        "cy-GB": "Mae'n ddrwg gennym, ni chafodd yr allwedd honno ei hadnabod.",
+        "en-GB": "Sorry, that is not a valid choice.",
+        "cy-GB": "Mae'n ddrwg gennym, nid yw hwnnw'n ddewis dilys.",
     },
     "no_input": {
-        "en-GB": "Sorry, we did not hear a key press.",
-        "cy-GB": "Mae'n ddrwg gennym, ni chlywsom unrhyw allwedd.",
+        "en-GB": "Sorry, you did not press a key.",
+        "cy-GB": "Mae'n ddrwg gennym, ni wnaethoch chi bwyso unrhyw fysell.",
+    },
+    "number_mismatch": {
+        "en-GB": "That is not the number on your screen.",
+        "cy-GB": "Nid dyna'r rhif ar eich sgrin.",
     },
     "verified": {
-        "en-GB": "Your sign-in has been verified. Goodbye.",
+        "en-GB": "Your sign-in is verified. Goodbye.",
         "cy-GB": "Mae eich mewngofnodi wedi'i ddilysu. Hwyl fawr.",
     },
     "fraud_recorded": {
-        "en-GB": "Thank you. This sign-in has been blocked and reported. Goodbye.",
-        "cy-GB": "Diolch. Mae'r mewngofnodi hwn wedi'i rwystro a'i adrodd. Hwyl fawr.",
+        "en-GB": "Thank you. We have blocked this sign-in and reported it. Goodbye.",
+        "cy-GB": "Diolch. Rydym wedi rhwystro'r mewngofnodi hwn a rhoi gwybod amdano. Hwyl fawr.",
     },
     "do_not_call": {
         "en-GB": "Thank you. We will not call this number again. Goodbye.",
         "cy-GB": "Diolch. Ni fyddwn yn ffonio'r rhif hwn eto. Hwyl fawr.",
     },
     "goodbye": {
-        "en-GB": "This verification has ended. Goodbye.",
-        "cy-GB": "Mae'r dilysiad hwn wedi dod i ben. Hwyl fawr.",
+        "en-GB": "This call has ended. Goodbye.",
+        "cy-GB": "Mae'r alwad hon wedi dod i ben. Hwyl fawr.",
     },
     "no_input_goodbye": {
-        "en-GB": "We did not hear a key press. Goodbye.",
-        "cy-GB": "Ni chlywsom unrhyw allwedd. Hwyl fawr.",
+        "en-GB": "You did not press a key. Goodbye.",
+        "cy-GB": "Ni wnaethoch chi bwyso unrhyw fysell. Hwyl fawr.",
     },
     "wrong_key_goodbye": {
-        "en-GB": "That key was not recognised. Goodbye.",
-        "cy-GB": "Ni chafodd yr allwedd honno ei hadnabod. Hwyl fawr.",
+        "en-GB": "That is not a valid choice. Goodbye.",
+        "cy-GB": "Nid yw hwnnw'n ddewis dilys. Hwyl fawr.",
+    },
+    "mismatch_goodbye": {
+        "en-GB": "That number did not match, so this sign-in has been stopped. Goodbye.",
+        "cy-GB": "Nid oedd y rhif yn cyfateb, felly rydym wedi atal y mewngofnodi hwn. Hwyl fawr.",
     },
 }
 
 PROMPT_NAMES = tuple(_PROMPTS)
 
-# Twilio <Say> voices used when no fresh recording exists (Amazon Polly, British voices).
+# Twilio <Say> voices (Amazon Polly): the neural voice where Twilio offers one for the language.
+# Twilio names a Polly neural voice "Polly.<Name>-Neural" (Amy: en-GB, neural and standard);
+# Gwyneth, the only Welsh voice, is standard only. Sources: Twilio's voice list,
+# https://www.twilio.com/docs/voice/twiml/say/text-speech, and Amazon's
+# https://docs.aws.amazon.com/polly/latest/dg/available-voices.html (see ../shared/twilio/NOTES.md §2).
 _SAY_VOICES = {
-    "en-GB": ("Polly.Amy", "en-GB"),
+    "en-GB": ("Polly.Amy-Neural", "en-GB"),
     "cy-GB": ("Polly.Gwyneth", "cy-GB"),
 }
 
@@ -100,6 +126,11 @@ def text(name: str, language: str | None, service: str = DEFAULT_SERVICE) -> str
     except KeyError:
         raise ValueError(f"unknown prompt {name!r}; known prompts: {', '.join(PROMPT_NAMES)}") from None
     return wording[language_or_default(language)].replace("{service}", service)
+
+
+def service_names(service: str = DEFAULT_SERVICE, welsh_service: str | None = None) -> dict[str, str]:
+    """The service name each language speaks: SERVICE_NAME, or SERVICE_NAME_CY in Welsh when set."""
+    return {language: (welsh_service or service) if language == "cy-GB" else service for language in LANGUAGES}
 
 
 def say_voice(language: str | None) -> tuple[str, str]:

@@ -15,6 +15,9 @@ from voice_prompts import catalogue, manifest
 AUDIO_DIR = Path(__file__).resolve().parent / "audio"
 URL_PREFIX = "/voice-prompts"
 MIMETYPE = "audio/wav"
+VERSION_LENGTH = 12  # hex digits of a recording's sha256 in its URL: a new file is a new path
+MODES = ("auto", "recorded", "say")  # VOICE_PROMPTS
+SIMULATOR = "simulator"  # TELEPHONY_PROVIDER of the local stand-in
 
 log = logging.getLogger(__name__)
 
@@ -24,16 +27,41 @@ class Recording:
     name: str
     language: str
     path: Path
-    url_path: str  # e.g. /voice-prompts/en-GB/greeting.wav?v=<sha256[:12]>; join to PUBLIC_BASE_URL
+    url_path: str  # e.g. /voice-prompts/en-GB/<sha256[:12]>/greeting.wav; join to PUBLIC_BASE_URL
     duration: float  # seconds
     source: str  # "espeak-ng" or "imported"
 
 
+@dataclass(frozen=True)
+class Playback:
+    """Which fresh recordings a call plays (VOICE_PROMPTS), the rest being spoken with <Say>.
+
+    `say`: none. `recorded`: every fresh one. `auto` (the default): an operator's imported
+    recordings always, and the espeak-ng renditions only with the stand-in (TELEPHONY_PROVIDER=
+    simulator), because a real caller should hear Twilio's Polly voice rather than a robotic one.
+    """
+
+    mode: str = "auto"
+    provider: str = SIMULATOR
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ValueError(f"VOICE_PROMPTS must be one of {', '.join(MODES)}, not {self.mode!r}")
+
+    def plays(self, recording: Recording | None) -> bool:
+        if recording is None or self.mode == "say":
+            return False
+        return self.mode == "recorded" or recording.source == "imported" or self.provider == SIMULATOR
+
+
 class PromptLibrary:
-    def __init__(self, audio_dir: Path = AUDIO_DIR, service: str = catalogue.DEFAULT_SERVICE):
+    def __init__(self, audio_dir: Path = AUDIO_DIR, service: str = catalogue.DEFAULT_SERVICE,
+                 service_cy: str | None = None):
         self.audio_dir = Path(audio_dir).resolve()
         self.service = service
-        self._servable: dict[tuple[str, str], Path] = {}  # (language, file name) -> file
+        self.services = catalogue.service_names(service, service_cy)  # the name each language speaks
+        # (language, file name) -> (file, version, the bytes that version names)
+        self._servable: dict[tuple[str, str], tuple[Path, str, bytes]] = {}
         self._fresh: dict[tuple[str, str], Recording] = {}
         try:
             entries = manifest.read(self.audio_dir)
@@ -58,13 +86,16 @@ class PromptLibrary:
         if hashlib.sha256(data).hexdigest() != entry.sha256:
             log.warning("voice prompts: %s does not match its manifest hash; not playing it", path)
             return
-        self._servable[(entry.language, entry.filename)] = path
-        if entry.text == catalogue.text(entry.name, entry.language, self.service):
+        version = entry.sha256[:VERSION_LENGTH]
+        self._servable[(entry.language, entry.filename)] = (path, version, data)
+        if entry.text == catalogue.text(entry.name, entry.language, self.services[entry.language]):
             self._fresh[(entry.language, entry.name)] = Recording(
                 name=entry.name,
                 language=entry.language,
                 path=path,
-                url_path=f"{URL_PREFIX}/{entry.relative_path}?v={entry.sha256[:12]}",
+                # The content hash in the path, as Twilio's caching guidance asks (a new file name
+                # or location; a query string is not named): served immutable at that path only.
+                url_path=f"{URL_PREFIX}/{entry.language}/{version}/{entry.filename}",
                 duration=entry.duration,
                 source=entry.source,
             )
@@ -79,14 +110,33 @@ class PromptLibrary:
             raise ValueError(f"unknown prompt {name!r}")
         return self._fresh.get((catalogue.language_or_default(language), name))
 
+    def to_play(self, name: str, language: str | None, playback: Playback) -> Recording | None:
+        """The recording a call plays for prompt `name` under `playback`, or None: speak it with <Say>."""
+        recording = self.recording(name, language)
+        return recording if playback.plays(recording) else None
+
+    def service_for(self, language: str | None) -> str:
+        """The service name spoken in `language` (SERVICE_NAME_CY in Welsh when set)."""
+        return self.services[catalogue.language_or_default(language)]
+
     def file_path(self, language: str, filename: str) -> Path | None:
         """The file to serve for /voice-prompts/<language>/<filename>, or None (answer 404).
 
+        The unversioned path that URLs with `?v=<hash>` used before the hash moved into the
+        path: kept so calls in flight during an upgrade still hear their prompt.
         Only exact catalogue languages and prompt file names listed in the manifest are served,
         so no request can reach any other file. Stale recordings are still served: a call that
         started before a restart with a new service name may yet fetch its greeting.
         """
-        return self._servable.get((language, filename))
+        found = self._servable.get((language, filename))
+        return found[0] if found else None
+
+    def versioned_audio(self, language: str, version: str, filename: str) -> bytes | None:
+        """The recording for /voice-prompts/<language>/<version>/<filename> when `version` is its hash,
+        else None (answer 404). The bytes read and hashed at start-up, not the file now: a file
+        replaced while the server runs must not be cached for ever under the old file's hash."""
+        found = self._servable.get((language, filename))
+        return found[2] if found and found[1] == version else None
 
     def stale(self) -> list[tuple[str, str]]:
         """(language, name) of every catalogue prompt that will be spoken with <Say>."""

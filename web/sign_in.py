@@ -5,7 +5,7 @@ from flask import flash, jsonify, redirect, render_template, request, session, u
 
 from edge import client_ip, db, services
 from edge_errors import status_for
-from mfa import authentications, challenges, checks, methods
+from mfa import authentications, call_progress, challenges, checks, methods
 from mfa.errors import MfaError, RateLimited
 from mfa.method_types import Text, method_type
 from mfa.telephony import DeliveryUnknown
@@ -20,20 +20,26 @@ FAILED_CHALLENGE = {
     "no_answer": "The call was not answered.",
     "busy": "The line was busy.",
     "call_failed": "The call could not be connected.",
-    "hung_up": "The call ended before the hash key was pressed.",
+    "hung_up": "The call ended before your sign-in was verified.",
     "no_input": "No key was pressed during the call.",
-    "wrong_key": "A key other than the hash key (#) was pressed.",
+    "wrong_key": "A key other than the one asked for was pressed.",
     "machine_answered": "The call went to voicemail.",
     "canceled": "The call was cancelled.",
     "delivery_failed": "The text message could not be delivered.",
     "do_not_call": "Whoever answered said they did not expect this call.",
 }
+# The call page's heading while the call is under way (mfa/call_progress.py); an ending without approval
+# has CALL_DID_NOT_VERIFY, with its FAILED_CHALLENGE sentence below it.
+CALL_HEADINGS = {"calling": "Answer the call", "ringing": "Your phone is ringing", "answered": "Press # now"}
+CALL_DID_NOT_VERIFY = "That call did not verify you"
 ENDED = {
     "expired": "This sign-in took too long and has expired.",
     "locked": "This account is locked after too many failed attempts. Try again in 15 minutes.",
     "fraud_reported": "You reported this sign-in as not you. The account is blocked: "
                       "contact your administrator to unblock it.",
     "too_many_attempts": "Too many wrong codes were entered.",
+    "number_mismatch": "The number keyed on the call did not match the one on this screen, twice, so this "
+                       "sign-in was stopped. If you did not try to sign in, tell your administrator.",
     "registered_meanwhile": "A way to verify was registered for this account while this sign-in was open. "
                             "Sign in again to use it.",
 }
@@ -104,9 +110,17 @@ def verify(auth: Authentication):
     mode = current.get("mode") or "choose"
     method = next((m for m in auth.user.methods if m.id == current.get("method")), None)
     failure = FAILED_CHALLENGE.get(auth.reason) if auth.can_retry() and auth.reason else None
+    call = call_progress.of(db(), auth, services().clock.now())
     return render_template("verify.html", auth=auth, mode=mode, method=method, failure=failure,
-                           code_minutes=Text.code_lifetime_minutes(),
+                           call=call, call_heading=_call_heading(call),
+                           next_steps=call_progress.next_steps(auth, method), code_minutes=Text.code_lifetime_minutes(),
                            registering=auth.registering, resend_in=_resend_in(auth))
+
+
+def _call_heading(call: call_progress.CallProgress) -> str:
+    if call.name == "answered" and call.number_match:
+        return f"Enter {call.number_match} on your phone's keypad"
+    return CALL_HEADINGS.get(call.name, CALL_DID_NOT_VERIFY)
 
 
 def _resend_in(auth) -> int:
@@ -149,7 +163,8 @@ def verify_other(auth: Authentication):
 @bp.get("/verify/status.json")
 @flow_required(otherwise=lambda: (jsonify({"status": "none"}), 404))
 def verify_status(auth: Authentication):
-    return jsonify({"status": auth.status, "reason": auth.reason})
+    progress = call_progress.of(db(), auth, services().clock.now()).name  # the call page reloads when it changes
+    return jsonify({"status": auth.status, "reason": auth.reason, "progress": progress})
 
 
 def _finish(auth, current):
