@@ -11,7 +11,7 @@ endif
 STAMP := $(VENV)/.installed
 
 .PHONY: run test bench screenshots
-ASSETS := node_modules/nhsuk-frontend/package.json
+ASSETS := node_modules/.installed
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -19,10 +19,11 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(VENV)/bin/pip install --quiet -r requirements.txt -r requirements-dev.txt
 	touch $(STAMP)
 
-# The NHS.UK frontend styles for the pages (from the npm registry; never committed).
-$(ASSETS): package.json
-	@if command -v npm >/dev/null; then npm install --no-audit --no-fund --silent; \
-	else echo "npm not found: the pages will be unstyled (apt-get install npm)"; fi
+# The NHS.UK frontend styles for the pages, and axe-core for the tests' accessibility checks
+# (package-lock.json pins both; from the npm registry; never committed).
+$(ASSETS): package.json package-lock.json
+	@if command -v npm >/dev/null; then npm install --no-audit --no-fund --silent && touch $@; \
+	else echo "npm not found: the pages will be unstyled and the accessibility tests fail (apt-get install npm)"; fi
 
 ## make run: the server on its embedded default (SQLite, local Twilio stand-in, demo account)
 run: $(STAMP) $(ASSETS)

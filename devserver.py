@@ -15,6 +15,7 @@ from app import create_app
 from cli.database import upgrade
 from mfa import accounts, api_keys
 from mfa.unit_of_work import use_case
+from standin.app import IDENTITY
 
 DEMO_USER = "demo.admin@example.org"
 
@@ -43,34 +44,64 @@ def ensure_demo(app) -> tuple[str, str]:
     return password, (instance / "demo_api_key").read_text().strip()
 
 
-def start_standin(settings, instance: Path):
-    """Serve the Twilio stand-in where TWILIO_API_BASE_URL points, unless one already answers.
+class PortTaken(SystemExit):
+    """The stand-in's port answers, but not as a stand-in this server can use: one line says what."""
 
-    It gets this instance's auth token (generated once, like SECRET_KEY), so it signs its
-    webhooks with what the app checks.
-    """
-    from urllib.parse import urlsplit
 
+def dev_defaults(environ) -> dict[str, str]:
+    """PORT moves the whole dev set-up: the URL webhooks and the banner use, and the stand-in
+    beside it (PORT + 1), unless PUBLIC_BASE_URL or TWILIO_API_BASE_URL say otherwise."""
+    port = int(environ.get("PORT") or "5000")
+    defaults = {"PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"}
+    if environ.get("TELEPHONY_PROVIDER", "simulator") == "simulator":
+        defaults["TWILIO_API_BASE_URL"] = f"http://127.0.0.1:{port + 1}"
+    return {name: value for name, value in defaults.items() if not environ.get(name)}
+
+
+def running_standin(settings) -> dict | None:
+    """What already answers where TWILIO_API_BASE_URL points: None when nothing does, else the
+    stand-in's own description (GET /standin.json). Anything else, or a stand-in with another
+    auth token (it would refuse us, and we its webhooks), stops start-up naming it."""
     import requests
 
+    base = settings.twilio_api_base_url
     try:
-        # Something (another dev server, a test) already serves it: it must know this instance's
-        # generated token (instance/twilio_auth_token), or it refuses us and we refuse its webhooks.
-        probe = requests.get(f"{settings.twilio_api_base_url}/2010-04-01/Accounts/{settings.twilio_account_sid}"
-                             "/Calls/CA00000000000000000000000000000000.json",
-                             auth=(settings.twilio_account_sid, settings.twilio_auth_token), timeout=0.5)
-        if probe.status_code == 401:
-            logging.getLogger(__name__).error(
-                "the Twilio stand-in at %s has another auth token: stop it, or start it with "
-                "`python -m standin --instance %s`", settings.twilio_api_base_url, instance)
-        return None
+        answer = requests.get(f"{base}/standin.json", timeout=0.5)
     except requests.RequestException:
-        pass
+        return None
+    try:
+        found = answer.json() if answer.ok else None
+    except ValueError:
+        found = None
+    if not isinstance(found, dict) or found.get("service") != IDENTITY:
+        server = answer.headers.get("Server", "unknown server")
+        raise PortTaken(f"{base} is already in use by something that is not the Twilio stand-in "
+                        f"(HTTP {answer.status_code}, {server}): stop it, or set PORT or "
+                        "TWILIO_API_BASE_URL to a free port")
+    probe = requests.get(f"{base}/2010-04-01/Accounts/{settings.twilio_account_sid}"
+                         "/Calls/CA00000000000000000000000000000000.json",
+                         auth=(settings.twilio_account_sid, settings.twilio_auth_token), timeout=0.5)
+    if probe.status_code == 401:
+        raise PortTaken(f"{base} is already in use by another Twilio stand-in, {described(found)}, "
+                        "with another auth token: stop it, or set PORT or TWILIO_API_BASE_URL to a free port")
+    return found
+
+
+def described(standin: dict) -> str:
+    return f"started by {standin.get('started_by') or 'an unknown command'}, process {standin.get('pid')}"
+
+
+def start_standin(settings, instance: Path, started_by: str = "python app.py"):
+    """Serve the Twilio stand-in where TWILIO_API_BASE_URL points, with this instance's auth
+    token (generated once, like SECRET_KEY) so it signs its webhooks with what the app checks."""
+    from urllib.parse import urlsplit
+
     from standin import StandinServer, create_standin_app
 
     parts = urlsplit(settings.twilio_api_base_url)
     server = StandinServer(
-        create_standin_app(settings.twilio_account_sid, settings.twilio_auth_token, realtime=True),
+        create_standin_app(settings.twilio_account_sid, settings.twilio_auth_token, realtime=True,
+                           started_by=f"{started_by} (instance {instance})"),
         host=parts.hostname, port=parts.port or 80,
     )
     server.start()
@@ -79,14 +110,21 @@ def start_standin(settings, instance: Path):
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    app = create_app()
+    app = create_app(dev_defaults(os.environ))
     settings = app.extensions["mfa"].settings
     upgrade(settings.database_url)
     password, api_key = ensure_demo(app)
-    standin = (start_standin(settings, Path(app.instance_path))
-               if settings.telephony_provider == "simulator" else None)
-    port = int(os.environ.get("PORT", "5000"))
+    port = int(os.environ.get("PORT") or "5000")
     base = settings.public_base_url
+    simulated = settings.telephony_provider == "simulator"
+    standin_note = ""
+    if simulated:
+        running = running_standin(settings)  # stops start-up, naming it, unless it can be shared
+        if running is None:
+            start_standin(settings, Path(app.instance_path), f"python app.py on {base}")
+            standin_note = "started with this server"
+        else:
+            standin_note = f"already running there, {described(running)}: shared with it"
     print(
         "\n"
         f"  MFA verification server (development) on {base}\n"
@@ -97,9 +135,10 @@ def main() -> None:
         f"  Try the API:     curl -H 'Authorization: Bearer {api_key}' -H 'Content-Type: application/json' \\\n"
         f"                     -d '{{\"username\": \"{DEMO_USER}\", \"password\": \"{password}\"}}' "
         f"{base}/api/v1/authentications\n"
-        + (f"  Dev phone:       {settings.twilio_api_base_url}/phone\n"
+        + (f"  Twilio stand-in: {settings.twilio_api_base_url} ({standin_note})\n"
+           f"  Dev phone:       {settings.twilio_api_base_url}/phone\n"
            f"  SMS inbox:       {settings.twilio_api_base_url}/inbox\n"
-           if standin or settings.telephony_provider == "simulator" else "")
+           if simulated else "")
         + "  Stop with Ctrl+C.\n",
         flush=True,
     )

@@ -1,7 +1,7 @@
 """Every setting in one table, read from the environment and checked at start-up.
 
 A setting that is missing or malformed where it is needed stops start-up with
-one line naming it. Names and defaults follow ../shared/CONTRACT.md §1.
+one line naming it. Names and defaults are the documented ones (docs/configuration.md).
 """
 from __future__ import annotations
 
@@ -25,6 +25,9 @@ SIMULATOR_FROM_NUMBER = "+441632960000"
 SIMULATOR_API_BASE_URL = "http://127.0.0.1:5001"
 CALL_APPROVAL_FORMAT = ("CALL_APPROVAL must be 'hash' or 'number', or a comma list of one of them and "
                         "role:mode entries, e.g. 'hash,admin:number'.")
+MAX_REMEMBER_DAYS = 365
+REMEMBER_BROWSER_FORMAT = (f"REMEMBER_BROWSER_DAYS must be a whole number of days from 0 (off) to {MAX_REMEMBER_DAYS}, "
+                           "or a comma list of one number and role:days entries, e.g. '30,admin:0'.")
 
 
 class SettingsError(SystemExit):
@@ -62,6 +65,9 @@ class Settings:
     # CALL_APPROVAL: "hash" or "number" for every role, and per-role exceptions (parse_call_approval).
     call_approval: str = HASH
     call_approval_by_role: dict[str, str] = field(default_factory=dict)
+    # REMEMBER_BROWSER_DAYS: days a browser may skip the second step (0: off), and per-role exceptions.
+    remember_days: int = 0
+    remember_days_by_role: dict[str, int] = field(default_factory=dict)
     # VOICE_PROMPTS: which recordings calls play (voice_prompts.library.Playback); SERVICE_NAME_CY:
     # the service name the Welsh prompts speak (None: SERVICE_NAME).
     voice_prompts: str = "auto"
@@ -110,6 +116,25 @@ def parse_call_approval(value: str) -> tuple[str, dict[str, str]]:
         else:  # two modes for every role
             raise SettingsError(CALL_APPROVAL_FORMAT)
     return default or HASH, by_role
+
+
+def parse_remember_days(value: str) -> tuple[int, dict[str, int]]:
+    """`30`, or a comma list of one bare number (every role) and `role:days` entries (`30,admin:0`)."""
+    default: int | None = None
+    by_role: dict[str, int] = {}
+    for entry in (e.strip().lower() for e in value.split(",")):
+        role, colon, days = (part.strip() for part in entry.rpartition(":"))
+        if not days.isdigit() or int(days) > MAX_REMEMBER_DAYS or role in by_role:
+            raise SettingsError(REMEMBER_BROWSER_FORMAT)
+        if colon and role not in ROLES:  # a misspelt role would silently let that role skip the second step
+            raise SettingsError(f"REMEMBER_BROWSER_DAYS names the role {role!r}; roles are {', '.join(ROLES)}.")
+        if colon:
+            by_role[role] = int(days)
+        elif default is None:
+            default = int(days)
+        else:
+            raise SettingsError(REMEMBER_BROWSER_FORMAT)
+    return default or 0, by_role
 
 
 def _dev_secret(instance: Path, name: str, make) -> str:
@@ -222,6 +247,7 @@ def load(environ: dict, instance: Path) -> Settings:
     if int(idle_minutes) > int(max_hours) * 60:
         raise SettingsError("SESSION_IDLE_MINUTES must not be longer than SESSION_MAX_HOURS.")
     call_approval, call_approval_by_role = parse_call_approval(get("CALL_APPROVAL", HASH))
+    remember_days, remember_days_by_role = parse_remember_days(get("REMEMBER_BROWSER_DAYS", "0"))
     if bench_reference and production:
         raise SettingsError("BENCH_REFERENCE_ENDPOINT is for benchmarks only; it is refused when MFA_ENV=production.")
 
@@ -253,6 +279,8 @@ def load(environ: dict, instance: Path) -> Settings:
         session_max_hours=int(max_hours),
         call_approval=call_approval,
         call_approval_by_role=call_approval_by_role,
+        remember_days=remember_days,
+        remember_days_by_role=remember_days_by_role,
         voice_prompts=voice_prompts,
         service_name_cy=service_name_cy,
     )

@@ -1,4 +1,4 @@
-"""The JSON API for relying applications (/api/v1), exactly as ../shared/CONTRACT.md §3."""
+"""The JSON API for relying applications (/api/v1), exactly as docs/api.md describes it."""
 from __future__ import annotations
 
 from flask import Blueprint, Flask, current_app, g, request

@@ -1,4 +1,4 @@
-"""Domain objects as the JSON of ../shared/CONTRACT.md §3."""
+"""Domain objects as the JSON of docs/api.md."""
 from __future__ import annotations
 
 from datetime import datetime

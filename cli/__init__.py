@@ -1,4 +1,4 @@
-"""The command line of ../shared/CONTRACT.md §2 (`flask --app app …`)."""
+"""The command line of the README (`flask --app app …`)."""
 from __future__ import annotations
 
 from flask import Flask

@@ -6,6 +6,7 @@ from flask.cli import with_appcontext
 
 from cli.use_cases import run
 from mfa import accounts, api_keys, app_passwords
+from mfa.queries import do_not_call_since
 from models.user import DEFAULT_LANGUAGE, LANGUAGES, ROLES
 
 
@@ -50,9 +51,13 @@ def show_user(username):
             "methods:" if user.methods else "methods:   none (registration at next sign-in)",
         ]
         for m in user.methods:
+            refused = do_not_call_since(db, svc.vault, svc.vault.decrypt(m.phone_encrypted)) \
+                if m.phone_encrypted else None
             flags = ", ".join(f for f in (
                 m.kind, "default" if m.is_default else None,
                 "verified" if m.is_verified else "not verified",
+                f"do not call since {refused:%Y-%m-%d %H:%M} UTC: 9 was pressed; calls are refused until "
+                "the person verifies this number by text" if refused else None,
             ) if f)
             lines.append(f"  {m.id}  {m.type:<6} {m.label}  ({flags})")
         return "\n".join(lines)

@@ -25,6 +25,13 @@ FIRST_PROMPT: dict[str, tuple[str, ...]] = {
     HASH: ("greeting", "press_hash", "report_fraud", "not_mine"),
     NUMBER: ("greeting", "enter_number", "report_fraud", "not_mine"),
 }
+# A registration call proves a new phone: nobody is signing in, so it never says so, and it asks
+# no fraud question (whoever did not ask for the call is a stranger: "wrong number", 9).
+SETTING_UP: dict[str, tuple[str, ...]] = {
+    HASH: ("greeting", "press_hash_setup", "not_mine"),
+    NUMBER: ("greeting", "enter_number", "not_mine"),
+}
+SETTING_UP_FAREWELLS = {"verified": "setup_verified"}
 ASK = FIRST_PROMPT[HASH][1:]  # the menu of a hash call, after a reprompt's opening
 OPENINGS = {"reprompt_no_input": "no_input", "reprompt_wrong_key": "not_recognised",
             "reprompt_mismatch": "number_mismatch"}
@@ -62,7 +69,8 @@ def steps_for(turn: CallTurn, urls: "CallUrls") -> list:
     if turn.outcome == "prompt" or turn.outcome in OPENINGS:
         return [listen(turn, urls.keys), Redirect(urls.no_input)]
     if turn.outcome in FAREWELLS:
-        return [Speak(turn.outcome), Hangup()]
+        farewell = SETTING_UP_FAREWELLS.get(turn.outcome, turn.outcome) if turn.setting_up else turn.outcome
+        return [Speak(farewell), Hangup()]
     return [Hangup()]
 
 
@@ -75,7 +83,7 @@ def listen(turn: CallTurn, action: str) -> Listen:
     if turn.ask == CONFIRM_FRAUD:
         whole = question = ("confirm_fraud",)
     else:
-        whole = FIRST_PROMPT[approval]
+        whole = (SETTING_UP if turn.setting_up else FIRST_PROMPT)[approval]
         question = whole[1:]
     prompts = (OPENINGS[turn.outcome], *question) if turn.outcome in OPENINGS else whole
     if turn.ask != CONFIRM_FRAUD and approval == NUMBER:

@@ -170,7 +170,7 @@ REFUSALS: dict[int | None, Refusal] = {
 }
 
 # Refusals about the account, its credentials or its sender, never about the person's number:
-# the setting an operator should check. (Twilio error dictionary; ../shared/twilio/NOTES.md §2.4.)
+# the setting an operator should check. (Twilio error dictionary; docs/twilio/NOTES.md §2.4.)
 ACCOUNT_ERRORS = {
     20003: "TWILIO_AUTH_TOKEN (with TWILIO_ACCOUNT_SID)",  # authentication failed: token rotated or wrong
     20005: "TWILIO_ACCOUNT_SID (the account is suspended or closed)",  # account not active

@@ -108,11 +108,16 @@ def voice_amd():
 
 @prompts_bp.get(RECORDED_PROMPT)
 def recorded_prompt(language: str, version: str, filename: str):
-    """A recording at its content hash: what is served here never changes, so it is cached for a year."""
-    audio = runtime().prompt_voice.library.versioned_audio(language, version, filename)
+    """A recording at its content hash, or its words beside it (<name>.txt: what the dev phone
+    shows). What is served here never changes, so it is cached for a year."""
+    library = runtime().prompt_voice.library
+    words = library.words(language, version, filename)
+    audio = library.versioned_audio(language, version, filename) if words is None else words.encode()
     if audio is None:
         abort(404)  # another hash: a rebuilt or re-imported file lives at a new path
-    response = Response(audio, 200, mimetype="audio/wav")
+    response = Response(audio, 200, mimetype="audio/wav" if words is None else "text/plain")
+    if words is not None:
+        response.headers["Content-Language"] = language
     response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
     response.set_etag(version)
     return response.make_conditional(request)

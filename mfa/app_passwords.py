@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 import string
+import unicodedata
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -36,10 +37,22 @@ def _normalise(app_password: str) -> str:
     return "".join(c for c in app_password.lower() if c in LETTERS)
 
 
-def create(db: Session, svc: Services, user: User, name: str) -> tuple[AppPassword, str]:
-    name = (name or "").strip() if isinstance(name, str) else ""
+# Controls, and format characters (bidi overrides and isolates, zero-width spaces and joiners):
+# they make a name display as something else ("evil" as "live") or as nothing.
+HIDDEN_CATEGORIES = ("Cc", "Cf", "Co", "Cs", "Cn", "Zl", "Zp")
+
+
+def _check_name(name: object) -> str:
+    name = name.strip() if isinstance(name, str) else ""
     if not name or len(name) > 100:
         raise BadRequest("Give the app password a name of up to 100 characters.", field="name")
+    if any(unicodedata.category(c) in HIDDEN_CATEGORIES for c in name):
+        raise BadRequest("Use only letters, numbers, spaces and punctuation in the name.", field="name")
+    return name
+
+
+def create(db: Session, svc: Services, user: User, name: object) -> tuple[AppPassword, str]:
+    name = _check_name(name)
     lock_person(db, user.id)  # counted under the person's lock, so 20 at once still stop at 40
     active = db.scalar(
         select(func.count()).select_from(AppPassword)
@@ -65,12 +78,19 @@ def list_for(db: Session, user: User) -> list[AppPassword]:
     ))
 
 
-def revoke(db: Session, svc: Services, user: User, app_password_id: str) -> None:
+def find(db: Session, user: User, app_password_id: object) -> AppPassword:
+    """One of the person's active app passwords (NotFound otherwise: revoked, or someone else's)."""
     row = db.get(AppPassword, app_password_id) if is_id(app_password_id) else None
     if row is None or row.user_id != user.id or row.revoked_at is not None:
-        raise NotFound("No such app password.")
+        raise NotFound("No such app password. It may have been revoked already.")
+    return row
+
+
+def revoke(db: Session, svc: Services, user: User, app_password_id: object) -> AppPassword:
+    row = find(db, user, app_password_id)
     row.revoked_at = svc.clock.now()
     audit.record(db, svc.clock, "app_password_revoked", "ok", user=user, detail=row.name)
+    return row
 
 
 def verify(db: Session, svc: Services, username: object, app_password: object, source_ip: str | None) -> User:

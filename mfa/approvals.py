@@ -2,8 +2,8 @@
 
 The spend is a compare-and-set on `authentications.exchanged_at`, so of two browsers
 presenting the same flow (a copied cookie, a double click, two workers) only one wins, and
-everything the win brings (the new session, registration's app password, ending the
-person's other sessions) is written in the same transaction as the spend.
+everything the win brings (the new session, ending the person's other sessions) is written
+in the same transaction as the spend.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from models import Authentication
 from models.states import AuthStatus
-from mfa import app_passwords, audit, browser_sessions
+from mfa import audit, browser_sessions
 from mfa.compare_and_set import compare_and_set
 from mfa.errors import AccountLocked, Conflict
 from mfa.services import Services
@@ -35,7 +35,6 @@ class AlreadyUsed(Conflict):
 class Spent:
     session_id: str | None  # the new browser session (a sign-in); None for a change
     signed_in_at: datetime | None
-    app_password: str | None  # shown once, after a registration
 
 
 def spend(db: Session, svc: Services, auth: Authentication, purpose: str,
@@ -70,13 +69,8 @@ def spend(db: Session, svc: Services, auth: Authentication, purpose: str,
         ended = browser_sessions.end_all_for_user(db, auth.user_id, except_id=session_id)
         audit.record(db, svc.clock, "method_changed_sessions_ended", "ok", user=auth.user,
                      detail=f"{ended} other session(s) ended")
-        return Spent(None, None, None)
+        return Spent(None, None)
     browser_sessions.end(db, session_id)
+    # No app password here: the registration wizard offers one, for the few who need it.
     new_id = browser_sessions.create(db, svc, {}, user_id=auth.user_id, signed_in_at=now)
-    app_password = None
-    if auth.registering:
-        try:
-            _, app_password = app_passwords.create(db, svc, auth.user, "Created at registration")
-        except Conflict:  # already at the limit (registered again after a reset): none is added
-            app_password = None
-    return Spent(new_id, now, app_password)
+    return Spent(new_id, now)

@@ -7,10 +7,10 @@ from sqlalchemy import and_, or_, update
 from sqlalchemy.orm import joinedload
 from sqlalchemy.orm import Session
 
-from models import Authentication, Challenge, User
+from models import Authentication, Challenge, RememberedBrowser, User
 from models.states import OPEN_STATUSES, RETRYABLE_DENIALS, AuthStatus, ChallengeStatus, Reason
 from models.base import is_id
-from mfa import audit, facts
+from mfa import audit, facts, remembered_browsers
 from mfa.accounts import find_user, record_failure, reset_failures
 from mfa.compare_and_set import compare_and_set
 from mfa.errors import AccountLocked, BadRequest, InvalidCredentials, NotFound
@@ -25,27 +25,30 @@ WITH_PERSON = [joinedload(Authentication.user).joinedload(User.methods)]
 
 def require_text(value: object, field: str, max_length: int = MAX_LENGTH) -> str:
     """A non-empty string that a database and a hash function can take (no NUL, valid UTF-8)."""
+    label = field.replace("_", " ")  # the sentence is for people; `field` names it for programs
     if not isinstance(value, str) or not value:
-        raise BadRequest(f"'{field}' is required and must be a string.", field=field)
+        raise BadRequest(f"Enter the {label}.", field=field)
     if len(value) > max_length:
-        raise BadRequest(f"'{field}' is too long.", field=field)
+        raise BadRequest(f"The {label} is too long: at most {max_length} characters.", field=field)
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        raise BadRequest(f"'{field}' is not valid text.", field=field) from None
+        raise BadRequest(f"The {label} has characters that are not allowed.", field=field) from None
     if "\x00" in value:
-        raise BadRequest(f"'{field}' is not valid text.", field=field)
+        raise BadRequest(f"The {label} has characters that are not allowed.", field=field)
     return value
 
 
 def start(
     db: Session, svc: Services, username: object, password: object, source_ip: str | None,
-    api_key_id: str | None = None,
+    api_key_id: str | None = None, remembered_token: object = None,
 ) -> Authentication:
     """Check the first factor and decide what the sign-in needs next.
 
     `api_key_id` is the relying application that asked (None for the server's own pages):
     the sign-in belongs to it, and only it can see or continue it (see owned_by).
+    `remembered_token`: the server's own pages pass the browser's remembered-browser cookie;
+    when it is this person's and still valid, no second factor is asked (mfa/remembered_browsers.py).
     """
     username = require_text(username, "username", 254)
     password = require_text(password, "password")
@@ -69,11 +72,11 @@ def start(
             raise AccountLocked()
         raise InvalidCredentials()
     user.password_hash = svc.passwords.rehash_if_needed(user.password_hash, password)
-    return _open(db, svc, user, source_ip, api_key_id)
+    return _open(db, svc, user, source_ip, api_key_id, remembered_token)
 
 
 def _open(db: Session, svc: Services, user: User, source_ip: str | None,
-          api_key_id: str | None) -> Authentication:
+          api_key_id: str | None, remembered_token: object = None) -> Authentication:
     now = svc.clock.now()
     auth = Authentication(
         user=user, source_ip=source_ip, created_at=now, expires_at=now + AUTHENTICATION_TTL,
@@ -85,6 +88,11 @@ def _open(db: Session, svc: Services, user: User, source_ip: str | None,
         reset_failures(db, user)
         audit.record(db, svc.clock, "sign_in", "approved", user=user, reason=Reason.MFA_NOT_REQUIRED,
                      source_ip=source_ip, detail=why, method_type=facts.PASSWORD)
+    elif (remembered := _remembered(db, svc, user, api_key_id, remembered_token)) is not None:
+        auth.status, auth.reason, auth.completed_at = AuthStatus.APPROVED, Reason.REMEMBERED_BROWSER, now
+        reset_failures(db, user)
+        audit.record(db, svc.clock, "sign_in", "approved", user=user, reason=Reason.REMEMBERED_BROWSER,
+                     source_ip=source_ip, detail=f"remembered browser {remembered.id}", method_type=facts.PASSWORD)
     else:
         auth.status = AuthStatus.MFA_REQUIRED if user.verified_methods() else AuthStatus.REGISTRATION_REQUIRED
         auth.registering = auth.status == AuthStatus.REGISTRATION_REQUIRED
@@ -93,6 +101,17 @@ def _open(db: Session, svc: Services, user: User, source_ip: str | None,
     db.add(auth)
     db.flush()
     return auth
+
+
+def _remembered(db: Session, svc: Services, user: User, api_key_id: str | None,
+                token: object) -> RememberedBrowser | None:
+    """The remembered browser that lets this page sign-in skip the second step, if any.
+
+    Never for a relying application's sign-in, nor for someone with no verified method
+    (registration is never skipped)."""
+    if api_key_id is not None or token is None or not user.verified_methods():
+        return None
+    return remembered_browsers.skips_second_step(db, svc, user, token)
 
 
 def owned_by(db: Session, auth_id: object, api_key_id: str | None) -> Authentication | None:
@@ -119,22 +138,26 @@ def get(db: Session, svc: Services, auth_id: object) -> Authentication:
     if auth is None:
         raise NotFound("No such authentication.", code="not_found")
     if auth.has_expired(svc.clock.now()):
-        if finish(db, svc, auth, AuthStatus.EXPIRED, Reason.TIMED_OUT):
+        if finish(db, svc, auth, AuthStatus.EXPIRED, Reason.TIMED_OUT, overdue=True):
             audit.record(db, svc.clock, "sign_in", "expired", user=auth.user, reason=Reason.TIMED_OUT)
     return auth
 
 
 def finish(db: Session, svc: Services, auth: Authentication, status: AuthStatus, reason: Reason, *,
-           challenges_ended: bool = False) -> bool:
+           challenges_ended: bool = False, overdue: bool = False) -> bool:
     """Move an open authentication to a final status; False if it had already ended.
 
     A compare-and-set, so of two workers finishing the same sign-in only one wins.
     `challenges_ended`: the caller's own compare-and-set already ended the sign-in's
     pending challenges (calls._claim with `ending_the_rest`), which saves a statement.
+    `overdue`: expiring it, which also ends a sign-in whose last call or text failed (it could
+    go on until now: the person would otherwise be offered "Call me again" that cannot work).
     """
     now = svc.clock.now()
     was = auth.status
-    if not compare_and_set(db, auth, where=[Authentication.status.in_(OPEN_STATUSES)],
+    could_go_on = or_(Authentication.status.in_(OPEN_STATUSES),
+                      and_(Authentication.status == AuthStatus.DENIED, Authentication.reason.in_(RETRYABLE_DENIALS)))
+    if not compare_and_set(db, auth, where=[could_go_on if overdue else Authentication.status.in_(OPEN_STATUSES)],
                            status=status, reason=reason, completed_at=now):
         return False
     if was == AuthStatus.PENDING and not challenges_ended:  # only a pending sign-in has challenges under way

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from models import Authentication, BrowserSession, User
 from models.states import AuthStatus
-from mfa import audit
+from mfa import audit, remembered_browsers
 from mfa.services import Services
 from mfa.unit_of_work import rows_changed
 
@@ -106,8 +106,11 @@ def end_all_for_user(db: Session, user_id: str, except_id: str | None = None) ->
     """End every browser session of one person (but `except_id`, the session id to keep).
 
     Approvals not yet turned into a session end too: an approved sign-in waiting in another
-    browser must not become a session after a lockout, a fraud report or a reset.
+    browser must not become a session after a lockout, a fraud report or a reset. Every
+    remembered browser is forgotten too, this one included: whatever made the sessions end
+    (someone else may have had them) asks for the second step again everywhere.
     """
+    remembered_browsers.forget_all(db, user_id)
     db.execute(
         update(Authentication)
         .where(Authentication.user_id == user_id, Authentication.status == AuthStatus.APPROVED,

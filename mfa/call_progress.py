@@ -45,8 +45,9 @@ class CallProgress:
 
 @dataclass(frozen=True)
 class NextSteps:
-    """Other ways to finish this sign-in, offered as soon as a call ends without approval."""
+    """Ways to finish this sign-in, offered as soon as a call ends without approval."""
 
+    call: Method | None = None  # the same phone again; never after its answerer pressed 9
     text: Method | None = None
     app: Method | None = None
 
@@ -80,14 +81,15 @@ def of(db: Session, auth: Authentication, now: datetime) -> CallProgress:
 
 
 def next_steps(auth: Authentication, called: Method | None) -> NextSteps:
-    """A text to the same phone (else any phone), and the app, when the person has them.
+    """The call again, a text to the same phone (else any phone), and the app, when the person has them.
 
-    None while registering: only the method being registered can finish that sign-in.
+    Only the call again while registering: only the method being registered can finish that sign-in.
     """
+    call = None if auth.reason == Reason.DO_NOT_CALL else called
     if auth.registering:
-        return NextSteps()
+        return NextSteps(call=call)
     verified = auth.user.verified_methods()
     texts = [m for m in verified if m.type == Text.name]
     same_phone = [m for m in texts if called is not None and m.phone_lookup == called.phone_lookup]
     apps = [m for m in verified if m.type == AppCode.name]
-    return NextSteps(text=next(iter(same_phone or texts), None), app=next(iter(apps), None))
+    return NextSteps(call=call, text=next(iter(same_phone or texts), None), app=next(iter(apps), None))

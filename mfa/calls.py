@@ -80,6 +80,7 @@ class CallTurn:
     ask: str = MENU
     approval: str = HASH  # what the menu asks for: the hash key, or the number on the sign-in screen
     repeats: int = 0
+    setting_up: bool = False  # a registration call: it proves a new phone, nobody is signing in
 
 
 @dataclass(frozen=True)
@@ -221,7 +222,8 @@ def _live(db: Session, svc: Services, challenge_id: object,
 
 def _turn(challenge: Challenge, outcome: str, ask: str = MENU, repeats: int = 0) -> CallTurn:
     return CallTurn(outcome, challenge.authentication.user.language, challenge.call_retries, ask=ask,
-                    approval=NUMBER if challenge.number_match else HASH, repeats=repeats)
+                    approval=NUMBER if challenge.number_match else HASH, repeats=repeats,
+                    setting_up=challenge.purpose == "registration")
 
 
 _THIS_ONE = aliased(Challenge)

@@ -33,7 +33,7 @@ from mfa import audit
 from mfa.authentications import can_continue, get, set_status
 from mfa.compare_and_set import RowGone, compare_and_set, remember
 from mfa.calls import end_calls
-from mfa.errors import AccountLocked, NotPending, ProviderUnavailable, RateLimited, Unprocessable
+from mfa.errors import AccountLocked, NotPending, ProviderUnavailable, RateLimited, Unprocessable, whole_seconds
 from mfa.locks import lock_number, lock_person
 from mfa.method_types import method_type
 from mfa.methods import owned_verified_method
@@ -218,8 +218,8 @@ def _check_spacing(db: Session, svc: Services, auth: Authentication) -> None:
             f"No more than {MAX_SENDS} codes or calls per sign-in. Start signing in again.",
         )
     if auth.last_sent_at and now - auth.last_sent_at < RESEND_AFTER:
-        wait = (auth.last_sent_at + RESEND_AFTER - now).total_seconds()
-        raise RateLimited(wait, f"Wait {int(wait)} seconds before asking for another code or call.")
+        wait = whole_seconds((auth.last_sent_at + RESEND_AFTER - now).total_seconds())
+        raise RateLimited(wait, f"Wait {wait} second{'' if wait == 1 else 's'} before asking for another code or call.")
 
 
 def _check_caps(db: Session, svc: Services, auth: Authentication, method: Method, number: str) -> None:

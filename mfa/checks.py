@@ -15,7 +15,7 @@ from mfa.errors import AccountLocked, BadRequest, InvalidCode, NotPending, TooMa
 from mfa.locks import lock_person
 from mfa.methods import activate, registered_meanwhile
 from mfa.method_types import OK, WRONG_CODE, method_type, offered
-from mfa.method_types.text import TEXTED
+from mfa.method_types.text import TEXTED, Text
 from mfa.services import Services
 
 MAX_CODE_ATTEMPTS = 5
@@ -39,7 +39,9 @@ def check_code(db: Session, svc: Services, auth_id: object, code: object, source
     _require_checkable(auth, svc)
     candidates = _candidates(db, svc, auth)
     if not candidates:
-        raise NotPending("No code is expected for this sign-in. Start a challenge first.")
+        # Most often a texted code that lapsed: say so, and what to do (the API and the pages alike).
+        raise NotPending(f"There is no code waiting for this sign-in: a texted code expires after "
+                         f"{Text.code_lifetime_minutes()} minutes. Ask for a new code.")
     if auth.can_retry():  # a call or text failed, but an app code may still finish the sign-in
         set_status(db, svc, auth, AuthStatus.REGISTRATION_REQUIRED if auth.registering else AuthStatus.MFA_REQUIRED)
     if not (code.isascii() and code.isdigit()):

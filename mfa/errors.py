@@ -6,6 +6,7 @@ rows) is done, and that bookkeeping is committed with it: see unit_of_work.
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 
@@ -32,7 +33,9 @@ class InvalidCredentials(MfaError):
 
 class AccountLocked(MfaError):
     code = "locked"
-    message = "This account is locked. Try again later or ask an administrator to unlock it."
+    # Said before the password is checked, so it cannot say which (mfa/accounts.py LOCKOUT_DURATION).
+    message = ("Your account is locked. If a wrong password or code was entered too many times, try again in "
+               "15 minutes. If you reported a sign-in that was not you, only your administrator can unlock it.")
 
 
 class NotFound(MfaError):
@@ -43,7 +46,7 @@ class NotFound(MfaError):
 class InvalidCode(MfaError):
     code = "invalid_code"
     # One vague message for wrong, expired and replayed codes; the audit log has the reason.
-    message = "That code is not valid. Check it and try again."
+    message = "That code did not work: it may be mistyped, used already or expired."
 
 
 class TooManyAttempts(MfaError):
@@ -73,7 +76,12 @@ class RateLimited(MfaError):
     message = "Too many requests. Wait a moment and try again."
 
     def __init__(self, retry_after: float, message: str | None = None):
-        super().__init__(message, retry_after=max(1, int(retry_after)))
+        super().__init__(message, retry_after=whole_seconds(retry_after))
+
+
+def whole_seconds(seconds: float) -> int:
+    """A wait rounded up, never 0: told to wait 29 when 29.4 remain, a caller would be refused again."""
+    return max(1, math.ceil(seconds))
 
 
 class ProviderUnavailable(MfaError):

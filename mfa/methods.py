@@ -12,6 +12,7 @@ from mfa.authentications import can_continue, get, set_status
 from mfa.errors import NotPending, Unprocessable
 from mfa.locks import lock_person
 from mfa.method_types import AppCode, method_type, offered, phone_deliveries
+from mfa.queries import on_do_not_call_list
 from mfa.services import Services
 from mfa.vault import phone_lookup_matches
 
@@ -132,6 +133,15 @@ def registered_app(user: User) -> Method | None:
 def make_default(db: Session, method: Method) -> None:
     for other in db.scalars(select(Method).where(Method.user_id == method.user_id)):
         other.is_default = other.id == method.id
+
+
+def methods_to_offer(db: Session, svc: Services, user: User) -> list[Method]:
+    """The person's verified methods, less calls to a number whose answerer pressed 9 (do not call):
+    offering one would only be refused. A text to that number still is (it lifts the refusal)."""
+    def refused(method: Method) -> bool:
+        return (method_type(method).respects_do_not_call and method.phone_encrypted is not None
+                and on_do_not_call_list(db, svc.vault, svc.vault.decrypt(method.phone_encrypted)))
+    return [m for m in user.verified_methods() if not (offered(m) and refused(m))]
 
 
 def owned_verified_method(user: User, method_id: object) -> Method:

@@ -13,14 +13,14 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from models import Challenge, Method
+from models import Authentication, Challenge, Method
 from models.base import new_id
 from models.method import PHONE_KINDS
 from models.user import LANGUAGES
 from models.states import ChallengeStatus
 from mfa import phones
 from mfa.challenges import Reservation, reserve, send
-from mfa.errors import BadRequest, Unprocessable
+from mfa.errors import BadRequest, NotPending, Unprocessable
 from mfa.methods import require_registering
 from mfa.method_types import method_type, phone_deliveries
 from mfa.services import Services
@@ -81,6 +81,41 @@ def register_phone(tx: Transactions, svc: Services, auth_id: object, number: obj
     return PhoneRegistration(challenge, None if parsed[0].is_uk else phones.ROAMING_NOTICE)
 
 
+def send_again(tx: Transactions, svc: Services, auth_id: object, method_id: object,
+               source_ip: str | None) -> Challenge:
+    """Text or call the phone being registered again ("Resend code", "Call me again").
+
+    The same unverified phone, a new challenge (the older one is superseded); the spacing
+    rules and caps count it like any other send.
+    """
+    def reserve_step(db: Session) -> Reservation:
+        auth = require_registering(db, svc, auth_id)
+        return reserve(db, svc, auth, _phone_being_registered(auth, method_id), "registration", source_ip)
+
+    return send(tx, svc, reserve_step)
+
+
+def _phone_being_registered(auth: Authentication, method_id: object) -> Method:
+    found = next((m for m in auth.user.methods if m.id == method_id and m.verified_at is None
+                  and m.phone_encrypted is not None), None)
+    if found is None:  # replaced by a newer attempt, or verified meanwhile
+        raise NotPending("This phone is no longer waiting to be verified. Choose how to verify again.",
+                         code="not_pending")
+    return found
+
+
+def roaming_notice(number: object) -> str | None:
+    """What to tell the person before texting or calling `number`: roaming and charges abroad.
+
+    None for a UK number, and for one that does not parse (registering it says what is wrong).
+    """
+    try:
+        phone = phones.parse(number)
+    except Unprocessable:
+        return None
+    return None if phone.is_uk else phones.ROAMING_NOTICE
+
+
 def phone_kinds_for(hybrid: bool) -> tuple[str, ...]:
     """The kinds of phone a person may register: a hybrid mailbox takes no office phone."""
     return tuple(kind for kind in PHONE_KINDS if not (hybrid and kind == "office"))
@@ -103,3 +138,7 @@ def check_phone_rules(phone: phones.ParsedPhone, kind: str, delivery: str, hybri
             code="office_phone_not_allowed",
         )
     method_type(delivery).check_phone(phone, kind)
+    if kind == "office" and phone.is_only_mobile:  # a desk phone: a mobile is the authentication phone
+        raise Unprocessable(
+            "That is a mobile number. Give your office phone's direct-dial number, or add this mobile "
+            "as your authentication phone.", code="office_phone_is_mobile")

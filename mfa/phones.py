@@ -60,6 +60,11 @@ class ParsedPhone:
         return self.type in MOBILE_TYPES
 
     @property
+    def is_only_mobile(self) -> bool:
+        """Certainly a mobile (not a number plan where landlines and mobiles look alike)."""
+        return self.type == phonenumbers.PhoneNumberType.MOBILE
+
+    @property
     def is_uk(self) -> bool:
         return self.region == UK
 

@@ -5,10 +5,11 @@ from models.base import Base
 from models.browser_session import BrowserSession
 from models.do_not_call import DoNotCall
 from models.method import Method
+from models.remembered_browser import RememberedBrowser
 from models.send_record import SendRecord
 from models.user import ApiKey, AppPassword, User
 
 __all__ = [
     "ApiKey", "AppPassword", "AuditEvent", "Authentication", "Base", "BrowserSession", "Challenge", "DoNotCall",
-    "Method", "SendRecord", "User",
+    "Method", "RememberedBrowser", "SendRecord", "User",
 ]

@@ -50,7 +50,8 @@ class Authentication(Base):
         return self.status == AuthStatus.DENIED and self.reason in RETRYABLE_DENIALS
 
     def has_expired(self, now: datetime) -> bool:
-        return self.is_open() and now >= self.expires_at
+        """Overdue and not yet final (a failed call or text leaves a sign-in able to go on until then)."""
+        return (self.is_open() or self.can_retry()) and now >= self.expires_at
 
 
 class Challenge(Base):

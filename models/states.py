@@ -1,7 +1,7 @@
 """Every state a sign-in or a challenge can be in, and every reason one ends.
 
 StrEnums stored as their plain strings: the columns stay `String`, a member compares
-equal to its value, and the API shows the same words (../shared/CONTRACT.md §3).
+equal to its value, and the API shows the same words (docs/api.md).
 """
 from __future__ import annotations
 
@@ -41,6 +41,7 @@ class Reason(StrEnum):
     # Approvals.
     VERIFIED = "verified"
     MFA_NOT_REQUIRED = "mfa_not_required"
+    REMEMBERED_BROWSER = "remembered_browser"  # the page sign-in came from a browser the person had remembered
     # Denials that end one call or text, not the sign-in (RETRYABLE_DENIALS).
     NO_ANSWER = "no_answer"
     BUSY = "busy"
@@ -75,7 +76,7 @@ RETRYABLE_DENIALS = (
     Reason.NO_ANSWER, Reason.BUSY, Reason.CALL_FAILED, Reason.NO_INPUT, Reason.WRONG_KEY, Reason.DELIVERY_FAILED,
     Reason.HUNG_UP, Reason.MACHINE_ANSWERED, Reason.CANCELED, Reason.DO_NOT_CALL,
 )
-APPROVALS = (Reason.VERIFIED, Reason.MFA_NOT_REQUIRED)
+APPROVALS = (Reason.VERIFIED, Reason.MFA_NOT_REQUIRED, Reason.REMEMBERED_BROWSER)
 CHALLENGE_ONLY = (Reason.REPLACED, Reason.ENDED, Reason.PROVIDER_UNAVAILABLE)
 # Reasons that deny or end a sign-in: each has a sentence for people and a line in docs/api.md.
 DENIALS = tuple(r for r in Reason if r not in APPROVALS and r not in CHALLENGE_ONLY)

@@ -17,7 +17,7 @@ from settings import SIMULATOR_ACCOUNT_SID
 from .app import create_standin_app
 from .server import StandinServer
 
-DEFAULT_INSTANCE = Path(__file__).resolve().parents[2] / "instance"  # app.py's default
+DEFAULT_INSTANCE = Path(__file__).resolve().parents[1] / "instance"  # app.py's default
 
 
 def main() -> None:
@@ -36,7 +36,8 @@ def main() -> None:
     if not args.auth_token:
         parser.error(f"no auth token: start the app once (it writes {token_file}), "
                      "or set --auth-token or TWILIO_AUTH_TOKEN")
-    app = create_standin_app(args.account_sid, args.auth_token, realtime=True)
+    app = create_standin_app(args.account_sid, args.auth_token, realtime=True,
+                             started_by=f"python -m standin (instance {args.instance})")
     server = StandinServer(app, host=args.host, port=args.port)
     print(f"Twilio stand-in on {server.url} (phone: {server.url}/phone, "
           f"inbox: {server.url}/inbox)")

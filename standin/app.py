@@ -3,9 +3,10 @@ simulated Network (app.extensions["standin"])."""
 
 from __future__ import annotations
 
+import os
 import socket
 
-from flask import Flask, Response
+from flask import Flask, Response, jsonify
 
 from . import pages, rest
 from .network import Network
@@ -17,15 +18,29 @@ CONTENT_SECURITY_POLICY = (
 )
 
 
-def create_standin_app(account_sid: str, auth_token: str, *, realtime: bool = True) -> Flask:
+# What GET /standin.json says, so a dev server finding its port taken can name what holds it.
+IDENTITY = "twilio-standin"
+
+
+def create_standin_app(account_sid: str, auth_token: str, *, realtime: bool = True,
+                       started_by: str = "") -> Flask:
     """realtime=True for people (gather and ring timeouts run on real timers);
-    realtime=False for tests (nothing happens by itself in time: call lapse()/ring_out())."""
+    realtime=False for tests (nothing happens by itself in time: call lapse()/ring_out()).
+    `started_by` says who runs it (e.g. "python app.py on http://127.0.0.1:5000")."""
     app = Flask(__name__)
     app.jinja_env.trim_blocks = app.jinja_env.lstrip_blocks = True  # tidy HTML source
     app.extensions["standin"] = Network(account_sid, auth_token, realtime=realtime)
     app.register_blueprint(rest.bp)
     app.register_blueprint(pages.bp)
     rest.api_fallbacks(app)
+
+    @app.get("/favicon.ico")
+    def favicon() -> Response:
+        return app.send_static_file("favicon.ico")
+
+    @app.get("/standin.json")
+    def identity() -> Response:
+        return jsonify(service=IDENTITY, started_by=started_by, pid=os.getpid(), account_sid=account_sid)
     app.wsgi_app = drop_connections(app.wsgi_app)  # type: ignore[method-assign]  # Flask's documented way
 
     @app.after_request

@@ -75,6 +75,9 @@ class CallLine:
     def fetch_audio(self, url: str) -> tuple[int | None, bytes]:
         return self._progress.net.webhooks.fetch_audio(url)
 
+    def fetch_words(self, url: str) -> tuple[str, str] | None:
+        return self._progress.net.webhooks.fetch_words(url)
+
     def end(self, status: str) -> None:
         self._progress.end(self._call, status)
 

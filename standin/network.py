@@ -172,8 +172,11 @@ class Network:
         """Nobody answers within the ring timeout: the call ends no-answer."""
         return self._control(call_sid, self._progress.ring_out)
 
-    def wait_idle(self, timeout: float = 5) -> None:
-        """Block until every queued webhook (status callbacks etc.) has been sent."""
+    def wait_idle(self, timeout: float = 30) -> None:
+        """Block until every queued webhook (status callbacks etc.) has been sent.
+
+        It returns the moment the stand-in is idle; the generous limit only matters on a loaded
+        machine, where a call's webhook chain (each answered by the app) can take seconds."""
         self.worker.wait_idle(timeout)
 
     def reset(self) -> None:

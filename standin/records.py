@@ -21,7 +21,7 @@ BEHAVIOURS = ("ring", "busy", "no-answer", "failed", "machine", "fax", "long-gre
 # What may follow a ("gather", ...) event while that <Gather> still listens: its nested prompts,
 # keys that did not complete it, a background detection result.
 WHILE_LISTENING = frozenset({
-    "say", "play", "play-digits", "pause", "digits-sent", "digits-ignored", "machine-detection",
+    "say", "play", "words", "play-digits", "pause", "digits-sent", "digits-ignored", "machine-detection",
 })
 
 
@@ -63,6 +63,7 @@ class SimCall:
 
     ("answered", "human"|"machine"|"fax")  ("send-digits", "W1234#")
     ("say", text, language, voice)         ("play", url, http_status_or_None)
+    ("words", text, language)              # after a "play": what it says, when the app serves that
     ("play-digits", "ww12")                ("pause", seconds)
     ("gather", {attributes as written})    ("digits-sent", keys)  # the callee pressed keys
     ("digits-ignored", keys)               # pressed while no <Gather> listened

@@ -1,7 +1,7 @@
 """Checks on REST parameters, so the app's provider cannot send what Twilio would refuse.
 
-The accepted names are exactly those Twilio's OpenAPI description (twilio_api_v2010.json, see
-/work/shared/twilio) lists for each operation; Twilio itself ignores unknown names, the
+The accepted names are exactly those Twilio's OpenAPI description (twilio_api_v2010.json in
+twilio-oai; docs/twilio/README.md) lists for each operation; Twilio itself ignores unknown names, the
 stand-in rejects them so a misspelt parameter is caught in development, not in production.
 """
 

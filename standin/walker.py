@@ -26,6 +26,7 @@ class Line(Protocol):
     def record(self, *event: object) -> None: ...
     def fetch(self, url: str, method: str, extra: dict[str, str]) -> tuple[str | None, str]: ...
     def fetch_audio(self, url: str) -> tuple[int | None, bytes]: ...
+    def fetch_words(self, url: str) -> tuple[str, str] | None: ...
     def end(self, status: str) -> None: ...
     def arm_gather_timer(self, seconds: float, token: tuple[int, int]) -> None: ...
 
@@ -299,8 +300,11 @@ class CallWalker:
             return PLAY_DIGIT_SECONDS * len(digits)
         url = self._resolve(verb.text)
         status, audio = self.line.fetch_audio(url)  # fetched once: Twilio caches media
+        words = self.line.fetch_words(url) if audio else None
         for _ in range(loop_count(verb)):
             self.line.record("play", url, status)
+            if words:  # the dev phone shows what the recording says
+                self.line.record("words", *words)
         if status is None or not 200 <= status < 300 or not audio:
             return 0.0  # Twilio skips media it cannot fetch; an empty body plays nothing
         length = wav_seconds(audio)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from urllib.parse import quote_plus, urlencode
+from urllib.parse import quote_plus, urlencode, urlsplit, urlunsplit
 
 import requests
 from twilio.request_validator import RequestValidator
@@ -20,6 +20,7 @@ QUERY_SAFE = "!$'()*,/:;?@[]~"
 # Twilio allows 10 s to connect and 15 s for the whole response (error 11205).
 TIMEOUT = (10.0, 15.0)
 USER_AGENT = "TwilioProxy/1.1"
+MAX_WORDS = 1000  # characters of a recording's words the dev phone shows
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,23 @@ class WebhookClient:
         problem = "" if 200 <= response.status_code < 300 else (
             f"11200 HTTP retrieval failure: {method} {url} answered {response.status_code}")
         return Reply(response.status_code, response.text, problem)
+
+    @staticmethod
+    def fetch_words(url: str) -> tuple[str, str] | None:
+        """What a <Play> recording says and its language, when the app serves it beside the audio
+        (<name>.txt for <name>.wav, as this project's app does; Twilio itself never asks)."""
+        parts = urlsplit(url)
+        if not parts.path.endswith(".wav"):
+            return None
+        try:
+            response = requests.get(urlunsplit(parts._replace(path=parts.path[:-4] + ".txt")), timeout=TIMEOUT,
+                                    headers={"User-Agent": USER_AGENT})
+        except requests.RequestException:
+            return None
+        if not response.ok or response.headers.get("Content-Type", "").split(";")[0] != "text/plain":
+            return None
+        words = response.text.strip()[:MAX_WORDS]
+        return (words, response.headers.get("Content-Language", "")) if words else None
 
     @staticmethod
     def fetch_audio(url: str) -> tuple[int | None, bytes]:

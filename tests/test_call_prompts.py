@@ -11,7 +11,7 @@ import pytest
 
 from app import create_app
 from ivr import twiml
-from ivr.call_flow import FIRST_PROMPT, Hangup, Listen, Redirect, Speak
+from ivr.call_flow import FIRST_PROMPT, SETTING_UP, Hangup, Listen, Redirect, Speak
 from tests.test_voice_prompts import tone
 from voice_prompts import catalogue, timing
 from voice_prompts.build import import_recording
@@ -44,6 +44,19 @@ def test_the_first_prompt_asks_for_a_key_within_4_seconds_and_ends_within_10(lan
     # "Press hash" (or "enter the number") is heard by the end of the second prompt.
     assert timing.sequence_seconds(names[:2], language, library) <= 4.0
     assert timing.sequence_seconds(names, language, library) <= 10.0
+
+
+@pytest.mark.parametrize("language", catalogue.LANGUAGES)
+@pytest.mark.parametrize("mode", SETTING_UP)
+def test_a_registration_call_sets_a_phone_up_within_10_seconds_and_never_says_sign_in(language, mode):
+    names = SETTING_UP[mode]
+    library = PromptLibrary()
+    assert all(library.recording(name, language) for name in (*names, "setup_verified")), "run `prompts build`"
+    assert timing.sequence_seconds(names[:2], language, library) <= 4.0
+    assert timing.sequence_seconds(names, language, library) <= 10.0
+    words = " ".join(catalogue.text(name, "en-GB") for name in (*SETTING_UP[mode], "setup_verified")).lower()
+    assert "sign in" not in words and "sign-in" not in words.replace("secure sign-in", "")
+    assert "report_fraud" not in names  # whoever did not ask for this call is a stranger: 9, wrong number
 
 
 @pytest.mark.parametrize("language, zero, hash_, nine", [("en-GB", "zero", "hash", "nine"),

@@ -112,6 +112,9 @@ class ScriptedLine:
     def fetch_audio(self, url):
         return 200, b""
 
+    def fetch_words(self, url):
+        return None
+
     def end(self, status):
         self.live = False
 

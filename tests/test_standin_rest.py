@@ -14,7 +14,7 @@ from tests.standin_helpers import (  # noqa: F401  (fixtures)
     ACCOUNT_SID, AUTH_TOKEN, CALLEE, CALLER, customer, network, place_call, standin, twilio,
 )
 
-# The form schemas of Twilio's OpenAPI description for the operations the stand-in serves.
+# The form schemas of Twilio's OpenAPI description, extracted with its licence (docs/twilio/README.md).
 OPENAPI = Path(__file__).resolve().parent / "data" / "twilio_request_forms.json"
 
 

@@ -13,14 +13,12 @@ from models.states import (
     DENIALS, FINAL_STATUSES, OPEN_STATUSES, RETRYABLE_DENIALS, AuthStatus, ChallengeStatus, Reason,
 )
 from tests.conftest import PASSWORD
-from web.sign_in import ENDED, FAILED_CHALLENGE
+from web import reasons
 
 API_DOC = Path(__file__).resolve().parent.parent / "docs" / "api.md"
-# The words of ../shared/CONTRACT.md §3: never renamed or removed.
+# The words of the API contract (docs/api.md): never renamed or removed.
 CONTRACT_STATUSES = {"approved", "mfa_required", "registration_required", "pending", "denied", "fraud_reported",
                      "expired", "locked"}
-# Endings the page words through the status they come with (web/sign_in.py falls back to it).
-WORDED_BY_STATUS = {Reason.TIMED_OUT: AuthStatus.EXPIRED, Reason.ACCOUNT_LOCKED: AuthStatus.LOCKED}
 ENDINGS = [reason for reason in DENIALS if reason not in RETRYABLE_DENIALS]
 
 
@@ -44,17 +42,17 @@ def test_the_statuses_are_the_contracts_words():
 
 @pytest.mark.parametrize("reason", RETRYABLE_DENIALS)
 def test_every_denial_of_one_challenge_has_a_sentence_on_the_page(reason):
-    assert FAILED_CHALLENGE.get(reason)
+    assert reasons.sentence(reason)
 
 
 @pytest.mark.parametrize("reason", ENDINGS)
 def test_every_ending_of_a_sign_in_has_a_sentence_on_the_page(reason):
-    assert ENDED.get(reason) or ENDED.get(WORDED_BY_STATUS.get(reason, ""))
+    assert reasons.ending(AuthStatus.DENIED, reason) == reasons.sentence(reason)
 
 
 @pytest.mark.parametrize("status", [s for s in FINAL_STATUSES if s not in (AuthStatus.APPROVED, AuthStatus.DENIED)])
 def test_every_final_status_but_approved_and_denied_has_a_sentence_on_the_page(status):
-    assert ENDED.get(status)
+    assert reasons.STATUS_SENTENCES.get(status)
 
 
 @pytest.mark.parametrize("reason", DENIALS)

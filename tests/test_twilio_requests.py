@@ -8,7 +8,7 @@ import pytest
 
 from tests.helpers import register_mobile, ring, start_sign_in
 
-# The three operations' form schemas, extracted from Twilio's OpenAPI description (see its "_source").
+# The form schemas of Twilio's OpenAPI description, extracted with its licence (docs/twilio/README.md).
 SPEC = Path(__file__).resolve().parent / "data" / "twilio_request_forms.json"
 ACCOUNT = "/2010-04-01/Accounts/{AccountSid}"
 

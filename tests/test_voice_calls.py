@@ -207,6 +207,19 @@ def test_a_call_answered_after_its_sign_in_expired_says_goodbye(live, phones, al
     assert state(live, auth)["status"] == "expired"
 
 
+def test_a_sign_in_whose_call_failed_expires_on_time_too(live, phones, alice, clock):
+    """A busy line leaves the sign-in able to go on, but only for its 10 minutes (issue 12, item 3)."""
+    phones.set_behaviour(ALICE, "busy")
+    auth = start_sign_in(live.api, "alice", expect="mfa_required")
+    ring(live, phones, auth)
+    assert (state(live, auth)["status"], state(live, auth)["reason"]) == ("denied", "busy")
+    clock.advance(minutes=10)
+    assert (state(live, auth)["status"], state(live, auth)["reason"]) == ("expired", "timed_out")
+    again = live.api.post(f"/authentications/{auth['id']}/challenges", {"method_id": method_id(auth, "voice")})
+    assert again.status_code == 409 and again.json()["error"] == "not_pending"
+    assert len(phones.calls(to=ALICE)) == 1
+
+
 def test_calls_go_out_with_a_short_ring_time_a_time_limit_and_status_events(live, phones, alice):
     auth = start_sign_in(live.api, "alice", expect="mfa_required")
     sid = ring(live, phones, auth)

@@ -23,7 +23,7 @@ __all__ = ["AUDIO_DIR", "PromptError", "build_all", "import_recording"]
 ESPEAK_WORDS_PER_MINUTE = 175
 ESPEAK_TIMEOUT_SECONDS = 60
 # Words espeak-ng mispronounces, given to it as phonemes ([[...]]); the manifest keeps the real
-# text. Its Welsh voice reads "hash" as /has h/; a Welsh caller says /haʃ/ (../shared/WELSH.md).
+# text. Its Welsh voice reads "hash" as /has h/; a Welsh caller says /haʃ/ (docs/welsh-wording.md).
 ESPEAK_SPOKEN_AS = {"cy-GB": {"hash": "[[h'aS]]"}}
 
 

@@ -2,7 +2,7 @@
 
 The call flow asks for a prompt by name; it plays a fresh recording when VOICE_PROMPTS allows
 (see library.py, Playback) and otherwise speaks this text with the language's <Say> voice.
-Welsh wording follows the review in ../shared/WELSH.md (a keypad key is *bysell*; *rhoi gwybod am*).
+Welsh wording follows the review in docs/welsh-wording.md (a keypad key is *bysell*; *rhoi gwybod am*).
 """
 from __future__ import annotations
 
@@ -22,6 +22,11 @@ _PROMPTS: dict[str, dict[str, str]] = {
     },
     "press_hash": {
         "en-GB": "Press hash to finish signing in.",
+        "cy-GB": "Pwyswch hash i orffen.",
+    },
+    # A registration call's (ivr.call_flow.SETTING_UP): it sets a phone up, nobody is signing in.
+    "press_hash_setup": {
+        "en-GB": "Press hash to set up this phone.",
         "cy-GB": "Pwyswch hash i orffen.",
     },
     "enter_number": {
@@ -58,6 +63,10 @@ _PROMPTS: dict[str, dict[str, str]] = {
         "en-GB": "Your sign-in is verified. Goodbye.",
         "cy-GB": "Mae eich mewngofnodi wedi'i ddilysu. Hwyl fawr.",
     },
+    "setup_verified": {
+        "en-GB": "Thank you. This phone is set up. Goodbye.",
+        "cy-GB": "Diolch. Hwyl fawr.",
+    },
     "fraud_recorded": {
         "en-GB": "Thank you. We have blocked this sign-in and reported it. Goodbye.",
         "cy-GB": "Diolch. Rydym wedi rhwystro'r mewngofnodi hwn a rhoi gwybod amdano. Hwyl fawr.",
@@ -90,7 +99,7 @@ PROMPT_NAMES = tuple(_PROMPTS)
 # Twilio names a Polly neural voice "Polly.<Name>-Neural" (Amy: en-GB, neural and standard);
 # Gwyneth, the only Welsh voice, is standard only. Sources: Twilio's voice list,
 # https://www.twilio.com/docs/voice/twiml/say/text-speech, and Amazon's
-# https://docs.aws.amazon.com/polly/latest/dg/available-voices.html (see ../shared/twilio/NOTES.md §2).
+# https://docs.aws.amazon.com/polly/latest/dg/available-voices.html (see docs/twilio/NOTES.md §2).
 _SAY_VOICES = {
     "en-GB": ("Polly.Amy-Neural", "en-GB"),
     "cy-GB": ("Polly.Gwyneth", "cy-GB"),

@@ -16,6 +16,7 @@ AUDIO_DIR = Path(__file__).resolve().parent / "audio"
 URL_PREFIX = "/voice-prompts"
 MIMETYPE = "audio/wav"
 VERSION_LENGTH = 12  # hex digits of a recording's sha256 in its URL: a new file is a new path
+WORDS_SUFFIX = ".txt"  # beside each recording, what it says (the dev phone shows it)
 MODES = ("auto", "recorded", "say")  # VOICE_PROMPTS
 SIMULATOR = "simulator"  # TELEPHONY_PROVIDER of the local stand-in
 
@@ -63,6 +64,7 @@ class PromptLibrary:
         # (language, file name) -> (file, version, the bytes that version names)
         self._servable: dict[tuple[str, str], tuple[Path, str, bytes]] = {}
         self._fresh: dict[tuple[str, str], Recording] = {}
+        self._words: dict[tuple[str, str], tuple[str, str]] = {}  # (language, file stem) -> (version, text)
         try:
             entries = manifest.read(self.audio_dir)
         except ValueError as exc:
@@ -88,6 +90,7 @@ class PromptLibrary:
             return
         version = entry.sha256[:VERSION_LENGTH]
         self._servable[(entry.language, entry.filename)] = (path, version, data)
+        self._words[(entry.language, Path(entry.filename).stem)] = (version, entry.text)
         if entry.text == catalogue.text(entry.name, entry.language, self.services[entry.language]):
             self._fresh[(entry.language, entry.name)] = Recording(
                 name=entry.name,
@@ -137,6 +140,14 @@ class PromptLibrary:
         replaced while the server runs must not be cached for ever under the old file's hash."""
         found = self._servable.get((language, filename))
         return found[2] if found and found[1] == version else None
+
+    def words(self, language: str, version: str, filename: str) -> str | None:
+        """What the recording at /voice-prompts/<language>/<version>/<name>.wav says, for
+        /voice-prompts/<language>/<version>/<name>.txt; None (answer 404) for any other path."""
+        if not filename.endswith(WORDS_SUFFIX):
+            return None
+        found = self._words.get((language, filename[:-len(WORDS_SUFFIX)]))
+        return found[1] if found and found[0] == version else None
 
     def stale(self) -> list[tuple[str, str]]:
         """(language, name) of every catalogue prompt that will be spoken with <Say>."""

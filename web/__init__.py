@@ -22,15 +22,19 @@ csrf = CSRFProtect()
 limiter = Limiter(get_remote_address)
 
 NHSUK_ASSETS = Path(__file__).resolve().parent.parent / "node_modules" / "nhsuk-frontend" / "dist" / "nhsuk"
-# No inline script anywhere; frames refused; forms post only here.
+STATIC = Path(__file__).resolve().parent / "static"
+# No inline script anywhere; frames refused; forms post only here. Fonts also from NHS.UK's own
+# host: the nhsuk-frontend styles load the Frutiger font from there (its @font-face rules).
+NHSUK_FONTS = "https://assets.nhs.uk"
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-       "font-src 'self'; connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
+       f"font-src 'self' {NHSUK_FONTS}; connect-src 'self'; frame-ancestors 'none'; form-action 'self'; "
+       "base-uri 'none'")
 
 
 def register(app: Flask) -> None:
     from api import bp as api_bp
     from ivr.webhooks import bp as twilio_bp
-    from web import account, registration, security_info, sign_in  # noqa: F401  (routes attach to bp)
+    from web import account, errors, registration, remember_browser, security_info, sign_in, time_limit  # noqa: F401  (routes)
 
     settings = app.extensions["mfa"].settings
     app.config.setdefault("RATELIMIT_STORAGE_URI", settings.redis_url or "memory://")
@@ -51,6 +55,7 @@ def register(app: Flask) -> None:
             raise error
 
     csrf.init_app(app)
+    errors.install(app)  # after the API's handlers: pages get the service's own error pages
     csrf.exempt(api_bp)  # API keys, not cookies
     csrf.exempt(twilio_bp)  # Twilio signatures, not cookies
     limiter.init_app(app)
@@ -69,6 +74,11 @@ def register(app: Flask) -> None:
         if not NHSUK_ASSETS.exists():
             abort(404)
         return send_from_directory(NHSUK_ASSETS, filename, max_age=86400)
+
+    @app.get("/favicon.ico")
+    def favicon():  # browsers ask for it on every site, whatever the page links
+        return send_from_directory(STATIC, "favicon.ico", mimetype="image/vnd.microsoft.icon",
+                                   max_age=86400)
 
     @app.context_processor
     def _service_name():

@@ -1,7 +1,7 @@
 """The signed-in account page and app passwords."""
 from __future__ import annotations
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, session, url_for
 
 from edge import db, services
 from edge_errors import status_for
@@ -11,6 +11,8 @@ from mfa.unit_of_work import use_case
 from models import User
 from web import bp
 from web.guards import login_required
+
+JUST_CREATED = "app_password_created"  # session key: the new app password, until its page is shown
 
 
 @bp.get("/account")
@@ -35,7 +37,37 @@ def app_password_create(user: User):
     except MfaError as refusal:
         return render_template("app_passwords.html", user=user, rows=app_passwords.list_for(db(), user),
                                error=refusal.message, name=name), status_for(refusal)
-    return render_template("app_password_created.html", name=row.name, app_password=plaintext)
+    # Post/redirect/get: reloading the page that shows it must not create another. It waits for
+    # that one page encrypted under DATA_KEY in the server-side session, and is gone once shown.
+    session[JUST_CREATED] = {"id": row.id, "secret": services().vault.encrypt(plaintext).decode()}
+    return redirect(url_for("web.app_password_created"), 303)
+
+
+@bp.get("/app-passwords/created")
+@login_required("/app-passwords")
+def app_password_created(user: User):
+    created = session.pop(JUST_CREATED, None)
+    if created is None:  # a reload, or Back: shown once only
+        flash("An app password is shown only once. If you did not copy it, revoke it and create another.",
+              "notice")
+        return redirect(url_for("web.app_password_list"))
+    try:
+        row = app_passwords.find(db(), user, created["id"])
+    except MfaError:  # revoked in another tab meanwhile
+        return redirect(url_for("web.app_password_list"))
+    return render_template("app_password_created.html", name=row.name,
+                           app_password=services().vault.decrypt(created["secret"].encode()))
+
+
+@bp.get("/app-passwords/<app_password_id>/revoke")
+@login_required("/app-passwords")
+def app_password_revoke_confirm(user: User, app_password_id: str):
+    try:
+        row = app_passwords.find(db(), user, app_password_id)
+    except MfaError as refusal:
+        flash(refusal.message, "error")
+        return redirect(url_for("web.app_password_list"))
+    return render_template("app_password_revoke.html", row=row)
 
 
 @bp.post("/app-passwords/<app_password_id>/revoke")
@@ -43,8 +75,8 @@ def app_password_create(user: User):
 def app_password_revoke(user: User, app_password_id: str):
     try:
         with use_case(db()):
-            app_passwords.revoke(db(), services(), user, app_password_id)
-        flash("The app password has been revoked. Programs using it can no longer open your mail.", "success")
+            row = app_passwords.revoke(db(), services(), user, app_password_id)
+        flash(f"“{row.name}” has been revoked. Mail programs using it can no longer open your mail.", "success")
     except MfaError as refusal:
         flash(refusal.message, "error")
     return redirect(url_for("web.app_password_list"))

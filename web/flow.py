@@ -2,7 +2,8 @@
 
 The session lives on the server (web/session_store.py); the cookie is a random id. Who is
 signed in and since when are kept in columns only the server writes. Only ids and modes go
-in the session data: never a code or a secret.
+in the session data: never a code or a secret (one exception: a new app password, encrypted,
+between its creation and the one page that shows it; see web/account.py).
 """
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from models import Authentication, User
 from web import session_store
 
 RECENT_SIGN_IN = timedelta(minutes=10)
+# In the session data: this sign-in skipped the second factor on a remembered browser.
+REMEMBERED_SIGN_IN = "remembered_sign_in"
 
 
 def start_flow(auth: Authentication, purpose: str, mode: str | None = None, method_id: str | None = None) -> None:
@@ -88,9 +91,12 @@ def current_auth() -> Authentication | None:
 
 
 def signed_in_recently() -> bool:
-    """Signed in within 10 minutes, as the server recorded it (never from the cookie)."""
+    """Signed in within 10 minutes, as the server recorded it (never from the cookie).
+
+    A sign-in that skipped the second factor on a remembered browser never counts: changing
+    security info always asks for the second step (web/remember_browser.py)."""
     when: datetime | None = getattr(session, "signed_in_at", None)
-    if when is None:
+    if when is None or session.get(REMEMBERED_SIGN_IN):
         return False
     return services().clock.now() - when < RECENT_SIGN_IN
 

@@ -8,9 +8,11 @@ from __future__ import annotations
 from functools import wraps
 from typing import Callable, Concatenate, ParamSpec
 
-from flask import flash, redirect, url_for
+from flask import flash, g, redirect, url_for
 from flask.typing import ResponseReturnValue
 
+from edge import services
+from mfa.authentications import can_continue
 from models import Authentication, User
 from web.flow import current_auth, signed_in_recently, signed_in_user
 
@@ -41,9 +43,13 @@ def _start_again() -> ResponseReturnValue:
     return redirect(url_for("web.sign_in"))
 
 
-def flow_required(*, registering: bool = False, otherwise: Callable[[], ResponseReturnValue] = _start_again):
+def flow_required(*, registering: bool = False, otherwise: Callable[[], ResponseReturnValue] = _start_again,
+                  ended: bool = False):
     """`registering`: only a sign-in that is registering a method (first registration or a change).
-    `otherwise` answers when there is none: by default, start signing in again."""
+    `otherwise` answers when there is none: by default, start signing in again.
+    `ended`: the view also takes a sign-in that has ended (approved, expired, denied); any other
+    view sends such a sign-in to the verify page, which finishes it or says what happened and
+    what to do next, instead of a step that can no longer work."""
 
     def decorate(view: Callable[Concatenate[Authentication, P], ResponseReturnValue]
                  ) -> Callable[P, ResponseReturnValue]:
@@ -52,6 +58,9 @@ def flow_required(*, registering: bool = False, otherwise: Callable[[], Response
             auth = current_auth()
             if auth is None or (registering and not auth.registering):
                 return otherwise()
+            if not ended and not can_continue(auth, services().clock.now()):
+                return redirect(url_for("web.verify"))
+            g.flow_auth = auth  # for the page's time limit (web/time_limit.py)
             return view(auth, *args, **kwargs)
 
         return guarded

@@ -1,4 +1,4 @@
-"""The registration wizard: choose a method, prove it, then see an app password once.
+"""The registration wizard: choose a method, prove it, then (only if asked for) an app password.
 
 Security info reuses the same steps (a "change" flow) to add or replace a method.
 """
@@ -12,15 +12,15 @@ from flask import Response, abort, flash, redirect, render_template, request, ur
 from edge import client_ip, db, services
 from edge_errors import status_for
 from mfa import methods, phone_registration
-from mfa.errors import MfaError
+from mfa.errors import MfaError, RateLimited
 from mfa.method_types import method_type
 from mfa.telephony import DeliveryUnknown
 from mfa.unit_of_work import Transactions, use_case
-from models import Authentication
+from models import Authentication, User
 from models.user import LANGUAGE_NAMES
 from web import bp
-from web.flow import flow, set_mode
-from web.guards import flow_required
+from web.flow import flow, safe_next, set_mode
+from web.guards import flow_required, login_required
 
 PHONE_FIELDS = ("number", "delivery", "language")
 
@@ -56,7 +56,7 @@ def register_choice(auth: Authentication):
         return redirect(url_for("web.register_app"))
     if phone_registration.may_register_phone(choice, auth.user.hybrid):
         return redirect(url_for("web.register_phone", kind=choice))
-    return _choose_page(auth, error="Choose how you want to verify."), 400
+    return _choose_page(auth, error="Choose how you want to verify.", field="method-app"), 400
 
 
 @bp.get("/register/app")
@@ -106,6 +106,9 @@ def register_phone(auth: Authentication, kind: str):
     values["language"] = values["language"] or auth.user.language
     if request.method == "GET":
         return render_template("register_phone.html", kind=kind, values=values)
+    roaming = phone_registration.roaming_notice(values["number"])
+    if roaming and request.form.get("charges_seen") != values["number"]:  # said before anything is sent
+        return render_template("register_phone.html", kind=kind, values=values, roaming=roaming)
     delivery = phone_registration.delivery_for(kind, values["delivery"])
     try:
         registration = phone_registration.register_phone(
@@ -116,13 +119,34 @@ def register_phone(auth: Authentication, kind: str):
         set_mode(method_type(unsure.challenge).sign_in_mode, unsure.challenge.method_id)
         return redirect(url_for("web.verify"))
     except MfaError as refusal:
-        field = "number" if refusal.code not in ("bad_request", "rate_limited") else "delivery"
+        # "Wait N seconds" is about how we verify; an office phone has only the number to point at.
+        field = "delivery" if refusal.code in ("bad_request", "rate_limited") and kind != "office" else "number"
         return render_template("register_phone.html", kind=kind, values=values, error=refusal.message,
                                field=field), status_for(refusal)
-    if registration.notice:
-        flash(registration.notice, "notice")
+    # registration.notice (roaming charges) was shown and accepted before sending.
     set_mode(method_type(registration.challenge).sign_in_mode, registration.challenge.method_id)
     return redirect(url_for("web.verify"))
+
+
+def send_again(auth: Authentication, method_id: str | None):
+    """"Resend code" or "Call me again" while registering: the same phone, a new text or call."""
+    try:
+        challenge = phone_registration.send_again(Transactions(db()), services(), auth.id, method_id, client_ip())
+        set_mode(method_type(challenge).sign_in_mode, challenge.method_id)
+    except (RateLimited, DeliveryUnknown) as wait:  # the page still helps: a code may arrive, or wait
+        flash(wait.message, "error")
+    except MfaError as refusal:
+        flash(refusal.message, "error")
+        if refusal.code == "not_pending":  # that phone is gone (a newer attempt): choose again
+            return redirect(url_for("web.register"))
+    return redirect(url_for("web.verify"))
+
+
+@bp.get("/register/done")
+@login_required("/account")
+def registered(user: User):
+    """The wizard's last page: set up, and an app password offered to those who need one."""
+    return render_template("registered.html", next_url=safe_next(request.args.get("next")) or url_for("web.account"))
 
 
 

@@ -1,4 +1,4 @@
-"""Security info ("Additional security verification"): methods, the default, call language.
+"""Security info ("Additional security verification"): methods, the default, the language of calls and texts.
 
 Changes need a sign-in within the last 10 minutes; otherwise the person signs in again first.
 """
@@ -15,6 +15,7 @@ from models import User
 from web import bp
 from web.flow import current_session_id, forget_session, set_mode, start_flow
 from web.guards import login_required
+from web.remember_browser import forget_cookie, remembered_for
 
 PHONE_KINDS = {"mobile": "Authentication phone", "alternate": "Alternate authentication phone",
                "office": "Office phone"}
@@ -28,7 +29,8 @@ def security_info(user: User):
     app = methods.registered_app(user)
     kinds = {kind: title for kind, title in PHONE_KINDS.items() if may_register_phone(kind, user.hybrid)}
     return render_template("security_info.html", user=user, methods=verified, phones=phones,
-                           kinds=kinds, app=app)
+                           kinds=kinds, app=app, remember_days=services().policy.remember_days_for(user),
+                           remembered=remembered_for(user))
 
 
 @bp.post("/security-info/default")
@@ -43,7 +45,20 @@ def security_default(user: User):
 @login_required("/security-info", recent=True)
 def security_language(user: User):
     return _change(lambda: info.set_language(db(), services(), user, request.form.get("language"), client_ip()),
-                   "Your call language has been changed.")
+                   "The language for your calls and texts has been changed.")
+
+
+@bp.get("/security-info/remove/<method_id>")
+@login_required("/security-info", recent=True)
+def security_remove_confirm(user: User, method_id: str):
+    """Are you sure? Removing a method cannot be undone (adding it again means verifying it again)."""
+    try:
+        method = methods.owned_verified_method(user, method_id)
+    except MfaError as refusal:
+        flash(refusal.message, "error")
+        return redirect(url_for("web.security_info"))
+    what = PHONE_KINDS.get(method.kind or "", "Authenticator app")
+    return render_template("security_remove.html", method=method, what=what)
 
 
 @bp.post("/security-info/remove")
@@ -83,7 +98,9 @@ def sign_out_everywhere(user: User):
         browser_sessions.sign_out_everywhere(db(), services(), user, client_ip())
     forget_session()
     flash("You have been signed out everywhere: on this device and every other.", "success")
-    return redirect(url_for("web.sign_in"))
+    response = redirect(url_for("web.sign_in"))
+    forget_cookie(response)  # every remembered browser was forgotten too: drop this one's token
+    return response
 
 
 def _change(use, done: str):

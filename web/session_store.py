@@ -16,7 +16,7 @@ from werkzeug.datastructures import CallbackDict
 
 from edge import database_unavailable, is_database_outage
 from ivr import webhook_urls
-from mfa import browser_sessions
+from mfa import browser_sessions, remembered_browsers
 from mfa.browser_sessions import Limits
 from mfa.unit_of_work import use_case
 
@@ -168,6 +168,7 @@ class DatabaseSessionInterface(SessionInterface):
             return
         self._next_prune = now + PRUNE_EVERY
         browser_sessions.prune(db, rt.services, self._limits(rt))
+        remembered_browsers.prune(db, rt.services)  # past their end: they skip nothing, so they go
 
     def _set_cookie(self, app: Flask, response: Response, session_id: str) -> None:
         # No Expires: the cookie goes when the browser closes; the server enforces the limits.

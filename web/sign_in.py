@@ -1,48 +1,29 @@
 """Sign-in: password, then the default method starts by itself; "sign in another way"."""
 from __future__ import annotations
 
-from flask import flash, jsonify, redirect, render_template, request, session, url_for
+from flask import flash, get_flashed_messages, jsonify, redirect, render_template, request, session, url_for
 
 from edge import client_ip, db, services
 from edge_errors import status_for
 from mfa import authentications, call_progress, challenges, checks, methods
-from mfa.errors import MfaError, RateLimited
+from mfa.errors import MfaError, RateLimited, whole_seconds
 from mfa.method_types import Text, method_type
 from mfa.telephony import DeliveryUnknown
 from mfa.unit_of_work import Transactions, use_case
 from models import Authentication
-from web import bp, limiter
-from web.flow import (end_flow, end_session, flow, safe_next, set_mode, signed_in_user_id, spend_approval,
-                      start_flow)
+from models.states import Reason
+from web import bp, limiter, reasons
+from web.flow import (end_flow, end_session, flow, safe_next, set_mode, signed_in_recently, signed_in_user,
+                      signed_in_user_id, spend_approval, start_flow)
 from web.guards import flow_required
+from web.remember_browser import browser_token, mark_remembered_sign_in, offer_after
+from web.registration import send_again
 
-FAILED_CHALLENGE = {
-    "no_answer": "The call was not answered.",
-    "busy": "The line was busy.",
-    "call_failed": "The call could not be connected.",
-    "hung_up": "The call ended before your sign-in was verified.",
-    "no_input": "No key was pressed during the call.",
-    "wrong_key": "A key other than the one asked for was pressed.",
-    "machine_answered": "The call went to voicemail.",
-    "canceled": "The call was cancelled.",
-    "delivery_failed": "The text message could not be delivered.",
-    "do_not_call": "Whoever answered said they did not expect this call.",
-}
 # The call page's heading while the call is under way (mfa/call_progress.py); an ending without approval
-# has CALL_DID_NOT_VERIFY, with its FAILED_CHALLENGE sentence below it.
+# has CALL_DID_NOT_VERIFY, with its reason's sentence (web/reasons.py) below it.
 CALL_HEADINGS = {"calling": "Answer the call", "ringing": "Your phone is ringing", "answered": "Press # now"}
 CALL_DID_NOT_VERIFY = "That call did not verify you"
-ENDED = {
-    "expired": "This sign-in took too long and has expired.",
-    "locked": "This account is locked after too many failed attempts. Try again in 15 minutes.",
-    "fraud_reported": "You reported this sign-in as not you. The account is blocked: "
-                      "contact your administrator to unblock it.",
-    "too_many_attempts": "Too many wrong codes were entered.",
-    "number_mismatch": "The number keyed on the call did not match the one on this screen, twice, so this "
-                       "sign-in was stopped. If you did not try to sign in, tell your administrator.",
-    "registered_meanwhile": "A way to verify was registered for this account while this sign-in was open. "
-                            "Sign in again to use it.",
-}
+ENTER = {"username": "Enter your username", "password": "Enter your password"}
 
 
 @bp.get("/")
@@ -55,14 +36,24 @@ def home():
 def sign_in():
     next_url = safe_next(request.values.get("next"))
     if request.method == "GET":
-        return render_template("sign_in.html", next=next_url, username="")
+        if signed_in_user_id() and signed_in_recently():  # nothing to do here: on to where they were going
+            return redirect(next_url or url_for("web.account"))
+        again = signed_in_user()  # signed in a while ago: a change asks for the password again
+        return render_template("sign_in.html", next=next_url, username=again.username if again else "",
+                               signing_in_again=again is not None)
     username = request.form.get("username", "")
+    empty = next((name for name in ("username", "password") if not request.form.get(name)), None)
+    if empty is not None:
+        return render_template("sign_in.html", next=next_url, username=username, error=ENTER[empty], field=empty), 400
     try:
         with use_case(db()):
-            auth = authentications.start(db(), services(), username, request.form.get("password", ""), client_ip())
+            # Signing in again (for a change) always asks for the second step: no remembered browser.
+            remembered = None if signed_in_user_id() else browser_token()
+            auth = authentications.start(db(), services(), username, request.form.get("password", ""), client_ip(),
+                                         remembered_token=remembered)
     except MfaError as refusal:
         return render_template("sign_in.html", next=next_url, username=username,
-                               error=refusal.message, field="password"), status_for(refusal)
+                               error=refusal.message, field=_field_of(refusal)), status_for(refusal)
     start_flow(auth, "sign_in")
     session["next"] = next_url
     if auth.status == "approved":  # no second factor needed: spent at once, like any approval
@@ -70,6 +61,11 @@ def sign_in():
     if auth.status == "registration_required":
         return redirect(url_for("web.register"))
     return _start_method(auth.id, methods.default_method(auth.user))
+
+
+def _field_of(refusal: MfaError) -> str:
+    """The box the refusal is about: the username when it names it, else the password."""
+    return "username" if refusal.extra.get("field") == "username" else "password"
 
 
 @bp.app_template_filter("method_choice")
@@ -93,28 +89,38 @@ def _start_method(auth_id: str, method):
         flash(wait.message, "error")
     except MfaError as refusal:
         set_mode("choose")
-        flash(refusal.message, "error")
+        flash(reasons.refusal(refusal), "error")
     return redirect(url_for("web.verify"))
 
 
 @bp.get("/verify")
-@flow_required()
+@flow_required(ended=True)
 def verify(auth: Authentication):
     current = flow() or {}  # flow_required found one
     if auth.status == "approved":
         return _finish(auth, current)
     if not (auth.is_open() or auth.can_retry()):
         end_flow()
-        message = ENDED.get(auth.reason if auth.reason in ENDED else auth.status, "This sign-in has ended.")
-        return render_template("ended.html", message=message), 409
+        get_flashed_messages()  # the refused step's own words ("not waiting…") would only muddle this page's
+        message = reasons.ending(auth.status, auth.reason)
+        return render_template("ended.html", message=message, timed_out=auth.status == "expired",
+                               purpose=current.get("purpose"),
+                               minutes=int(authentications.AUTHENTICATION_TTL.total_seconds() // 60)), 409
     mode = current.get("mode") or "choose"
     method = next((m for m in auth.user.methods if m.id == current.get("method")), None)
-    failure = FAILED_CHALLENGE.get(auth.reason) if auth.can_retry() and auth.reason else None
+    failure = reasons.sentence(auth.reason) if auth.can_retry() else None
     call = call_progress.of(db(), auth, services().clock.now())
     return render_template("verify.html", auth=auth, mode=mode, method=method, failure=failure,
                            call=call, call_heading=_call_heading(call),
                            next_steps=call_progress.next_steps(auth, method), code_minutes=Text.code_lifetime_minutes(),
-                           registering=auth.registering, resend_in=_resend_in(auth))
+                           registering=auth.registering, resend_in=_resend_in(auth),
+                           sends_left=max(0, challenges.MAX_SENDS - auth.sends), max_sends=challenges.MAX_SENDS,
+                           purpose=current.get("purpose"), start_again_url=_start_again_url(current))
+
+
+def _start_again_url(current: dict) -> str:
+    """A change starts again from security info; a sign-in from the password."""
+    return url_for("web.security_info" if current.get("purpose") == "change" else "web.sign_in")
 
 
 def _call_heading(call: call_progress.CallProgress) -> str:
@@ -126,8 +132,8 @@ def _call_heading(call: call_progress.CallProgress) -> str:
 def _resend_in(auth) -> int:
     if auth.last_sent_at is None:
         return 0
-    waited = (services().clock.now() - auth.last_sent_at).total_seconds()
-    return max(0, int(challenges.RESEND_AFTER.total_seconds() - waited))
+    remaining = (auth.last_sent_at + challenges.RESEND_AFTER - services().clock.now()).total_seconds()
+    return whole_seconds(remaining) if remaining > 0 else 0  # rounded up: the button never wakes too soon
 
 
 @bp.post("/verify/code")
@@ -138,8 +144,7 @@ def verify_code(auth: Authentication):
         with use_case(db()):
             checks.check_code(db(), services(), auth.id, request.form.get("code", ""), client_ip())
     except MfaError as refusal:
-        flash(refusal.message if refusal.code != "invalid_code" else
-              f"{refusal.message} You have {refusal.extra['attempts_left']} more tries.", "code")
+        flash(reasons.refusal(refusal), "code")
     enrolling_app = (flow() or {}).get("mode") == "totp-enrol"
     return redirect(url_for("web.register_app") if enrolling_app else url_for("web.verify"))
 
@@ -147,6 +152,8 @@ def verify_code(auth: Authentication):
 @bp.post("/verify/method")
 @flow_required()
 def verify_method(auth: Authentication):
+    if auth.registering:  # "Resend code" or "Call me again" for the phone being registered
+        return send_again(auth, request.form.get("method_id"))
     method = next((m for m in auth.user.verified_methods() if m.id == request.form.get("method_id")), None)
     if method is None:
         flash("Choose one of your methods.", "error")
@@ -157,11 +164,11 @@ def verify_method(auth: Authentication):
 @bp.get("/verify/other")
 @flow_required()
 def verify_other(auth: Authentication):
-    return render_template("verify_other.html", methods=auth.user.verified_methods())
+    return render_template("verify_other.html", methods=methods.methods_to_offer(db(), services(), auth.user))
 
 
 @bp.get("/verify/status.json")
-@flow_required(otherwise=lambda: (jsonify({"status": "none"}), 404))
+@flow_required(otherwise=lambda: (jsonify({"status": "none"}), 404), ended=True)
 def verify_status(auth: Authentication):
     progress = call_progress.of(db(), auth, services().clock.now()).name  # the call page reloads when it changes
     return jsonify({"status": auth.status, "reason": auth.reason, "progress": progress})
@@ -172,15 +179,33 @@ def _finish(auth, current):
     next_url = session.pop("next", None)
     end_flow()
     try:
-        spent = spend_approval(auth, current["purpose"])
+        spend_approval(auth, current["purpose"])
     except MfaError as refusal:  # already used (a copied cookie, a second tab), too late, or locked meanwhile
         return render_template("ended.html", message=refusal.message), status_for(refusal)
     if current["purpose"] == "change":
         flash("Your security info has been saved.", "success")
         return redirect(url_for("web.security_info"))
-    if spent.app_password is None:
-        return redirect(next_url or url_for("web.account"))
-    return render_template("registered.html", app_password=spent.app_password)
+    if auth.registering:  # the wizard's last page: offers an app password to those who need one
+        return redirect(url_for("web.registered", next=next_url))
+    if auth.reason == Reason.REMEMBERED_BROWSER:
+        mark_remembered_sign_in()
+    elif auth.reason == Reason.VERIFIED and offer_after(next_url):  # "don't ask again on this browser?"
+        return redirect(url_for("web.remember_browser"))
+    return redirect(next_url or url_for("web.account"))
+
+
+@bp.post("/sign-in/cancel")
+def cancel():
+    """Leave the sign-in or change under way, from any of its pages: nothing is kept."""
+    purpose = (flow() or {}).get("purpose")
+    end_flow()
+    if purpose == "change":
+        flash("You cancelled the change. Your security info has not changed.", "notice")
+        return redirect(url_for("web.security_info"))
+    if signed_in_user_id():
+        return redirect(url_for("web.account"))
+    flash("You cancelled signing in. You have not been signed in.", "notice")
+    return redirect(url_for("web.sign_in"))
 
 
 @bp.post("/sign-out")

@@ -36,7 +36,8 @@
     });
   }
 
-  function hearNewPrompts(announce) {
+  function hearNewPrompts(announce) {  // the words of the new prompts, for the live region
+    var words = [];
     var events = live.querySelectorAll("[data-event]");
     for (var i = 0; i < events.length; i++) {
       var el = events[i];
@@ -44,6 +45,8 @@
       if (heard[key]) continue;
       heard[key] = true;
       if (!announce) continue;
+      var spoken = el.getAttribute("data-speak") || (el.querySelector(".words") || {}).textContent;
+      if (spoken) words.push(spoken.replace(/\s+/g, " ").trim());
       (function (el, mine) {
         queue = queue.then(function () {
           if (mine !== generation) return null;
@@ -51,6 +54,7 @@
         });
       })(el, generation);
     }
+    return words;
   }
 
   function bargeIn() {
@@ -61,12 +65,64 @@
     queue = Promise.resolve();
   }
 
+  // Redrawing replaces the buttons: keep focus on the same one (a keypad key), or, when it went
+  // (Answer, once answered), on the first button of the same call, so a keyboard user is not
+  // thrown back to the top of the page.
+  function focusedPlace() {
+    var el = document.activeElement;
+    if (!el || !live.contains(el) || el.tagName !== "BUTTON") return null;
+    var call = el.closest("[data-call]");
+    return { call: call && call.getAttribute("data-call"), action: el.form && el.form.getAttribute("action"),
+             value: el.value, text: el.textContent };
+  }
+
+  function restoreFocus(place) {
+    if (!place) return;
+    var buttons = live.querySelectorAll("button");
+    for (var i = 0; i < buttons.length; i++) {
+      var b = buttons[i];
+      if (b.form && b.form.getAttribute("action") === place.action && b.value === place.value &&
+          b.textContent === place.text) { b.focus(); return; }
+    }
+    var call = place.call && live.querySelector('[data-call="' + place.call + '"] button');
+    if (call) { call.focus(); return; }
+    live.setAttribute("tabindex", "-1");
+    live.focus();
+  }
+
+  // What the live region says: each call whose status changed, then the words newly said.
+  var statuses = {};
+  function callStatuses() {
+    var now = {};
+    live.querySelectorAll("[data-call]").forEach(function (call) {
+      var meta = call.querySelector(".meta");
+      now[call.getAttribute("data-call")] = meta ? meta.textContent.replace(/\s+/g, " ").trim() : "";
+    });
+    return now;
+  }
+
+  function announce(sentences) {
+    var region = document.getElementById("phone-status");
+    if (region && sentences.length) region.textContent = sentences.join(" ");
+  }
+
+  function changes(newWords) {
+    var now = callStatuses();
+    var said = [];
+    Object.keys(now).forEach(function (sid) { if (statuses[sid] !== now[sid]) said.push(now[sid] + "."); });
+    Object.keys(statuses).forEach(function (sid) { if (!(sid in now)) said.push("The call has ended."); });
+    statuses = now;
+    return said.concat(newWords);
+  }
+
   function redraw() {
     return fetch(live.getAttribute("data-panel"), { cache: "no-store" })
       .then(function (response) { return response.text(); })
       .then(function (html) {
+        var place = focusedPlace();
         live.innerHTML = html;  // rendered and escaped by the server's templates
-        hearNewPrompts(true);
+        restoreFocus(place);
+        announce(changes(hearNewPrompts(true)));
       });
   }
 
@@ -95,5 +151,6 @@
   });
 
   hearNewPrompts(false);  // what was said before the page opened is not replayed
+  statuses = callStatuses();
   window.setTimeout(poll, POLL_MS);
 })();
