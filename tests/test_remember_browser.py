@@ -21,7 +21,7 @@ from app import create_app
 from cli.database import alembic_config, upgrade
 from mfa import accounts, authentications, remembered_browsers
 from mfa.remembered_browsers import HASH_PREFIX
-from models import AuditEvent, Method, RememberedBrowser
+from models import AppPassword, AuditEvent, Method, RememberedBrowser
 from settings import SettingsError, load, parse_remember_days
 from tests.browser_steps import AxeWatch, WatchedBrowser, assert_accessible, password_step, post_form, replay, signed_in
 from tests.conftest import TEST_DATA_KEY, _pg_url, run_in
@@ -311,6 +311,19 @@ def test_a_remembered_sign_in_never_counts_for_changing_security_info(client, ru
     assert run(lambda db, svc: db.get(type(erin), erin.id).language) == "en-GB"
     # Signing in again for the change asks for the second step, remembered browser or not.
     assert password_step(client, "erin", "/security-info").headers["Location"].endswith("/verify")
+
+
+def test_a_remembered_sign_in_cannot_create_an_app_password(client, run, clock, erin):
+    """An app password is a lasting mail login that nothing else revokes: only a sign-in that has
+    just passed a second factor may create one, never the password alone on a remembered browser."""
+    remember_here(client, clock)
+    sign_out(client)
+    assert skips_second_step(client, "erin")
+    created = post_form(client, "/app-passwords", {"name": "attacker"}, token_from="/app-passwords")
+    assert "/sign-in" in created.headers["Location"]
+    assert client.get("/app-passwords/created").status_code != 200
+    assert run(lambda db, svc: db.scalar(select(func.count()).select_from(AppPassword)
+                                          .where(AppPassword.user_id == erin.id))) == 0
 
 
 def test_an_expired_or_shortened_remembering_asks_again(app_config, client, run, clock, erin):

@@ -28,7 +28,7 @@ def app_password_list(user: User):
 
 
 @bp.post("/app-passwords")
-@login_required("/app-passwords")
+@login_required("/app-passwords", recent=True)  # a lasting mail login: only after a second factor, lately
 def app_password_create(user: User):
     name = request.form.get("name", "")
     try:
