@@ -121,8 +121,8 @@ def test_a_wrong_code_shows_an_error_linked_to_the_code_box(page, live, phones, 
 
 
 @pytest.fixture(params=[1024, 375], ids=["desktop", "phone"])
-def call_page(request, browser, live):
-    """The call page at desktop and phone widths: (page, the suffix of its screenshots' names)."""
+def sized_page(request, browser, live):
+    """A page at desktop and phone widths: (page, the suffix of its screenshots' names)."""
     width = request.param
     context = browser.new_context(viewport={"width": width, "height": 800}, base_url=live.url, is_mobile=width < 400)
     page = context.new_page()
@@ -132,8 +132,8 @@ def call_page(request, browser, live):
     context.close()
 
 
-def test_signing_in_by_call_moves_on_by_itself_when_hash_is_pressed(call_page, live, phones, run, bob):
-    page, size = call_page
+def test_signing_in_by_call_moves_on_by_itself_when_hash_is_pressed(sized_page, live, phones, run, bob):
+    page, size = sized_page
     add_phone(run, bob, "+447400111222", types=("voice", "sms"))
     sign_in(page, "bob")
     page.wait_for_url("**/verify")
@@ -156,8 +156,8 @@ def number_mode(app_config):
     app_config["CALL_APPROVAL"] = "number"  # (list before live)
 
 
-def test_in_number_mode_the_call_page_shows_the_number_to_key_in(number_mode, call_page, live, phones, run, bob):
-    page, size = call_page
+def test_in_number_mode_the_call_page_shows_the_number_to_key_in(number_mode, sized_page, live, phones, run, bob):
+    page, size = sized_page
     add_phone(run, bob, "+447400111222", types=("voice", "sms"))
     sign_in(page, "bob")
     page.get_by_role("heading", name="Your phone is ringing").wait_for()
@@ -172,8 +172,8 @@ def test_in_number_mode_the_call_page_shows_the_number_to_key_in(number_mode, ca
     page.get_by_text("You're signed in").wait_for()
 
 
-def test_a_busy_line_is_explained_and_can_be_tried_again_or_another_way(call_page, live, phones, run, bob, clock):
-    page, size = call_page
+def test_a_busy_line_is_explained_and_can_be_tried_again_or_another_way(sized_page, live, phones, run, bob, clock):
+    page, size = sized_page
     add_phone(run, bob, "+447400111222", types=("voice", "sms"))
     add_app(live, bob)
     phones.set_behaviour("+447400111222", "busy")

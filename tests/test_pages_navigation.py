@@ -13,25 +13,13 @@ import pytest
 
 from tests.helpers import add_phone
 from tests.personas import PASSWORD
-from tests.test_pages_browser import (  # noqa: F401  (browser, chromium, page: fixtures used here)
-    CHROMIUM, browser, chromium, page, shot, sign_in, texted_code)
+from tests.test_pages_browser import (  # noqa: F401  (browser, chromium, page, sized_page: fixtures used here)
+    CHROMIUM, browser, chromium, page, shot, sign_in, sized_page, texted_code)
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
                                 reason=f"{CHROMIUM} is missing (Debian package chromium; `make test` installs it)")
 MOBILE = "+447400123456"
 TIMED_OUT = "Your sign-in timed out"
-
-
-@pytest.fixture(params=[1024, 375], ids=["desktop", "phone"])
-def sized_page(request, browser, live):
-    """A page at desktop or phone width: (page, the suffix of its screenshots' names)."""
-    width = request.param
-    context = browser.new_context(viewport={"width": width, "height": 800}, base_url=live.url, is_mobile=width < 400)
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    yield page, ("" if width > 400 else f"-{width}")
-    browser.axe.check_open_pages()
-    context.close()
 
 
 @pytest.fixture
