@@ -179,7 +179,11 @@ class WatchedBrowser:
         self._browser, self.axe = browser, watch
 
     def new_context(self, **options: Any) -> Any:
-        return self.axe.watch(self._browser.new_context(**options))
+        context = self._browser.new_context(**options)
+        # No internet here: the NHS font host (allowed by the pages' CSP) would hang each page's
+        # "load" on a DNS lookup. Refused at once instead; a test that wants the font routes it itself.
+        context.route("https://assets.nhs.uk/**", lambda route: route.abort())
+        return self.axe.watch(context)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._browser, name)
