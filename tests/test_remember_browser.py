@@ -429,18 +429,18 @@ def test_the_migration_upgrades_a_0002_database_with_its_people_and_downgrades(t
         assert "remembered_browsers" not in inspect(conn).get_table_names()
         conn.execute(text("INSERT INTO users (id, username, password_hash, role, region, hybrid, language, "
                           "failed_count, created_at) VALUES ('u1', 'old.person', 'x', 'admin', 'england', false, "
-                          "'en-GB', 0, :now)"), {"now": clock.now().replace(tzinfo=None)})
+                          "'en-GB', 0, :now)"), {"now": _stored_now(clock, pg)})
     upgrade(url)
     with engine.begin() as conn:
         columns = {c["name"] for c in inspect(conn).get_columns("remembered_browsers")}
         assert columns == {"id", "user_id", "token_hash", "label", "created_at", "expires_at", "last_used_at"}
         assert conn.execute(text("SELECT username FROM users")).scalar_one() == "old.person"
         conn.execute(text("INSERT INTO remembered_browsers VALUES ('r1', 'u1', 'h', 'A browser', :now, :now, NULL)"),
-                     {"now": clock.now().replace(tzinfo=None)})
+                     {"now": _stored_now(clock, pg)})
         with pytest.raises(IntegrityError):  # one token hash, one row
             with conn.begin_nested():
                 conn.execute(text("INSERT INTO remembered_browsers VALUES ('r2', 'u1', 'h', 'B', :now, :now, NULL)"),
-                             {"now": clock.now().replace(tzinfo=None)})
+                             {"now": _stored_now(clock, pg)})
     command.downgrade(config, "0002")
     with engine.begin() as conn:
         assert "remembered_browsers" not in inspect(conn).get_table_names()
@@ -532,3 +532,10 @@ def test_browsers_past_their_end_are_deleted_now_and_then(app, client, run, cloc
     clock.advance(timedelta(days=DAYS).total_seconds())
     app.test_client().get("/sign-in")  # a new session: the instance tidies up at most every 5 minutes
     assert stored(run) == []
+
+
+def _stored_now(clock, pg):
+    """A naive UTC time as a raw statement stores it: a datetime for PostgreSQL, its text for SQLite
+    (Python 3.12+ deprecates sqlite3's own datetime adapter, and every warning is an error here)."""
+    now = clock.now().replace(tzinfo=None)
+    return now if pg else now.isoformat(sep=" ")
