@@ -101,40 +101,42 @@ def _comma_list(value: str) -> frozenset[str]:
 
 def parse_call_approval(value: str) -> tuple[str, dict[str, str]]:
     """`hash`, `number`, or a comma list of one bare mode (every role) and `role:mode` entries."""
-    default: str | None = None
-    by_role: dict[str, str] = {}
-    for entry in (e.strip().lower() for e in value.split(",")):
-        role, colon, mode = (part.strip() for part in entry.rpartition(":"))
-        if mode not in CALL_APPROVALS or role in by_role:
+    def mode(word: str) -> str:
+        if word not in CALL_APPROVALS:
             raise SettingsError(CALL_APPROVAL_FORMAT)
-        if colon and role not in ROLES:  # a misspelt role would silently keep the approve-only call
-            raise SettingsError(f"CALL_APPROVAL names the role {role!r}; roles are {', '.join(ROLES)}.")
-        if colon:
-            by_role[role] = mode
-        elif default is None:
-            default = mode
-        else:  # two modes for every role
-            raise SettingsError(CALL_APPROVAL_FORMAT)
-    return default or HASH, by_role
+        return word
+    return _per_role("CALL_APPROVAL", value, mode, CALL_APPROVAL_FORMAT, HASH)
 
 
 def parse_remember_days(value: str) -> tuple[int, dict[str, int]]:
     """`30`, or a comma list of one bare number (every role) and `role:days` entries (`30,admin:0`)."""
-    default: int | None = None
-    by_role: dict[str, int] = {}
+    def days(word: str) -> int:
+        if not word.isdigit() or int(word) > MAX_REMEMBER_DAYS:
+            raise SettingsError(REMEMBER_BROWSER_FORMAT)
+        return int(word)
+    return _per_role("REMEMBER_BROWSER_DAYS", value, days, REMEMBER_BROWSER_FORMAT, 0)
+
+
+def _per_role(name: str, value: str, convert, malformed: str, fallback):
+    """One bare value for every role and `role:value` overrides, each role once: (default, by role).
+
+    A misspelt role is refused: it would silently leave that role on the default."""
+    default = None
+    by_role: dict = {}
     for entry in (e.strip().lower() for e in value.split(",")):
-        role, colon, days = (part.strip() for part in entry.rpartition(":"))
-        if not days.isdigit() or int(days) > MAX_REMEMBER_DAYS or role in by_role:
-            raise SettingsError(REMEMBER_BROWSER_FORMAT)
-        if colon and role not in ROLES:  # a misspelt role would silently let that role skip the second step
-            raise SettingsError(f"REMEMBER_BROWSER_DAYS names the role {role!r}; roles are {', '.join(ROLES)}.")
+        role, colon, word = (part.strip() for part in entry.rpartition(":"))
+        converted = convert(word)
+        if role in by_role:
+            raise SettingsError(malformed)
+        if colon and role not in ROLES:
+            raise SettingsError(f"{name} names the role {role!r}; roles are {', '.join(ROLES)}.")
         if colon:
-            by_role[role] = int(days)
+            by_role[role] = converted
         elif default is None:
-            default = int(days)
-        else:
-            raise SettingsError(REMEMBER_BROWSER_FORMAT)
-    return default or 0, by_role
+            default = converted
+        else:  # two values for every role
+            raise SettingsError(malformed)
+    return (fallback if default is None else default), by_role
 
 
 def _dev_secret(instance: Path, name: str, make) -> str:
