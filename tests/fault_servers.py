@@ -6,6 +6,7 @@ touched. A test that cannot find the binaries skips, saying which one is missing
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -18,10 +19,31 @@ import pytest
 PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
 
 
-def free_port() -> int:
+# Below Linux's ephemeral range (32768-60999): the kernel never hands these to outgoing
+# connections, so a port found free stays free until the server a test starts binds it.
+_TEST_PORTS = range(20000, 32000)
+
+
+def _bindable(port: int) -> bool:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_ports(count: int) -> int:
+    """The first of `count` consecutive free ports (e.g. a dev server and its stand-in on PORT+1)."""
+    for _ in range(1000):
+        first = random.choice(_TEST_PORTS[:-count])
+        if all(_bindable(first + step) for step in range(count)):
+            return first
+    raise RuntimeError("no free ports between 20000 and 32000")
+
+
+def free_port() -> int:
+    return free_ports(1)
 
 
 def _missing(*paths: str | Path) -> str | None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.fault_servers import free_port
+from tests.fault_servers import free_port, free_ports
 from tests.helpers import matched
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -133,7 +133,7 @@ def test_the_banners_curl_line_works_pasted_into_bash(dev):
 
 
 def test_port_alone_moves_the_stand_in_beside_the_server(tmp_path):
-    port = free_port()
+    port = free_ports(2)  # the stand-in takes PORT+1
     server = DevServer(tmp_path / "instance", PORT=str(port))
     try:
         banner = server.wait_for_banner()
