@@ -5,7 +5,7 @@ import click
 from flask.cli import with_appcontext
 
 from cli.use_cases import run
-from mfa import accounts, api_keys, app_passwords
+from mfa import accounts, api_keys, app_passwords, remembered_browsers
 from mfa.queries import do_not_call_since
 from models.user import DEFAULT_LANGUAGE, LANGUAGES, ROLES
 
@@ -60,6 +60,10 @@ def show_user(username):
                 "the person verifies this number by text" if refused else None,
             ) if f)
             lines.append(f"  {m.id}  {m.type:<6} {m.label}  ({flags})")
+        # Only those that can still skip the second step; never their tokens (only hashes are kept anyway).
+        browsers = remembered_browsers.list_for(db, svc, user)
+        lines.append(f"remembered browsers: {len(browsers)}")
+        lines.extend(f"  {row.label}  (until {ends:%Y-%m-%d %H:%M} UTC)" for row, ends in browsers)
         return "\n".join(lines)
 
     click.echo(run(describe))

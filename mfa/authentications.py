@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, update
+from sqlalchemy import String, and_, bindparam, or_, select, update
 from sqlalchemy.orm import joinedload
 from sqlalchemy.orm import Session
 
@@ -14,6 +14,7 @@ from mfa import audit, facts, remembered_browsers
 from mfa.accounts import find_user, record_failure, reset_failures
 from mfa.compare_and_set import compare_and_set
 from mfa.errors import AccountLocked, BadRequest, InvalidCredentials, NotFound
+from mfa.locks import is_sqlite
 from mfa.passwords import MAX_LENGTH
 from mfa.services import Services
 
@@ -21,6 +22,13 @@ AUTHENTICATION_TTL = timedelta(minutes=10)
 # A sign-in with its person and their methods, in one statement (a person has a handful of
 # methods, so the repeated person columns cost less than a second query would).
 WITH_PERSON = [joinedload(Authentication.user).joinedload(User.methods)]
+# A sign-in's pending challenges, ended as it ends (finish), built once.
+END_PENDING = (
+    update(Challenge)
+    .where(Challenge.authentication_id == bindparam("auth_id"), Challenge.status == ChallengeStatus.PENDING)
+    .values(status=ChallengeStatus.ENDED, reason=bindparam("reason", type_=String))
+    .execution_options(synchronize_session=False)
+)
 
 
 def require_text(value: object, field: str, max_length: int = MAX_LENGTH) -> str:
@@ -144,30 +152,47 @@ def get(db: Session, svc: Services, auth_id: object) -> Authentication:
 
 
 def finish(db: Session, svc: Services, auth: Authentication, status: AuthStatus, reason: Reason, *,
-           challenges_ended: bool = False, overdue: bool = False) -> bool:
+           challenges_ended: bool = False, overdue: bool = False, retryable_too: bool = False) -> bool:
     """Move an open authentication to a final status; False if it had already ended.
 
-    A compare-and-set, so of two workers finishing the same sign-in only one wins.
-    `challenges_ended`: the caller's own compare-and-set already ended the sign-in's
-    pending challenges (calls._claim with `ending_the_rest`), which saves a statement.
+    A compare-and-set, so of two workers finishing the same sign-in only one wins. Its pending
+    challenges end first, in the same transaction (end_challenges says why first).
+    `challenges_ended`: the caller already ended the sign-in's pending challenges (calls._claim
+    with `ending_the_rest`, or end_challenges), which saves a statement.
     `overdue`: expiring it, which also ends a sign-in whose last call or text failed (it could
     go on until now: the person would otherwise be offered "Call me again" that cannot work).
+    `retryable_too`: also end a sign-in whose last call or text failed, though not overdue (the
+    person cancelling it, mfa/cancellation.py).
     """
     now = svc.clock.now()
-    was = auth.status
     could_go_on = or_(Authentication.status.in_(OPEN_STATUSES),
                       and_(Authentication.status == AuthStatus.DENIED, Authentication.reason.in_(RETRYABLE_DENIALS)))
-    if not compare_and_set(db, auth, where=[could_go_on if overdue else Authentication.status.in_(OPEN_STATUSES)],
-                           status=status, reason=reason, completed_at=now):
-        return False
-    if was == AuthStatus.PENDING and not challenges_ended:  # only a pending sign-in has challenges under way
-        db.execute(
-            update(Challenge)
-            .where(Challenge.authentication_id == auth.id, Challenge.status == ChallengeStatus.PENDING)
-            .values(status=ChallengeStatus.ENDED, reason=reason)
-            .execution_options(synchronize_session=False)
-        )
-    return True
+    if not challenges_ended:
+        end_challenges(db, auth, reason)
+    return compare_and_set(db, auth, where=[could_go_on if overdue or retryable_too
+                                                else Authentication.status.in_(OPEN_STATUSES)],
+                           status=status, reason=reason, completed_at=now)
+
+
+def end_challenges(db: Session, auth: Authentication, reason: Reason) -> None:
+    """End the calls and texts under way for a sign-in that is ending: before its compare-and-set.
+
+    The challenges before the sign-in is the order a call's webhook takes them in (calls._claim,
+    then finish). Taken the other way round, the two could each hold the row the other waits for
+    (PostgreSQL: "deadlock detected", and one request fails). Should the sign-in's compare-and-set
+    then lose, it had already ended: whoever ended it ended these first, so this matched none (a
+    straggler's call only hears goodbye sooner, as its webhook would say for an ended sign-in).
+    """
+    if auth.status == AuthStatus.PENDING:  # only a pending sign-in has challenges under way
+        db.execute(END_PENDING, {"auth_id": auth.id, "reason": reason.value})
+
+
+def hold_challenges(db: Session, auth: Authentication) -> None:
+    """Lock the calls and texts under way for a sign-in that a use case may go on to end, before it
+    locks the person or the sign-in (end_challenges says why; a wrong code, checks._refuse)."""
+    if auth.status == AuthStatus.PENDING and not is_sqlite(db):  # SQLite: its one writer never waits on rows
+        db.execute(select(Challenge.id).where(Challenge.authentication_id == auth.id,
+                                              Challenge.status == ChallengeStatus.PENDING).with_for_update())
 
 
 def can_continue(auth: Authentication, now: datetime) -> bool:

@@ -10,6 +10,10 @@ Twilio may drop keys pressed between two <Gather>s, so no meaning here depends o
 could have been lost: a lost key leaves a question unanswered (a reprompt), never a different
 answer. Which question a key answers comes from the gather's signed action URL, not the call's
 state, so the second `#` of `##`, or of `0#`, can only ever answer the question it was asked.
+
+A set-up call (registering a phone) offers only `#` and `9`: nobody is signing in, so there is
+nothing to report, and whoever got a mistyped number must not be able to block the account. There
+`0`, `0#` and any answer to the fraud question are wrong keys.
 """
 from __future__ import annotations
 
@@ -33,9 +37,12 @@ WRONG_KEY = "wrong_key"
 A_NUMBER = re.compile(r"[1-8][0-9]")  # the shape of every number_match (mfa/method_types/call.py)
 
 
-def meaning(digits: str, ask: str, number_match: str | None, repeats: int) -> str:
-    """`number_match` is None on a `hash` call; `repeats` counts the repeats heard so far."""
+def meaning(digits: str, ask: str, number_match: str | None, repeats: int, *, setting_up: bool) -> str:
+    """`number_match` is None on a `hash` call; `repeats` counts the repeats heard so far;
+    `setting_up` is a set-up call (it has no fraud question)."""
     can_repeat = repeats < MAX_REPEATS
+    if setting_up and (ask == CONFIRM_FRAUD or digits.startswith("0")):
+        return NO_INPUT if digits == "" else WRONG_KEY
     if ask == CONFIRM_FRAUD:
         if digits == "#":
             return REPORT_FRAUD

@@ -22,6 +22,7 @@ from mfa.method_types import AppCode, Call, Text
 CALLING, ANSWERED = "calling", "answered"
 UNDER_WAY = (CALLING, RINGING, ANSWERED)
 APPROVED = "approved"
+NOT_CALLED = "not_called"  # this sign-in has placed no call (e.g. the wait between sends refused it)
 # Endings without approval, by the reason the call was denied; any other is ENDED.
 ENDED = "ended"
 ENDINGS: dict[str | None, str] = {
@@ -56,10 +57,12 @@ def progress(auth: Authentication, call: Challenge | None, now: datetime) -> Cal
     """The moment the page shows, from the sign-in and its newest call (None: no call placed)."""
     if auth.status == AuthStatus.APPROVED:
         return CallProgress(APPROVED)
-    if call is None or call.status not in PLACED or now >= call.expires_at:
+    if call is None:
+        return CallProgress(NOT_CALLED)
+    if call.status not in PLACED or now >= call.expires_at:
         # Denied with its reason; or refused, replaced, ended, or past its time (its last callback lost).
-        reason = call.reason if call is not None and call.status == ChallengeStatus.DENIED else None
-        failed = call is not None and call.status == ChallengeStatus.FAILED
+        reason = call.reason if call.status == ChallengeStatus.DENIED else None
+        failed = call.status == ChallengeStatus.FAILED
         return CallProgress("failed" if failed else ENDINGS.get(reason, ENDED))
     if call.status != ChallengeStatus.PENDING or call.call_step is None:
         return CallProgress(CALLING, call.number_match)

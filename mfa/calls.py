@@ -4,7 +4,8 @@
 screen: a wrong number is refused, audited as suspicious, and a second one denies
 the sign-in); `0#`, or `0` and then `#` at the question that follows, reports fraud
 and blocks the account; `9` puts the number on the do-not-call list; `*` repeats
-the question; silence or another key gets one more go, then denies. What keys mean
+the question; silence or another key gets one more go, then denies. A set-up call
+(registering a phone) has no fraud report: `0` there is a wrong key. What keys mean
 is mfa/call_keys.py.
 Every change is a compare-and-set on the pending challenge, so a repeated or
 late webhook changes nothing twice and hears the same ending again.
@@ -29,10 +30,10 @@ from models import Authentication, Challenge, DoNotCall, User
 from models.states import OPEN_STATUSES, AuthStatus, ChallengeStatus, Reason
 from mfa import audit, browser_sessions, call_keys, call_lookup
 from mfa.accounts import record_failure, reset_failures
-from mfa.authentications import finish
+from mfa.authentications import finish, hold_challenges
 from mfa.compare_and_set import compare_and_set, remember
 from mfa.call_keys import ASKS, MENU
-from mfa.locks import lock_person
+from mfa.locks import is_sqlite, lock_person
 from mfa.methods import activate, registered_meanwhile
 from mfa.method_types import types_where
 from mfa.policy import HASH, NUMBER
@@ -119,9 +120,9 @@ def keys_pressed(db: Session, svc: Services, challenge_id: object, call_sid: obj
     if ending:
         return ending
     assert challenge is not None  # _live returns one or the other
-    asked = Asked(turn, ask if ask in ASKS else MENU, max(repeats, 0))
-    meant = call_keys.meaning(digits if isinstance(digits, str) else "", asked.ask, challenge.number_match,
-                              asked.repeats)
+    meant = call_keys.meaning(digits if isinstance(digits, str) else "", ask if ask in ASKS else MENU,
+                              challenge.number_match, max(repeats, 0), setting_up=_setting_up(challenge))
+    asked = _asked(challenge, turn, ask, repeats)
     if meant == call_keys.APPROVE:
         return _approve(db, svc, challenge)
     if meant == call_keys.REPORT_FRAUD:
@@ -146,7 +147,7 @@ def heard_nothing(db: Session, svc: Services, challenge_id: object, call_sid: ob
     if ending:
         return ending
     assert challenge is not None  # _live returns one or the other
-    asked = Asked(turn, ask if ask in ASKS else MENU, max(repeats, 0))
+    asked = _asked(challenge, turn, ask, repeats)
     if asked.ask == call_keys.CONFIRM_FRAUD and asked.repeats < call_keys.MAX_REPEATS:
         # The `#` of `0#` may have been lost between the two questions: ask again, whatever
         # reprompts the call has used, so a lost key never turns a fraud report into a denial.
@@ -211,7 +212,10 @@ def _live(db: Session, svc: Services, challenge_id: object,
         return None, _turn(challenge, ENDINGS.get(challenge.reason or challenge.status, "goodbye"))
     # Open, not only pending: a call adopted before its send was recorded rings for a sign-in
     # that the record step has not yet moved to pending.
-    if not challenge.is_pending(svc.clock.now()) or not challenge.authentication.is_open():
+    # A sign-in the person cancelled keeps its call: its answerer may still report it (0#) or stop
+    # calls (9); `#` approves nothing (_approve). See mfa/cancellation.py.
+    auth = challenge.authentication
+    if not challenge.is_pending(svc.clock.now()) or not (auth.is_open() or _cancelled(auth)):
         _claim(db, challenge, ChallengeStatus.ENDED, Reason.ENDED)  # the sign-in moved on without this call
         return None, _turn(challenge, "goodbye")
     if challenge.authentication.user.is_locked(svc.clock.now()):
@@ -220,10 +224,26 @@ def _live(db: Session, svc: Services, challenge_id: object,
     return challenge, None
 
 
+def _cancelled(auth: Authentication) -> bool:
+    return auth.status == AuthStatus.DENIED and auth.reason == Reason.CANCELLED_BY_PERSON
+
+
+def _setting_up(challenge: Challenge) -> bool:
+    """A registration call: it proves a new phone, nobody is signing in (no fraud question)."""
+    return challenge.purpose == "registration"
+
+
+def _asked(challenge: Challenge, turn: int | None, ask: str, repeats: int) -> Asked:
+    # A set-up call never asks the fraud question: after a URL naming it (an older release's),
+    # the next question is the set-up menu.
+    known = ask in ASKS and not (ask == call_keys.CONFIRM_FRAUD and _setting_up(challenge))
+    return Asked(turn, ask if known else MENU, max(repeats, 0))
+
+
 def _turn(challenge: Challenge, outcome: str, ask: str = MENU, repeats: int = 0) -> CallTurn:
     return CallTurn(outcome, challenge.authentication.user.language, challenge.call_retries, ask=ask,
                     approval=NUMBER if challenge.number_match else HASH, repeats=repeats,
-                    setting_up=challenge.purpose == "registration")
+                    setting_up=_setting_up(challenge))
 
 
 _THIS_ONE = aliased(Challenge)
@@ -271,6 +291,9 @@ def _set_step(db: Session, challenge: Challenge, step: str) -> None:
 
 
 def _approve(db: Session, svc: Services, challenge: Challenge) -> CallTurn:
+    if _cancelled(challenge.authentication):  # Cancel was pressed on the sign-in page: nothing to approve
+        _claim(db, challenge, ChallengeStatus.ENDED, Reason.CANCELLED_BY_PERSON)
+        return _turn(challenge, "goodbye")
     if not _claim(db, challenge, ChallengeStatus.APPROVED, ending_the_rest=Reason.VERIFIED):
         return _turn(challenge, ENDINGS.get(challenge.reason, "goodbye"))
     auth = challenge.authentication
@@ -295,6 +318,7 @@ def _approve(db: Session, svc: Services, challenge: Challenge) -> CallTurn:
 
 
 def _report_fraud(db: Session, svc: Services, challenge: Challenge) -> CallTurn:
+    _hold_calls_under_way(db, challenge.authentication.user_id)  # ends other sign-ins' calls: before the person
     if not _claim(db, challenge, ChallengeStatus.FRAUD):
         return _turn(challenge, ENDINGS.get(challenge.reason, "goodbye"))
     auth = challenge.authentication
@@ -353,7 +377,9 @@ def _number_mismatch(db: Session, svc: Services, challenge: Challenge, asked: As
     if asked.turn is not None and asked.turn != seen:
         return _replayed(challenge, asked)
     auth = challenge.authentication
-    lock_person(db, auth.user_id)  # record_failure writes the person: lock them first (mfa/locks.py)
+    # record_failure writes the person; the call comes first, as for a typed code (mfa/locks.py).
+    hold_challenges(db, auth)
+    lock_person(db, auth.user_id)
     if _earlier_mismatches(db, challenge) + mismatches + 1 < MAX_MISMATCHES:
         if not compare_and_set(db, challenge, where=[Challenge.status == ChallengeStatus.PENDING,
                                                      Challenge.call_retries == seen, Challenge.attempts == mismatches],
@@ -416,6 +442,18 @@ def _deny(db: Session, svc: Services, challenge: Challenge, reason: Reason) -> b
     audit.record(db, svc.clock, "challenge_failed", "denied", user=auth.user,
                  method=challenge.method.label, method_type=challenge.method.type, reason=reason)
     return True
+
+
+def _hold_calls_under_way(db: Session, user_id: str) -> None:
+    """Lock the challenges under way on all the person's sign-ins (this call's too), lowest id first,
+    before the person: a fraud report ends them all, and another sign-in's `#` holds its own call
+    while it waits for the person (mfa/locks.py). The fixed order keeps two reports apart too."""
+    if is_sqlite(db):  # SQLite: its one writer never waits on rows
+        return
+    db.execute(select(Challenge.id).where(
+        Challenge.status == ChallengeStatus.PENDING,
+        Challenge.authentication_id.in_(select(Authentication.id).where(Authentication.user_id == user_id)),
+    ).order_by(Challenge.id).with_for_update())
 
 
 def _end_other_sign_ins(db: Session, svc: Services, reported: Authentication) -> list[str]:

@@ -10,7 +10,7 @@ from models import Authentication, Challenge, Method
 from models.states import OPEN_STATUSES, AuthStatus, Reason
 from mfa import audit, facts
 from mfa.accounts import record_failure, reset_failures
-from mfa.authentications import can_continue, finish, get, set_status
+from mfa.authentications import can_continue, end_challenges, finish, get, hold_challenges, set_status
 from mfa.errors import AccountLocked, BadRequest, InvalidCode, NotPending, TooManyAttempts
 from mfa.locks import lock_person
 from mfa.methods import activate, registered_meanwhile
@@ -94,9 +94,12 @@ def _approve(db: Session, svc: Services, auth: Authentication, candidate: Candid
                          source_ip=source_ip, detail="a first registration finished after the person registered",
                          method_type=candidate.method.type)
         raise NotPending(REGISTERED_MEANWHILE)
-    if auth.user.failed_count:  # reset_failures will write the person: lock them before the sign-in
+    # The order a call's `#` takes them in (calls._approve): the sign-in's challenges, the person
+    # (reset_failures writes them), then the sign-in. Another order could deadlock with that `#`.
+    end_challenges(db, auth, Reason.VERIFIED)
+    if auth.user.failed_count:
         lock_person(db, auth.user_id)
-    if not finish(db, svc, auth, AuthStatus.APPROVED, Reason.VERIFIED):
+    if not finish(db, svc, auth, AuthStatus.APPROVED, Reason.VERIFIED, challenges_ended=True):
         raise NotPending(f"This sign-in has already ended ({auth.status}).")
     method = candidate.method
     if not method.is_verified:
@@ -109,7 +112,9 @@ def _approve(db: Session, svc: Services, auth: Authentication, candidate: Candid
 
 def _refuse(db: Session, svc: Services, auth: Authentication, reason: str, source_ip: str | None) -> Authentication:
     # The person before the sign-in, the order a send takes them in (mfa/locks.py): counting a
-    # failure writes both, and the opposite order could deadlock with a send.
+    # failure writes both, and the opposite order could deadlock with a send. The last wrong code
+    # allowed also ends the sign-in's call: its challenge comes first, as for a `#` (calls._approve).
+    hold_challenges(db, auth)
     lock_person(db, auth.user_id)
     attempts = db.execute(
         update(Authentication)

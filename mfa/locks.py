@@ -2,9 +2,18 @@
 
 Counting rows and then inserting one is a race: two transactions both count 14,
 both insert, and a cap of 15 lets 16 through. Whoever holds the lock counts and
-inserts alone. Locks are always taken in one order: the person, then the phone
-number, then the sign-in (two transactions taking them in opposite orders could
-each wait for the other).
+inserts alone. Locks are always taken in one order (two transactions taking them
+in opposite orders could each wait for the other, and PostgreSQL would abort one:
+"deadlock detected"):
+
+1. the calls and texts under way (challenges): a sign-in's own, before anything that
+   may end them (authentications.hold_challenges, end_challenges; a call's claim,
+   mfa/calls.py); a fraud report takes all of the person's, lowest id first;
+2. the person (lock_person);
+3. the phone number (lock_number);
+4. the sign-in.
+
+tests/test_lock_order.py races a call's webhooks against the other requests.
 
 PostgreSQL: a row lock on the person (`SELECT ... FOR UPDATE`) and a transaction
 advisory lock on the number (numbers are not rows: any person may text any

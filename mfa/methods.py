@@ -125,6 +125,16 @@ def default_method(user: User) -> Method:
     return next((m for m in verified if m.is_default), verified[0])
 
 
+def method_to_start(db: Session, svc: Services, user: User) -> Method:
+    """The method a page sign-in starts by itself: the default, unless it is a call the do-not-call
+    list would refuse (every sign-in would begin with a refusal); then the first method offered."""
+    default = default_method(user)
+    if not _refused_call(db, svc, default):  # the usual case: one look-up at most
+        return default
+    offer = methods_to_offer(db, svc, user)
+    return offer[0] if offer else default
+
+
 def registered_app(user: User) -> Method | None:
     """The person's verified authenticator app, if any."""
     return next((m for m in user.verified_methods() if m.type == AppCode.name), None)
@@ -138,10 +148,13 @@ def make_default(db: Session, method: Method) -> None:
 def methods_to_offer(db: Session, svc: Services, user: User) -> list[Method]:
     """The person's verified methods, less calls to a number whose answerer pressed 9 (do not call):
     offering one would only be refused. A text to that number still is (it lifts the refusal)."""
-    def refused(method: Method) -> bool:
-        return (method_type(method).respects_do_not_call and method.phone_encrypted is not None
-                and on_do_not_call_list(db, svc.vault, svc.vault.decrypt(method.phone_encrypted)))
-    return [m for m in user.verified_methods() if not (offered(m) and refused(m))]
+    return [m for m in user.verified_methods() if not _refused_call(db, svc, m)]
+
+
+def _refused_call(db: Session, svc: Services, method: Method) -> bool:
+    """A call (of a type this server offers) to a number on the do-not-call list."""
+    return (offered(method) and method_type(method).respects_do_not_call and method.phone_encrypted is not None
+            and on_do_not_call_list(db, svc.vault, svc.vault.decrypt(method.phone_encrypted)))
 
 
 def owned_verified_method(user: User, method_id: object) -> Method:

@@ -31,6 +31,8 @@ HASH_PREFIX = "remembered-browser:"
 TOKEN_BYTES = 32  # token_urlsafe(32): 43 characters, 256 bits
 TOKEN_CHARACTERS = frozenset(string.ascii_letters + string.digits + "-_")
 LABEL_LENGTH = 100
+# A person's list stays short enough to read, and a stolen password cannot pile up browsers.
+MAX_PER_PERSON = 10
 
 
 def is_token(value: object) -> TypeGuard[str]:
@@ -51,7 +53,7 @@ def _ends_at(row: RememberedBrowser, days: int) -> datetime:
 def remember(db: Session, svc: Services, user: User, label: str, replacing: object) -> tuple[str, datetime]:
     """Remember this browser for the person; returns the cookie's token (stored only hashed) and
     when it ends. `replacing`: the token the browser held before, whoever's it was: it is forgotten,
-    since the browser can hold only one."""
+    since the browser can hold only one. Beyond MAX_PER_PERSON, the oldest are forgotten."""
     days = svc.policy.remember_days_for(user)
     if days <= 0:
         raise Unprocessable("This browser cannot be remembered for your account.", code="remember_not_allowed")
@@ -64,7 +66,21 @@ def remember(db: Session, svc: Services, user: User, label: str, replacing: obje
     db.add(row)
     db.flush()
     audit.record(db, svc.clock, "browser_remembered", "ok", user=user, detail=f"{row.id} for {days} day(s)")
+    _forget_beyond_cap(db, svc, user, keep=row)
     return token, row.expires_at
+
+
+def _forget_beyond_cap(db: Session, svc: Services, user: User, keep: RememberedBrowser) -> None:
+    """Forget the person's oldest browsers (by created_at) past MAX_PER_PERSON, in this transaction;
+    never `keep`, the one just remembered."""
+    rows = list(db.scalars(select(RememberedBrowser).where(RememberedBrowser.user_id == user.id,
+                                                           RememberedBrowser.id != keep.id)
+                           .order_by(RememberedBrowser.created_at.desc(), RememberedBrowser.id.desc())))
+    for old in rows[MAX_PER_PERSON - 1:]:
+        db.delete(old)
+        audit.record(db, svc.clock, "remembered_browser_forgotten", "ok", user=user, reason="too_many_browsers",
+                     detail=f"{old.id}: more than {MAX_PER_PERSON} remembered")
+    db.flush()
 
 
 def skips_second_step(db: Session, svc: Services, user: User, token: object) -> RememberedBrowser | None:

@@ -61,6 +61,8 @@ class Reason(StrEnum):
     FRAUD_REPORTED = "fraud_reported"  # with status `fraud_reported`, or `locked` for the person's other sign-ins
     NUMBER_MISMATCH = "number_mismatch"  # a wrong number keyed twice on a number-matched call
     TIMED_OUT = "timed_out"  # with status `expired`
+    # The person pressed Cancel, or signed out, while it was under way: final, unlike the call's `canceled`.
+    CANCELLED_BY_PERSON = "cancelled_by_person"
     # Only ever on a challenge, never on a sign-in.
     REPLACED = "replaced"
     ENDED = "ended"

@@ -245,4 +245,4 @@ NUMBER = "47"
     ("", MENU, NUMBER, 0, call_keys.NO_INPUT),
 ])
 def test_what_keys_mean(digits, ask, number_match, repeats, meaning):
-    assert call_keys.meaning(digits, ask, number_match, repeats) == meaning
+    assert call_keys.meaning(digits, ask, number_match, repeats, setting_up=False) == meaning

@@ -42,7 +42,7 @@ PENDING = Authentication(status="pending")
     (PENDING, call(step="answered", seconds_left=0), "ended"),  # past its time: its last callback was lost
     (PENDING, call("ended", reason="ended"), "ended"),
     (PENDING, call("failed", reason="provider_unavailable"), "failed"),
-    (PENDING, None, "ended"),  # no call was placed (e.g. refused by the spacing rule)
+    (PENDING, None, "not_called"),  # no call was placed (e.g. refused by the spacing rule)
     (Authentication(status="denied", reason="no_answer"), call("denied", reason="no_answer"), "no_answer"),
     (Authentication(status="denied", reason="busy"), call("denied", reason="busy"), "busy"),
     (Authentication(status="denied", reason="machine_answered"), call("denied", reason="machine_answered"),

@@ -27,7 +27,7 @@ _PROMPTS: dict[str, dict[str, str]] = {
     # A registration call's (ivr.call_flow.SETTING_UP): it sets a phone up, nobody is signing in.
     "press_hash_setup": {
         "en-GB": "Press hash to set up this phone.",
-        "cy-GB": "Pwyswch hash i orffen.",
+        "cy-GB": "Pwyswch hash i osod y ffôn hwn.",
     },
     "enter_number": {
         "en-GB": "Enter the number on your screen.",
@@ -65,7 +65,7 @@ _PROMPTS: dict[str, dict[str, str]] = {
     },
     "setup_verified": {
         "en-GB": "Thank you. This phone is set up. Goodbye.",
-        "cy-GB": "Diolch. Hwyl fawr.",
+        "cy-GB": "Diolch. Mae'r ffôn hwn wedi'i osod. Hwyl fawr.",
     },
     "fraud_recorded": {
         "en-GB": "Thank you. We have blocked this sign-in and reported it. Goodbye.",

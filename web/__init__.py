@@ -34,7 +34,8 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
 def register(app: Flask) -> None:
     from api import bp as api_bp
     from ivr.webhooks import bp as twilio_bp
-    from web import account, errors, registration, remember_browser, security_info, sign_in, time_limit  # noqa: F401  (routes)
+    from web import (account, change_window, errors, registration, remember_browser,  # noqa: F401  (routes)
+                     security_info, sign_in, time_limit)
 
     settings = app.extensions["mfa"].settings
     app.config.setdefault("RATELIMIT_STORAGE_URI", settings.redis_url or "memory://")

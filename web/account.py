@@ -1,6 +1,8 @@
 """The signed-in account page and app passwords."""
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from flask import flash, redirect, render_template, request, session, url_for
 
 from edge import db, services
@@ -13,6 +15,10 @@ from web import bp
 from web.guards import login_required
 
 JUST_CREATED = "app_password_created"  # session key: the new app password, until its page is shown
+# Past this, a new app password left in the session (its page never opened) is dropped, not shown.
+SHOWN_WITHIN = timedelta(minutes=10)
+NO_LONGER_SHOWN = ("Your new app password “{name}” can no longer be shown. If you did not copy it, revoke it "
+                   "and create another.")
 
 
 @bp.get("/account")
@@ -39,7 +45,8 @@ def app_password_create(user: User):
                                error=refusal.message, name=name), status_for(refusal)
     # Post/redirect/get: reloading the page that shows it must not create another. It waits for
     # that one page encrypted under DATA_KEY in the server-side session, and is gone once shown.
-    session[JUST_CREATED] = {"id": row.id, "secret": services().vault.encrypt(plaintext).decode()}
+    session[JUST_CREATED] = {"id": row.id, "secret": services().vault.encrypt(plaintext).decode(),
+                             "created_at": services().clock.now().isoformat()}
     return redirect(url_for("web.app_password_created"), 303)
 
 
@@ -55,8 +62,29 @@ def app_password_created(user: User):
         row = app_passwords.find(db(), user, created["id"])
     except MfaError:  # revoked in another tab meanwhile
         return redirect(url_for("web.app_password_list"))
+    if not _shown_in_time(created):  # dropped (popped above) rather than shown long after
+        flash(NO_LONGER_SHOWN.format(name=row.name), "notice")
+        return redirect(url_for("web.app_password_list"))
     return render_template("app_password_created.html", name=row.name,
                            app_password=services().vault.decrypt(created["secret"].encode()))
+
+
+@bp.before_request
+def _drop_a_stale_app_password() -> None:
+    """Past SHOWN_WITHIN the new app password leaves the session at the next page view, whichever page
+    (not left there for the session's remaining hours); its own page says it can no longer be shown."""
+    created = session.get(JUST_CREATED)
+    if created is not None and request.endpoint != "web.app_password_created" and not _shown_in_time(created):
+        session.pop(JUST_CREATED)
+
+
+def _shown_in_time(created: dict) -> bool:
+    """Created less than SHOWN_WITHIN ago; one stored without its time (older sessions) is not shown."""
+    try:
+        at = datetime.fromisoformat(created["created_at"])
+    except (KeyError, TypeError, ValueError):
+        return False
+    return services().clock.now() - at < SHOWN_WITHIN
 
 
 @bp.get("/app-passwords/<app_password_id>/revoke")

@@ -13,7 +13,8 @@ from urllib.parse import urlsplit
 from flask import g, session
 
 from edge import db, services
-from mfa import approvals, authentications, browser_sessions
+from mfa import approvals, authentications, browser_sessions, cancellation
+from mfa.calls import end_calls
 from mfa.errors import NotFound
 from mfa.unit_of_work import use_case
 from models import Authentication, User
@@ -102,10 +103,27 @@ def signed_in_recently() -> bool:
 
 
 def end_session() -> None:
-    """Sign this browser out: its row goes, so the cookie opens nothing anywhere."""
+    """Sign this browser out: its row goes, so the cookie opens nothing anywhere.
+
+    A sign-in or registration under way ends on the server too, and its call stops ringing."""
+    current = flow()
     with use_case(db()):
+        to_hang_up = cancellation.cancel(db(), services(), current.get("auth")) if current else []
         browser_sessions.end(db(), current_session_id())
     forget_session()
+    end_calls(services(), to_hang_up)  # after the commit: never a network call inside a transaction
+
+
+def cancel_flow() -> None:
+    """Cancel pressed: the flow's sign-in ends on the server (nothing can approve it now), its call
+    is hung up after the commit, and this browser forgets the flow."""
+    current = flow()
+    end_flow()
+    if not current:
+        return
+    with use_case(db()):
+        to_hang_up = cancellation.cancel(db(), services(), current.get("auth"))
+    end_calls(services(), to_hang_up)
 
 
 def forget_session() -> None:

@@ -38,6 +38,7 @@ SENTENCES: dict[Reason, str] = {
     Reason.NUMBER_MISMATCH: "The number keyed on the call did not match the one on this screen, twice, so this "
                             "sign-in was stopped. If you did not try to sign in, tell your administrator.",
     Reason.TIMED_OUT: "This sign-in has expired: it was not finished within 10 minutes. Sign in again.",
+    Reason.CANCELLED_BY_PERSON: "You cancelled this sign-in. Sign in again if you want to continue.",
     # Only ever on one call or text.
     Reason.REPLACED: "You asked for a new code or call, so the earlier one no longer works.",
     Reason.ENDED: "The sign-in ended before this call or text finished.",

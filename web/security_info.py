@@ -7,7 +7,8 @@ from __future__ import annotations
 from flask import flash, redirect, render_template, request, url_for
 
 from edge import client_ip, db, services
-from mfa import browser_sessions, methods, security_info as info
+from mfa import cancellation, methods, security_info as info
+from mfa.calls import end_calls
 from mfa.errors import MfaError
 from mfa.phone_registration import may_register_phone
 from mfa.unit_of_work import use_case
@@ -95,8 +96,9 @@ def security_app(user: User):
 def sign_out_everywhere(user: User):
     """Every session of this person ends, this one included (a lost laptop, a shared computer)."""
     with use_case(db()):
-        browser_sessions.sign_out_everywhere(db(), services(), user, client_ip())
+        to_hang_up = cancellation.sign_out_everywhere(db(), services(), user, client_ip())
     forget_session()
+    end_calls(services(), to_hang_up)  # after the commit: never a network call inside a transaction
     flash("You have been signed out everywhere: on this device and every other.", "success")
     response = redirect(url_for("web.sign_in"))
     forget_cookie(response)  # every remembered browser was forgotten too: drop this one's token

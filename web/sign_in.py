@@ -7,14 +7,14 @@ from edge import client_ip, db, services
 from edge_errors import status_for
 from mfa import authentications, call_progress, challenges, checks, methods
 from mfa.errors import MfaError, RateLimited, whole_seconds
-from mfa.method_types import Text, method_type
+from mfa.method_types import Call, Text, method_type
 from mfa.telephony import DeliveryUnknown
 from mfa.unit_of_work import Transactions, use_case
 from models import Authentication
 from models.states import Reason
 from web import bp, limiter, reasons
-from web.flow import (end_flow, end_session, flow, safe_next, set_mode, signed_in_recently, signed_in_user,
-                      signed_in_user_id, spend_approval, start_flow)
+from web.flow import (cancel_flow, end_flow, end_session, flow, safe_next, set_mode, signed_in_recently,
+                      signed_in_user, signed_in_user_id, spend_approval, start_flow)
 from web.guards import flow_required
 from web.remember_browser import browser_token, mark_remembered_sign_in, offer_after
 from web.registration import send_again
@@ -60,7 +60,7 @@ def sign_in():
         return _finish(auth, flow())
     if auth.status == "registration_required":
         return redirect(url_for("web.register"))
-    return _start_method(auth.id, methods.default_method(auth.user))
+    return _start_method(auth.id, methods.method_to_start(db(), services(), auth.user))
 
 
 def _field_of(refusal: MfaError) -> str:
@@ -196,15 +196,19 @@ def _finish(auth, current):
 
 @bp.post("/sign-in/cancel")
 def cancel():
-    """Leave the sign-in or change under way, from any of its pages: nothing is kept."""
-    purpose = (flow() or {}).get("purpose")
-    end_flow()
+    """Leave the sign-in or change under way, from any of its pages: it ends on the server too."""
+    current = flow() or {}
+    purpose = current.get("purpose")
+    cancel_flow()
     if purpose == "change":
         flash("You cancelled the change. Your security info has not changed.", "notice")
         return redirect(url_for("web.security_info"))
     if signed_in_user_id():
         return redirect(url_for("web.account"))
-    flash("You cancelled signing in. You have not been signed in.", "notice")
+    # A sign-in call rings on (mfa/cancellation.py: its answerer may still report it), so say so.
+    on_the_call_page = current.get("mode") == Call.sign_in_mode
+    calling = " If we are still calling you, you can ignore the call." if on_the_call_page else ""
+    flash(f"You cancelled signing in. You have not been signed in.{calling}", "notice")
     return redirect(url_for("web.sign_in"))
 
 

@@ -69,6 +69,7 @@
     var notice = limit.querySelector("[data-time-limit-notice]");
     var announce = limit.querySelector("[data-time-limit-announce]");
     var text = limit.querySelector("[data-time-limit-text]");
+    var leftText = limit.querySelector("[data-time-limit-left]");  // a change window's "7 minutes" (optional)
     var endsAt = Date.now() + 1000 * parseInt(limit.getAttribute("data-time-left"), 10);
     var warnBefore = 1000 * parseInt(limit.getAttribute("data-warn-before"), 10);
     var warned = false;
@@ -79,9 +80,11 @@
     };
     var check = function () {
       var left = endsAt - Date.now();
+      if (leftText && left > 0 && leftText.textContent !== inWords(left)) { leftText.textContent = inWords(left); }
+      if (leftText && left <= 0) { leftText.parentNode.hidden = true; }  // the notice says it has ended
       if (left > warnBefore) { return; }
       var sentence = left > 0 ? limit.getAttribute("data-warning").replace("{m}", inWords(left))
-        : "Your time has run out. Reload the page to see what you can do next.";
+        : limit.getAttribute("data-ended") || "Your time has run out. Reload the page to see what you can do next.";
       notice.classList.add("app-time-limit__notice--warning");
       notice.hidden = false;
       if (text.textContent !== sentence) { text.textContent = sentence; }
