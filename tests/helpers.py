@@ -75,7 +75,15 @@ class LiveServer:
         self.url = f"http://127.0.0.1:{self._server.server_port}"
 
     def _dispatch(self, environ, start_response):
-        return self._app(environ, start_response)
+        # The whole body at once, and the app's response closed here: werkzeug's test server skips
+        # close() when a browser drops a connection mid-answer (a page left while its CSS loads),
+        # leaving a static file open for the garbage collector to warn about, in some later test.
+        body = self._app(environ, start_response)
+        try:
+            return [b"".join(body)]
+        finally:
+            if hasattr(body, "close"):
+                body.close()
 
     def start(self, app):
         import threading
