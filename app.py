@@ -8,6 +8,7 @@ from flask import Flask
 
 import api
 import cli
+import devices.views
 import edge
 import ops
 import web
@@ -19,8 +20,10 @@ from voice_prompts.library import Playback, PromptLibrary
 from mfa.clock import SystemClock
 from mfa.passwords import Passwords
 from mfa.policy import Policy
+from mfa.push_delivery import NoPush, PushSender
 from mfa.services import Services
 from mfa.vault import Vault
+from devices.webpush import WebPushSender
 from models.database import make_engine, make_session_factory
 from settings import load
 
@@ -53,6 +56,8 @@ def create_app(config: dict | None = None) -> Flask:
         public_host=settings.public_host,
         passwords=passwords,
         telephony=TwilioProvider(settings) if sleep is None else TwilioProvider(settings, sleep=sleep),
+        public_base_url=settings.public_base_url,
+        push=_push_sender(settings),
     )
     app.config.update(
         SECRET_KEY=settings.secret_key,
@@ -72,6 +77,7 @@ def create_app(config: dict | None = None) -> Flask:
         rt.sleep = sleep
     edge.install(app, rt)
     api.register(app)
+    devices.views.register(app)
     webhooks.register(app)
     cli.register(app)
     ops.register(app)
@@ -83,3 +89,10 @@ if __name__ == "__main__":
     from devserver import main
 
     main()
+
+
+def _push_sender(settings) -> PushSender:
+    """Web Push when VAPID keys are configured; otherwise phones learn of requests by polling."""
+    if settings.webpush_vapid_private_key is None:
+        return NoPush()
+    return WebPushSender(settings.webpush_vapid_private_key, settings.webpush_subject, settings.webpush_endpoint_hosts)

@@ -175,7 +175,7 @@ def database_unavailable(exc: BaseException):
         # Status callbacks: Twilio does not retry them, but a 503 shows in its debugger (11200),
         # which tells the operator a delivery report was lost; a 2xx would hide that.
         response = Response("unavailable", 503, mimetype="text/plain")
-    elif path.startswith("/api/"):
+    elif path.startswith(("/api/", "/device/")):  # the JSON APIs: relying applications and phone apps
         response = jsonify({"error": "unavailable", "message": UNAVAILABLE})
     else:
         try:

@@ -6,6 +6,7 @@ one line naming it. Names and defaults are the documented ones (docs/configurati
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,6 +73,10 @@ class Settings:
     # the service name the Welsh prompts speak (None: SERVICE_NAME).
     voice_prompts: str = "auto"
     service_name_cy: str | None = None
+    # Web Push to the phone app (docs/push.md): no key, no push (devices poll).
+    webpush_vapid_private_key: str | None = None
+    webpush_subject: str | None = None
+    webpush_endpoint_hosts: tuple[str, ...] = ()
 
     @property
     def production(self) -> bool:
@@ -250,6 +255,7 @@ def load(environ: dict, instance: Path) -> Settings:
         raise SettingsError("SESSION_IDLE_MINUTES must not be longer than SESSION_MAX_HOURS.")
     call_approval, call_approval_by_role = parse_call_approval(get("CALL_APPROVAL", HASH))
     remember_days, remember_days_by_role = parse_remember_days(get("REMEMBER_BROWSER_DAYS", "0"))
+    webpush_key, webpush_subject, webpush_hosts = _web_push(get, production)
     if bench_reference and production:
         raise SettingsError("BENCH_REFERENCE_ENDPOINT is for benchmarks only; it is refused when MFA_ENV=production.")
 
@@ -285,4 +291,37 @@ def load(environ: dict, instance: Path) -> Settings:
         remember_days_by_role=remember_days_by_role,
         voice_prompts=voice_prompts,
         service_name_cy=service_name_cy,
+        webpush_vapid_private_key=webpush_key,
+        webpush_subject=webpush_subject,
+        webpush_endpoint_hosts=webpush_hosts,
     )
+
+
+# The browsers' own push services (Chrome/Android, Firefox, Safari/iOS, Edge): where phones' subscriptions point.
+WEBPUSH_ENDPOINT_HOSTS = "fcm.googleapis.com,updates.push.services.mozilla.com,web.push.apple.com,.notify.windows.com"
+
+
+def _web_push(get, production: bool) -> tuple[str | None, str | None, tuple[str, ...]]:
+    from devices.webpush import LOOPBACK, VAPID_SUBJECT
+    from mfa.webpush_keys import vapid_public_key
+
+    key, subject = get("WEBPUSH_VAPID_PRIVATE_KEY"), get("WEBPUSH_SUBJECT")
+    if key:
+        try:
+            vapid_public_key(key)
+        except ValueError:
+            raise SettingsError("WEBPUSH_VAPID_PRIVATE_KEY is not a VAPID private key: make one with "
+                                "`flask --app app push vapid-keys`.") from None
+        if not subject or not VAPID_SUBJECT.fullmatch(subject):
+            raise SettingsError("WEBPUSH_SUBJECT must be a mailto: address or an https:// URL when "
+                                "WEBPUSH_VAPID_PRIVATE_KEY is set (push services contact it about problems).")
+    hosts = tuple(h.strip().lower() for h in get("WEBPUSH_ENDPOINT_HOSTS", WEBPUSH_ENDPOINT_HOSTS).split(",")
+                  if h.strip())
+    if any(not re.fullmatch(r"\.?[a-z0-9.-]+|\[[0-9a-f:]+\]", h) for h in hosts):
+        raise SettingsError("WEBPUSH_ENDPOINT_HOSTS must be host names, or suffixes starting with a dot, "
+                            "separated by commas (no scheme, port or path).")
+    hosts = tuple(h.strip("[]") for h in hosts)  # "[::1]" is the host "::1" of a URL
+    if production and set(hosts) & set(LOOPBACK):
+        raise SettingsError("WEBPUSH_ENDPOINT_HOSTS must not list a loopback host when MFA_ENV=production: "
+                            "phones subscribe through their browsers' push services.")
+    return key, subject, hosts

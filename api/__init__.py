@@ -6,6 +6,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from api.errors import error_response, install_json_errors, mfa_error_response
 from api.json_input import parse_object
+from devices.views import PREFIX as DEVICE_PREFIX
 from edge import db
 from mfa import api_keys, authentications
 from mfa.errors import MfaError, NotFound
@@ -59,7 +60,7 @@ def register(app: Flask) -> None:
 
     app.extensions["mfa_api_keys"] = api_keys.KeyCache(app.extensions["mfa"].services.clock, KEY_CACHE_SECONDS)
     app.register_blueprint(bp)
-    install_json_errors(app, PREFIX)
+    install_json_errors(app, (PREFIX, DEVICE_PREFIX))
 
     @app.after_request
     def _never_cached(response):

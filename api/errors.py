@@ -25,8 +25,8 @@ def mfa_error_response(exc: errors.MfaError):
     return error_response(exc.code, exc.message, status_for(exc), **exc.extra)
 
 
-def install_json_errors(app: Flask, prefix: str) -> None:
-    """Under `prefix`, HTTP errors and crashes answer in the JSON error shape too."""
+def install_json_errors(app: Flask, prefix: tuple[str, ...]) -> None:
+    """Under the prefixes, HTTP errors and crashes answer in the JSON error shape too."""
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):

@@ -9,9 +9,11 @@ from __future__ import annotations
 from api.json_input import MAX_DEPTH
 from mfa.checks import MAX_CODE_LENGTH
 from mfa.passwords import MAX_LENGTH as MAX_PASSWORD_LENGTH
-from mfa.method_types import AppCode
+from mfa.method_types import AppCode, PushApp
 from mfa.phone_registration import DELIVERIES
-from models.states import AuthStatus
+from mfa.push_approvals import MAX_REQUESTS, PAUSE, PAUSE_AFTER_DENIALS, REQUESTS_WINDOW
+from mfa.push_enrolment import ENROLMENT_TTL, MAX_DEVICES
+from models.states import CHALLENGE_ONLY, AuthStatus, Reason
 from models.method import METHOD_TYPES, PHONE_KINDS
 from models.user import LANGUAGES
 
@@ -46,17 +48,21 @@ def error(description: str, **headers) -> dict:
 
 
 ERRORS = {
-    "400": error("`bad_request` (not a JSON object, nested too deep, a field missing or of the wrong type); "
-                 "`invalid_code` with `attempts_left`."),
+    "400": error("`bad_request` (not a JSON object, nested too deep, a field missing or of the wrong type, "
+                 "a registration `type` other than `phone`, `totp` or `push`); `invalid_code` with `attempts_left`."),
     "401": error("`invalid_api_key` (no valid `Authorization: Bearer` key); `invalid_credentials`."),
     "404": error("`not_found`: no such authentication, or one another API key (or the server's own "
                  "pages) started."),
-    "409": error("`not_pending`: the sign-in is not waiting for that step."),
+    "409": error("`not_pending`: the sign-in is not waiting for that step; `device_not_enrolled`: a push "
+                 "challenge to a phone app whose set-up link has not been opened yet."),
     "413": error("`too_large`: the body is over 64 KiB."),
     "422": error("Well-formed but not possible, e.g. `invalid_number`, `sms_needs_mobile`, "
-                 "`unknown_method`, `no_challenge_needed` (see docs/api.md)."),
+                 "`unknown_method`, `no_challenge_needed`, `too_many_devices` (a person has at most "
+                 f"{MAX_DEVICES} phone apps) (see docs/api.md)."),
     "423": error("`locked` (account locked or fraud-blocked); `too_many_attempts`."),
-    "429": error("`rate_limited` with `retry_after` seconds.",
+    "429": error("`rate_limited` with `retry_after` seconds: texts and calls too close or too many; push "
+                 f"requests over the fatigue limits ({MAX_REQUESTS} per person in {REQUESTS_WINDOW.seconds // 60} "
+                 f"minutes; none for {PAUSE.seconds // 60} minutes after {PAUSE_AFTER_DENIALS} denials in a row).",
                  **{"Retry-After": {"required": True, "schema": {"type": "string", "pattern": "^[0-9]+$"}}}),
     "503": error("`provider_unavailable` (the telephone service cannot be reached, or did not confirm "
                  "the call: then a number-matched call's `number_match` is included) or `unavailable` "
@@ -115,7 +121,8 @@ SCHEMAS = {
         "type": "object", "required": ["id", "type", "label", "default"],
         "properties": {
             "id": ID, "type": {"enum": list(METHOD_TYPES)},
-            "label": {"type": "string", "description": "Masked, e.g. `+44 •••• ••3456`."},
+            "label": {"type": "string", "description": "Masked, e.g. `+44 •••• ••3456`; a phone app "
+                                                      "(`push`): `Mobile app: <device name>`."},
             "default": {"type": "boolean"},
         },
     },
@@ -125,7 +132,10 @@ SCHEMAS = {
             "id": ID,
             "status": {"enum": [status.value for status in AuthStatus]},
             "reason": {"type": ["string", "null"],
-                       "description": "Why it was approved or denied, e.g. `verified`, `no_answer`."},
+                       "enum": [*(reason.value for reason in Reason if reason not in CHALLENGE_ONLY), None],
+                       "description": "Why it was approved or denied, e.g. `verified`, `no_answer`, "
+                                      "`no_response` (a push unanswered: another challenge may follow), "
+                                      "`push_denied`, `number_mismatch` (see docs/api.md). `null` while open."},
             "expires_at": {"type": "string", "format": "date-time"},
             "attempts_left": {"type": "integer", "minimum": 0},
             "methods": {"type": "array", "items": ref("Method"),
@@ -135,18 +145,32 @@ SCHEMAS = {
     "Challenge": {
         "type": "object", "required": ["status", "method_id", "type", "expires_at"],
         "properties": {
-            "status": {"const": "pending"}, "method_id": ID, "type": {"enum": list(DELIVERIES)},
-            "expires_at": {"type": "string", "format": "date-time"},
+            "status": {"const": "pending"}, "method_id": ID, "type": {"enum": [*DELIVERIES, PushApp.name]},
+            "expires_at": {"type": "string", "format": "date-time",
+                           "description": "A push request lives 2 minutes (then `denied` / `no_response`)."},
             "number_match": {"type": "string", "pattern": "^[1-8][0-9]$",
-                             "description": "A call to a person whose role has `CALL_APPROVAL=number`: two "
-                                            "digits to show large on the sign-in screen; the person keys them "
-                                            "on the call (`#` does not approve it)."},
+                             "description": "Always on a `push`, and on a call to a person whose role has "
+                                            "`CALL_APPROVAL=number`: two digits to show large on the sign-in "
+                                            "screen; the person types them in the phone app, or keys them on "
+                                            "the call (`#` does not approve it)."},
             "notice": {"type": "string", "description": "Registration of a number outside the UK: charges may apply."},
         },
     },
     "TotpEnrolment": {
         "type": "object", "required": ["method_id", "otpauth_uri"],
         "properties": {"method_id": ID, "otpauth_uri": {"type": "string", "pattern": "^otpauth://totp/"}},
+    },
+    "PushEnrolment": {
+        "type": "object", "required": ["method_id", "enrolment_url", "expires_at"],
+        "properties": {
+            "method_id": {**ID, "description": "Challenge it once the phone has opened the link: its approval "
+                                               "registers the app."},
+            "enrolment_url": {"type": "string", "pattern": "^https?://[^#]+/app#enrol=[A-Za-z0-9_-]+$",
+                              "description": "`{PUBLIC_BASE_URL}/app#enrol=<token>`: show it as a QR code and a "
+                                             "link. Single use; the token is in the fragment (docs/push.md)."},
+            "expires_at": {"type": "string", "format": "date-time",
+                           "description": f"When the link stops working ({ENROLMENT_TTL.seconds // 60} minutes)."},
+        },
     },
     "AuthenticationRequest": {
         "type": "object", "required": ["username", "password"],
@@ -175,6 +199,9 @@ SCHEMAS = {
     "TotpRegistrationRequest": {
         "type": "object", "required": ["type"], "properties": {"type": {"const": AppCode.name}},
     },
+    "PushRegistrationRequest": {
+        "type": "object", "required": ["type"], "properties": {"type": {"const": PushApp.name}},
+    },
     "AppPasswordRequest": {
         "type": "object", "required": ["username", "app_password"],
         "properties": {"username": text(254), "app_password": text(200)},
@@ -190,13 +217,14 @@ PATHS = {
         request=ref("AuthenticationRequest"),
     )},
     "/authentications/{auth_id}": {"get": operation(
-        "getAuthentication", "The sign-in as it is now (poll it during a call)",
+        "getAuthentication", "The sign-in as it is now (poll it during a call or a push)",
         {"200": answer("The sign-in.", ref("Authentication")), **errors("401", "404", "503")},
         path_id=True,
     )},
     "/authentications/{auth_id}/challenges": {"post": operation(
-        "createChallenge", "Send a text or place a call to one of the person's methods",
-        {"201": answer("Sent; a pending challenge replaces any earlier one.", ref("Challenge")),
+        "createChallenge", "Send a text, place a call or send a push request to one of the person's methods",
+        {"201": answer("Sent; a pending challenge replaces any earlier one. A push carries `number_match`.",
+                       ref("Challenge")),
          **errors("400", "401", "404", "409", "413", "422", "423", "429", "503")},
         request=ref("ChallengeRequest"), path_id=True,
     )},
@@ -207,12 +235,15 @@ PATHS = {
         request=ref("CheckRequest"), path_id=True,
     )},
     "/authentications/{auth_id}/registrations": {"post": operation(
-        "createRegistration", "Register a phone or an authenticator app while `registration_required`",
+        "createRegistration", "Register a phone, an authenticator app or a phone app (push) while "
+        "`registration_required`",
         {"201": answer("A phone: the code or call is on its way. An app: scan `otpauth_uri`, then "
-                       "send a code to `/checks`.",
-                       {"anyOf": [ref("Challenge"), ref("TotpEnrolment")]}),
+                       "send a code to `/checks`. A phone app: open `enrolment_url` on the phone, then "
+                       "start a challenge to `method_id` and have the person type its `number_match`.",
+                       {"anyOf": [ref("Challenge"), ref("TotpEnrolment"), ref("PushEnrolment")]}),
          **errors("400", "401", "404", "409", "413", "422", "423", "429", "503")},
-        request={"oneOf": [ref("PhoneRegistrationRequest"), ref("TotpRegistrationRequest")]}, path_id=True,
+        request={"oneOf": [ref("PhoneRegistrationRequest"), ref("TotpRegistrationRequest"),
+                           ref("PushRegistrationRequest")]}, path_id=True,
     )},
     "/app-passwords/verify": {"post": operation(
         "verifyAppPassword", "Check an app password (for mail gateways)",

@@ -4,11 +4,11 @@ from __future__ import annotations
 from flask import g, jsonify
 
 from api import bp, json_body, openapi
-from api.serialize import authentication_json, challenge_json
+from api.serialize import authentication_json, challenge_json, iso
 from edge import client_ip, db, services
-from mfa import app_passwords, authentications, challenges, checks, methods, phone_registration
+from mfa import app_passwords, authentications, challenges, checks, methods, phone_registration, push_enrolment
 from mfa.errors import BadRequest
-from mfa.method_types import AppCode
+from mfa.method_types import AppCode, PushApp
 from mfa.unit_of_work import Transactions, use_case
 
 
@@ -59,8 +59,12 @@ def create_registration(auth_id: str):
             result["notice"] = registration.notice
         return jsonify(result), 201
     with use_case(db()):
+        if kind == PushApp.name:  # a set-up link for the phone app (mfa/push_enrolment.py)
+            enrolment = push_enrolment.register_push(db(), services(), auth_id, client_ip())
+            return jsonify({"method_id": enrolment.method.id, "enrolment_url": enrolment.url,
+                            "expires_at": iso(enrolment.expires_at)}), 201
         if kind != AppCode.name:
-            raise BadRequest(f"'type' must be 'phone' or '{AppCode.name}'.", field="type")
+            raise BadRequest(f"'type' must be 'phone', '{AppCode.name}' or '{PushApp.name}'.", field="type")
         method, uri = methods.register_totp(db(), services(), auth_id, client_ip())
     return jsonify({"method_id": method.id, "otpauth_uri": uri}), 201
 

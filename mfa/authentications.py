@@ -15,10 +15,12 @@ from mfa.accounts import find_user, record_failure, reset_failures
 from mfa.compare_and_set import compare_and_set
 from mfa.errors import AccountLocked, BadRequest, InvalidCredentials, NotFound
 from mfa.locks import is_sqlite
+from mfa.method_types import types_where
 from mfa.passwords import MAX_LENGTH
 from mfa.services import Services
 
 AUTHENTICATION_TTL = timedelta(minutes=10)
+ON_DEVICE = types_where(approved_on_device=True)  # answered on a phone app: only the server ends them
 # A sign-in with its person and their methods, in one statement (a person has a handful of
 # methods, so the repeated person columns cost less than a second query would).
 WITH_PERSON = [joinedload(Authentication.user).joinedload(User.methods)]
@@ -148,7 +150,25 @@ def get(db: Session, svc: Services, auth_id: object) -> Authentication:
     if auth.has_expired(svc.clock.now()):
         if finish(db, svc, auth, AuthStatus.EXPIRED, Reason.TIMED_OUT, overdue=True):
             audit.record(db, svc.clock, "sign_in", "expired", user=auth.user, reason=Reason.TIMED_OUT)
+    elif auth.status == AuthStatus.PENDING and any(m.type in ON_DEVICE for m in auth.user.methods):
+        end_unanswered_push(db, svc, auth)
     return auth
+
+
+def end_unanswered_push(db: Session, svc: Services, auth: Authentication) -> None:
+    """A push nobody answered on the phone within its lifetime: the sign-in is denied `no_response`,
+    which it may retry (nothing else would end it: no provider calls back about a push)."""
+    overdue = db.scalars(
+        update(Challenge)
+        .where(Challenge.authentication_id == auth.id, Challenge.status == ChallengeStatus.PENDING,
+               Challenge.type.in_(ON_DEVICE), Challenge.expires_at <= svc.clock.now())
+        .values(status=ChallengeStatus.DENIED, reason=Reason.NO_RESPONSE)
+        .returning(Challenge.id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    if overdue and finish(db, svc, auth, AuthStatus.DENIED, Reason.NO_RESPONSE, challenges_ended=True):
+        audit.record(db, svc.clock, "challenge_failed", "denied", user=auth.user, reason=Reason.NO_RESPONSE,
+                     method_type=ON_DEVICE[0], detail="the phone app did not answer in time")
 
 
 def finish(db: Session, svc: Services, auth: Authentication, status: AuthStatus, reason: Reason, *,
@@ -157,7 +177,7 @@ def finish(db: Session, svc: Services, auth: Authentication, status: AuthStatus,
 
     A compare-and-set, so of two workers finishing the same sign-in only one wins. Its pending
     challenges end first, in the same transaction (end_challenges says why first).
-    `challenges_ended`: the caller already ended the sign-in's pending challenges (calls._claim
+    `challenges_ended`: the caller already ended the sign-in's pending challenges (calls.claim
     with `ending_the_rest`, or end_challenges), which saves a statement.
     `overdue`: expiring it, which also ends a sign-in whose last call or text failed (it could
     go on until now: the person would otherwise be offered "Call me again" that cannot work).
@@ -177,7 +197,7 @@ def finish(db: Session, svc: Services, auth: Authentication, status: AuthStatus,
 def end_challenges(db: Session, auth: Authentication, reason: Reason) -> None:
     """End the calls and texts under way for a sign-in that is ending: before its compare-and-set.
 
-    The challenges before the sign-in is the order a call's webhook takes them in (calls._claim,
+    The challenges before the sign-in is the order a call's webhook takes them in (calls.claim,
     then finish). Taken the other way round, the two could each hold the row the other waits for
     (PostgreSQL: "deadlock detected", and one request fails). Should the sign-in's compare-and-set
     then lose, it had already ended: whoever ended it ended these first, so this matched none (a

@@ -26,16 +26,15 @@ from sqlalchemy import String, bindparam, case, func, select, update
 from sqlalchemy.orm import aliased
 from sqlalchemy.orm import Session
 
-from models import Authentication, Challenge, DoNotCall, User
-from models.states import OPEN_STATUSES, AuthStatus, ChallengeStatus, Reason
-from mfa import audit, browser_sessions, call_keys, call_lookup
+from models import Authentication, Challenge, DoNotCall
+from models.states import AuthStatus, ChallengeStatus, Reason
+from mfa import audit, call_keys, call_lookup, fraud_reports
 from mfa.accounts import record_failure, reset_failures
 from mfa.authentications import finish, hold_challenges
 from mfa.compare_and_set import compare_and_set, remember
 from mfa.call_keys import ASKS, MENU
-from mfa.locks import is_sqlite, lock_person
+from mfa.locks import lock_person
 from mfa.methods import activate, registered_meanwhile
-from mfa.method_types import types_where
 from mfa.policy import HASH, NUMBER
 from mfa.queries import on_do_not_call_list
 from mfa.services import Services
@@ -216,7 +215,7 @@ def _live(db: Session, svc: Services, challenge_id: object,
     # calls (9); `#` approves nothing (_approve). See mfa/cancellation.py.
     auth = challenge.authentication
     if not challenge.is_pending(svc.clock.now()) or not (auth.is_open() or _cancelled(auth)):
-        _claim(db, challenge, ChallengeStatus.ENDED, Reason.ENDED)  # the sign-in moved on without this call
+        claim(db, challenge, ChallengeStatus.ENDED, Reason.ENDED)  # the sign-in moved on without this call
         return None, _turn(challenge, "goodbye")
     if challenge.authentication.user.is_locked(svc.clock.now()):
         _deny(db, svc, challenge, Reason.LOCKED)  # blocked meanwhile (e.g. 0# on another call)
@@ -248,7 +247,7 @@ def _turn(challenge: Challenge, outcome: str, ask: str = MENU, repeats: int = 0)
 
 _THIS_ONE = aliased(Challenge)
 _OURS = Challenge.id == bindparam("ours")
-# _claim with ending_the_rest, built once (an alias costs more to build than to run).
+# claim with ending_the_rest, built once (an alias costs more to build than to run).
 CLAIM_ENDING_THE_REST = (
     update(Challenge)
     .where(Challenge.authentication_id == bindparam("auth_id"), Challenge.status == ChallengeStatus.PENDING,
@@ -262,7 +261,7 @@ CLAIM_ENDING_THE_REST = (
 )
 
 
-def _claim(db: Session, challenge: Challenge, status: ChallengeStatus, reason: Reason | None = None, *,
+def claim(db: Session, challenge: Challenge, status: ChallengeStatus, reason: Reason | None = None, *,
            ending_the_rest: Reason | None = None) -> bool:
     """Compare-and-set the pending challenge: exactly one webhook wins.
 
@@ -292,9 +291,9 @@ def _set_step(db: Session, challenge: Challenge, step: str) -> None:
 
 def _approve(db: Session, svc: Services, challenge: Challenge) -> CallTurn:
     if _cancelled(challenge.authentication):  # Cancel was pressed on the sign-in page: nothing to approve
-        _claim(db, challenge, ChallengeStatus.ENDED, Reason.CANCELLED_BY_PERSON)
+        claim(db, challenge, ChallengeStatus.ENDED, Reason.CANCELLED_BY_PERSON)
         return _turn(challenge, "goodbye")
-    if not _claim(db, challenge, ChallengeStatus.APPROVED, ending_the_rest=Reason.VERIFIED):
+    if not claim(db, challenge, ChallengeStatus.APPROVED, ending_the_rest=Reason.VERIFIED):
         return _turn(challenge, ENDINGS.get(challenge.reason, "goodbye"))
     auth = challenge.authentication
     if registered_meanwhile(db, auth):  # a first registration cannot finish after another one
@@ -318,26 +317,16 @@ def _approve(db: Session, svc: Services, challenge: Challenge) -> CallTurn:
 
 
 def _report_fraud(db: Session, svc: Services, challenge: Challenge) -> CallTurn:
-    _hold_calls_under_way(db, challenge.authentication.user_id)  # ends other sign-ins' calls: before the person
-    if not _claim(db, challenge, ChallengeStatus.FRAUD):
+    fraud_reports.hold_challenges_under_way(db, challenge.authentication.user_id)  # before the person
+    if not claim(db, challenge, ChallengeStatus.FRAUD):
         return _turn(challenge, ENDINGS.get(challenge.reason, "goodbye"))
     auth = challenge.authentication
-    lock_person(db, auth.user_id)  # the person is blocked below: lock them before any sign-in
-    finish(db, svc, auth, AuthStatus.FRAUD_REPORTED, Reason.FRAUD_REPORTED)
-    db.execute(update(User).where(User.id == auth.user_id, User.fraud_blocked_at.is_(None))
-               .values(fraud_blocked_at=svc.clock.now()).execution_options(synchronize_session=False))
-    to_end = _end_other_sign_ins(db, svc, auth)
-    browser_sessions.end_all_for_user(db, auth.user_id)  # "not me": no browser stays signed in
-    audit.record(db, svc.clock, "fraud_reported", "blocked", user=auth.user, method=challenge.method.label,
-                 method_type=challenge.method.type, reason=Reason.FRAUD_REPORTED, source_ip=auth.source_ip,
-                 detail="0# pressed on the verification call; account blocked until `users unlock`")
-    log.warning("FRAUD REPORTED by %s on %s: account blocked until unlocked (sign-in from %s)",
-                auth.user.username, challenge.method.label, auth.source_ip)
+    to_end = fraud_reports.block(db, svc, auth, challenge.method, "0# pressed on the verification call")
     return CallTurn("fraud_recorded", auth.user.language, challenge.call_retries, tuple(to_end))
 
 
 def _do_not_call(db: Session, svc: Services, challenge: Challenge) -> CallTurn:
-    if not _claim(db, challenge, ChallengeStatus.DENIED, Reason.DO_NOT_CALL):
+    if not claim(db, challenge, ChallengeStatus.DENIED, Reason.DO_NOT_CALL):
         return _turn(challenge, ENDINGS.get(challenge.reason, "goodbye"))
     method = challenge.method
     assert method.phone_encrypted is not None  # calls go to phone methods only
@@ -435,39 +424,10 @@ def _lost_turn(challenge: Challenge, asked: Asked) -> CallTurn:
 
 def _deny(db: Session, svc: Services, challenge: Challenge, reason: Reason) -> bool:
     """Deny the pending challenge and its sign-in; False if another webhook ended it first."""
-    if not _claim(db, challenge, ChallengeStatus.DENIED, reason, ending_the_rest=reason):
+    if not claim(db, challenge, ChallengeStatus.DENIED, reason, ending_the_rest=reason):
         return False
     auth = challenge.authentication
     finish(db, svc, auth, AuthStatus.DENIED, reason, challenges_ended=True)
     audit.record(db, svc.clock, "challenge_failed", "denied", user=auth.user,
                  method=challenge.method.label, method_type=challenge.method.type, reason=reason)
     return True
-
-
-def _hold_calls_under_way(db: Session, user_id: str) -> None:
-    """Lock the challenges under way on all the person's sign-ins (this call's too), lowest id first,
-    before the person: a fraud report ends them all, and another sign-in's `#` holds its own call
-    while it waits for the person (mfa/locks.py). The fixed order keeps two reports apart too."""
-    if is_sqlite(db):  # SQLite: its one writer never waits on rows
-        return
-    db.execute(select(Challenge.id).where(
-        Challenge.status == ChallengeStatus.PENDING,
-        Challenge.authentication_id.in_(select(Authentication.id).where(Authentication.user_id == user_id)),
-    ).order_by(Challenge.id).with_for_update())
-
-
-def _end_other_sign_ins(db: Session, svc: Services, reported: Authentication) -> list[str]:
-    """After a fraud report no other sign-in of that person may go on: end them.
-
-    Returns their calls, for the webhook to hang up after its commit (calls.end_calls).
-    """
-    others = db.scalars(select(Authentication).where(
-        Authentication.user_id == reported.user_id, Authentication.id != reported.id,
-        Authentication.status.in_(OPEN_STATUSES))).all()
-    calls: list[str] = []
-    for other in others:
-        calls += [c.provider_sid for c in db.scalars(select(Challenge).where(
-            Challenge.authentication_id == other.id, Challenge.status == ChallengeStatus.PENDING,
-            Challenge.type.in_(types_where(ends_by_hanging_up=True)))) if c.provider_sid]
-        finish(db, svc, other, AuthStatus.LOCKED, Reason.FRAUD_REPORTED)
-    return calls

@@ -4,7 +4,9 @@ Denied `cancelled_by_person`, which is final (unlike a call's `canceled`, which 
 nothing can approve it any more. Its texts end with it. A sign-in call is left ringing on purpose:
 whoever pressed Cancel may be someone with the password, and the phone's owner must still be able
 to answer and press 0 then # to report it (mfa/calls.py lets a cancelled sign-in's call report fraud
-or stop calls, and says goodbye to `#`). A set-up call (registration) offers no fraud report, so it
+or stop calls, and says goodbye to `#`); a sign-in's push likewise stays on the phone app, where
+"This wasn't me" still reports it and Approve approves nothing (mfa/push_approvals.py). A set-up
+call (registration) offers no fraud report, so it
 is hung up: its CallSid is returned for the edge to end after its commit (calls.end_calls), never a
 network call inside a transaction.
 """
@@ -23,12 +25,14 @@ from mfa.method_types import types_where
 from mfa.services import Services
 
 CALL_TYPES = types_where(ends_by_hanging_up=True)
-SIGN_IN_CALL = and_(Challenge.type.in_(CALL_TYPES), Challenge.purpose != "registration")
+# A sign-in's call or push stays open to a fraud report: 0# on the call, "This wasn't me" on the phone app.
+REPORTABLE = and_(Challenge.type.in_(CALL_TYPES + types_where(approved_on_device=True)),
+                  Challenge.purpose != "registration")
 # The sign-in's pending texts and set-up calls, ended; what each was (its type, and its call's sid).
 END_PENDING = (
     update(Challenge)
     .where(Challenge.authentication_id == bindparam("auth_id"), Challenge.status == ChallengeStatus.PENDING,
-           not_(SIGN_IN_CALL))
+           not_(REPORTABLE))
     .values(status=ChallengeStatus.ENDED, reason=Reason.CANCELLED_BY_PERSON.value)
     .returning(Challenge.type, Challenge.provider_sid)
     .execution_options(synchronize_session=False)

@@ -26,11 +26,11 @@ from typing import Callable
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from models import Authentication, Challenge, Method, SendRecord
+from models import Authentication, Challenge, Method, PushDevice, SendRecord
 from models.base import new_id
 from models.states import SUPERSEDED, AuthStatus, ChallengeStatus, Reason
-from mfa import audit
-from mfa.authentications import can_continue, get, set_status
+from mfa import audit, push_approvals
+from mfa.authentications import can_continue, get, hold_challenges, set_status
 from mfa.compare_and_set import RowGone, compare_and_set, remember
 from mfa.calls import end_calls
 from mfa.errors import AccountLocked, NotPending, ProviderUnavailable, RateLimited, Unprocessable, whole_seconds
@@ -67,11 +67,15 @@ class Reservation:
 
 def start_challenge(tx: Transactions, svc: Services, auth_id: object, method_id: object,
                     source_ip: str | None) -> Challenge:
-    def reserve_step(db: Session) -> Reservation:
+    def reserve_step(db: Session) -> Reservation | PushStart:
         auth = get(db, svc, auth_id)
-        if auth.registering or not can_continue(auth, svc.clock.now()):
+        if not can_continue(auth, svc.clock.now()):
             raise NotPending(f"This sign-in is not waiting for a second factor ({auth.status}).")
-        method = owned_verified_method(auth.user, method_id)
+        method = _method_to_challenge(db, auth, method_id)
+        if method_type(method).approved_on_device:
+            return _start_push(db, svc, auth, method, source_ip)
+        if auth.registering:
+            raise NotPending(f"This sign-in is not waiting for a second factor ({auth.status}).")
         if not method_type(method).issues_challenge:
             raise Unprocessable(
                 "Authenticator-app codes need no challenge: send the code to /checks.",
@@ -79,7 +83,47 @@ def start_challenge(tx: Transactions, svc: Services, auth_id: object, method_id:
             )
         return reserve(db, svc, auth, method, "sign_in", source_ip)
 
-    return send(tx, svc, reserve_step)
+    started = tx(reserve_step)
+    if isinstance(started, PushStart):  # nothing to reserve: the request waits for the phone
+        end_calls(svc, started.to_end)
+        push_approvals.deliver(tx, svc, started.delivery)
+        return started.challenge
+    return _send_reserved(tx, svc, started)
+
+
+@dataclass
+class PushStart:
+    challenge: Challenge
+    delivery: push_approvals.Delivery
+    to_end: list[str]  # replaced calls, hung up after the commit
+
+
+def _method_to_challenge(db: Session, auth: Authentication, method_id: object) -> Method:
+    """A verified method; while registering, only the phone app this sign-in (or change) is setting up:
+    its first push proves it."""
+    if not auth.registering:
+        return owned_verified_method(auth.user, method_id)
+    method = next((m for m in auth.user.methods if m.id == method_id and not m.is_verified), None)
+    if method is None or not method_type(method).approved_on_device or db.scalar(select(PushDevice.id).where(
+            PushDevice.method_id == method.id, PushDevice.authentication_id == auth.id)) is None:
+        raise NotPending("Registration is under way: verify the new method first.")
+    return method
+
+
+def _start_push(db: Session, svc: Services, auth: Authentication, method: Method, source_ip: str | None) -> PushStart:
+    """One transaction (no provider call): the sign-in's challenges, the person, the sign-in, in that order."""
+    hold_challenges(db, auth)
+    lock_person(db, auth.user_id)
+    _lock(db, auth)
+    db.refresh(auth.user, ["locked_until", "fraud_blocked_at"])
+    if auth.user.is_locked(svc.clock.now()):
+        raise AccountLocked()
+    challenge, delivery = push_approvals.new_request(db, svc, auth, method)
+    to_end = _supersede(db, auth, challenge.id)
+    set_status(db, svc, auth, AuthStatus.PENDING)
+    audit.record(db, svc.clock, "challenge_started", "pending", user=auth.user, method=method.label,
+                 method_type=method.type, source_ip=source_ip, detail=f"type={method.type} purpose={challenge.purpose}")
+    return PushStart(challenge, delivery, to_end)
 
 
 def send(tx: Transactions, svc: Services, reserve_step: Callable[[Session], Reservation],
@@ -89,7 +133,11 @@ def send(tx: Transactions, svc: Services, reserve_step: Callable[[Session], Rese
     `after_sending` runs in the record transaction once the text or call went out (or may
     have): what a use case keeps only then, e.g. a registration's call language.
     """
-    r = tx(reserve_step)
+    return _send_reserved(tx, svc, tx(reserve_step), after_sending)
+
+
+def _send_reserved(tx: Transactions, svc: Services, r: Reservation,
+                   after_sending: Callable[[Session, Reservation], None] | None = None) -> Challenge:
     try:
         sid = _deliver(svc, r)
     except TelephonyRejected as refusal:

@@ -38,6 +38,18 @@ class AccountLocked(MfaError):
                "15 minutes. If you reported a sign-in that was not you, only your administrator can unlock it.")
 
 
+class InvalidSignature(MfaError):
+    """A device request that is unsigned, wrongly signed, stale, replayed, or from a removed device."""
+
+    code = "invalid_signature"
+    message = "This request is not signed by a device set up for sign-in, or it is too old."
+
+
+class Gone(MfaError):
+    code = "gone"
+    message = "This is no longer available."
+
+
 class NotFound(MfaError):
     code = "not_found"
     message = "Not found."

@@ -6,7 +6,7 @@ as it is, so running it again changes nothing. A batch computes everything befor
 secret that no key in DATA_KEY decrypts stops the run before that batch changes anything.
 
 - methods: the phone number and the TOTP secret are re-encrypted, the phone's keyed hash
-  recomputed.
+  recomputed; a phone app's Web Push subscription (push_devices) goes with its method.
 - do-not-call entries and send records hold only a number's keyed hash: they are re-hashed when
   the number is still some method's. Otherwise the number is known to no one and they are left
   under the key they were made with: a do-not-call entry then stops matching once that key
@@ -25,7 +25,7 @@ from cryptography.fernet import InvalidToken
 from sqlalchemy import Row, delete, select, update
 from sqlalchemy.orm import Session
 
-from models import DoNotCall, Method, SendRecord
+from models import DoNotCall, Method, PushDevice, SendRecord
 from mfa.errors import MfaError
 from mfa.unit_of_work import rows_changed
 from mfa.vault import Vault
@@ -91,10 +91,26 @@ def rotate_batch(db: Session, vault: Vault, run: Rotation, size: int = BATCH) ->
         if updated:
             run.secrets_reencrypted += sum(k.endswith("_encrypted") for k in values)
             run.lookups_rehashed += "phone_lookup" in values
+    _rotate_subscriptions(db, vault, run, [row.id for row in rows])
     _rehash_entries(db, run, newer)
     run.methods += len(rows)
     run.after = rows[-1].id
     return run
+
+
+def _rotate_subscriptions(db: Session, vault: Vault, run: Rotation, method_ids: list[str]) -> None:
+    """The phone apps' Web Push subscriptions of these methods (decrypted first: a missing key stops here)."""
+    rows = db.execute(select(PushDevice.id, PushDevice.method_id, PushDevice.subscription_encrypted).where(
+        PushDevice.method_id.in_(method_ids), PushDevice.subscription_encrypted.is_not(None))).all()
+    for row in rows:
+        _decrypt(vault, row.subscription_encrypted, row.method_id)
+    for row in rows:
+        if not vault.is_current(row.subscription_encrypted):
+            run.secrets_reencrypted += rows_changed(db,
+                update(PushDevice)
+                .where(PushDevice.id == row.id, PushDevice.subscription_encrypted == row.subscription_encrypted)
+                .values(subscription_encrypted=vault.rotate(row.subscription_encrypted))
+                .execution_options(synchronize_session=False))
 
 
 def count_left(db: Session, run: Rotation) -> Rotation:

@@ -1,11 +1,12 @@
 """What domain functions need from outside, passed in as values (never Flask globals)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from mfa.clock import Clock
 from mfa.passwords import Passwords
 from mfa.policy import Policy
+from mfa.push_delivery import NoPush, PushSender
 from mfa.telephony import Telephony
 from mfa.vault import Vault
 
@@ -19,3 +20,5 @@ class Services:
     public_host: str  # for origin-bound SMS codes and the TOTP issuer
     passwords: Passwords
     telephony: Telephony  # ivr/provider.py; tests/fake_telephony.py in domain tests
+    public_base_url: str = "http://127.0.0.1:5000"  # enrolment links for phones start with it
+    push: PushSender = field(default_factory=NoPush)  # devices/webpush.py when VAPID keys are set

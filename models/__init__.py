@@ -5,11 +5,12 @@ from models.base import Base
 from models.browser_session import BrowserSession
 from models.do_not_call import DoNotCall
 from models.method import Method
+from models.push_device import DeviceNonce, PushDevice
 from models.remembered_browser import RememberedBrowser
 from models.send_record import SendRecord
 from models.user import ApiKey, AppPassword, User
 
 __all__ = [
-    "ApiKey", "AppPassword", "AuditEvent", "Authentication", "Base", "BrowserSession", "Challenge", "DoNotCall",
-    "Method", "RememberedBrowser", "SendRecord", "User",
+    "ApiKey", "AppPassword", "AuditEvent", "Authentication", "Base", "BrowserSession", "Challenge", "DeviceNonce",
+    "DoNotCall", "Method", "PushDevice", "RememberedBrowser", "SendRecord", "User",
 ]

@@ -81,6 +81,8 @@ class Challenge(Base):
     call_step: Mapped[str | None] = mapped_column(String(32), nullable=True)
     call_retries: Mapped[int] = mapped_column(Integer, default=0)
     number_match: Mapped[str | None] = mapped_column(String(4), nullable=True)
+    # When a person answered it on their phone (a push approved or denied): the fatigue rules count from it.
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_sent_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -53,13 +53,15 @@ class Reason(StrEnum):
     MACHINE_ANSWERED = "machine_answered"
     DELIVERY_FAILED = "delivery_failed"
     DO_NOT_CALL = "do_not_call"
+    NO_RESPONSE = "no_response"  # a push request nobody answered on the phone within its 2 minutes
     # Endings of the sign-in itself.
     TOO_MANY_ATTEMPTS = "too_many_attempts"
     REGISTERED_MEANWHILE = "registered_meanwhile"
     LOCKED = "locked"  # the person was blocked while the call rang
     ACCOUNT_LOCKED = "account_locked"  # with status `locked`
     FRAUD_REPORTED = "fraud_reported"  # with status `fraud_reported`, or `locked` for the person's other sign-ins
-    NUMBER_MISMATCH = "number_mismatch"  # a wrong number keyed twice on a number-matched call
+    NUMBER_MISMATCH = "number_mismatch"  # a wrong number keyed twice on a number-matched call, or once on a push
+    PUSH_DENIED = "push_denied"  # "Deny" tapped on the phone's app
     TIMED_OUT = "timed_out"  # with status `expired`
     # The person pressed Cancel, or signed out, while it was under way: final, unlike the call's `canceled`.
     CANCELLED_BY_PERSON = "cancelled_by_person"
@@ -76,7 +78,7 @@ FINAL_STATUSES = tuple(s for s in AuthStatus if s not in OPEN_STATUSES)
 # person may try again, or another method, until the sign-in expires.
 RETRYABLE_DENIALS = (
     Reason.NO_ANSWER, Reason.BUSY, Reason.CALL_FAILED, Reason.NO_INPUT, Reason.WRONG_KEY, Reason.DELIVERY_FAILED,
-    Reason.HUNG_UP, Reason.MACHINE_ANSWERED, Reason.CANCELED, Reason.DO_NOT_CALL,
+    Reason.HUNG_UP, Reason.MACHINE_ANSWERED, Reason.CANCELED, Reason.DO_NOT_CALL, Reason.NO_RESPONSE,
 )
 APPROVALS = (Reason.VERIFIED, Reason.MFA_NOT_REQUIRED, Reason.REMEMBERED_BROWSER)
 CHALLENGE_ONLY = (Reason.REPLACED, Reason.ENDED, Reason.PROVIDER_UNAVAILABLE)

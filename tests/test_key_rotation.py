@@ -218,3 +218,30 @@ def test_removing_a_phone_takes_its_twin_even_when_their_hashes_are_under_differ
 
     assert run_in(app, half_rotated_then_removed) == []
     app.extensions["mfa"].engine.dispose()
+
+
+def test_a_phone_apps_push_subscription_is_re_encrypted_with_its_method(app_config, run, clock, bob):
+    """The Web Push subscription (a capability URL) is a secret like the others: under the newest key afterwards."""
+    import json
+
+    from models import PushDevice
+
+    subscription = {"endpoint": "https://fcm.googleapis.com/fcm/send/abc", "keys": {"p256dh": "x", "auth": "y"}}
+
+    def add_device(db, svc):
+        method = Method(user_id=bob.id, type="push", label="Mobile app: Pixel", created_at=clock.now(),
+                        verified_at=clock.now())
+        db.add(method)
+        db.flush()
+        db.add(PushDevice(method_id=method.id, user_id=bob.id, name="Pixel", public_key=b"\x04" + b"\x01" * 64,
+                          subscription_encrypted=svc.vault.encrypt(json.dumps(subscription)),
+                          enrolment_expires_at=clock.now(), enrolled_at=clock.now(), created_at=clock.now()))
+
+    run(add_device)
+    result = rotate_key(app_config, f"{NEW},{app_config['DATA_KEY']}")
+    assert result.exit_code == 0, result.output
+    assert "secrets re-encrypted: 1;" in result.output
+    sealed = run(lambda db, svc: db.scalar(select(PushDevice.subscription_encrypted)))
+    assert json.loads(Fernet(NEW).decrypt(sealed)) == subscription
+    missing = rotate_key(app_config, Fernet.generate_key().decode())  # neither key it was written with
+    assert missing.exit_code != 0 and "DATA_KEY" in missing.output

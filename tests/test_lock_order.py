@@ -1,6 +1,6 @@
 """A sign-in under way and its challenges are locked in one order: its challenges, the person, the sign-in.
 
-A call's `#` claims its challenge (calls._claim, ending the rest), locks the person when it resets
+A call's `#` claims its challenge (calls.claim, ending the rest), locks the person when it resets
 their failures, and then finishes the sign-in. Anything else that ends a sign-in under way (expiry,
 a typed code approving it, the last wrong code allowed) must take those rows in the same order:
 taken in another, two transactions can each hold a row the other waits for, and PostgreSQL aborts

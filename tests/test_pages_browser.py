@@ -20,6 +20,9 @@ from tests.helpers import add_phone, oathtool_code, secret_from_uri
 from tests.test_call_page import add_app
 
 CHROMIUM = "/usr/bin/chromium"
+# Quiet and offline: no sandbox (containers), no GPU, no background calls home.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
                                 reason=f"{CHROMIUM} is missing (Debian package chromium; `make test` installs it)")
 SHOTS = Path(os.environ["SCREENSHOT_DIR"]) if os.environ.get("SCREENSHOT_DIR") else None
@@ -30,9 +33,7 @@ def chromium():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"])
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
 
@@ -196,7 +197,7 @@ def test_registering_the_authenticator_app_by_qr_code(page, live, phones, clock,
     if shutil.which("zbarimg") is None:
         pytest.skip("zbarimg is missing (Debian package zbar-tools; `make test` installs it)")
     sign_in(page, "bob")
-    page.get_by_label("Mobile app (recommended)").check()
+    page.get_by_label("Authenticator app (recommended)").check()
     page.get_by_role("button", name="Continue").click()
     page.get_by_role("img", name=re.compile("QR code")).wait_for()
     shot(page, "10-register-app")

@@ -142,7 +142,7 @@ def test_each_registration_step_goes_back_one_step(sized_page, live, phones, bob
     page.wait_for_url("**/register/phone/mobile")
     page.get_by_role("link", name="Back").click()
     page.wait_for_url("**/register")
-    page.get_by_label("Mobile app (recommended)").check()
+    page.get_by_label("Authenticator app (recommended)").check()
     page.get_by_role("button", name="Continue").click()
     page.get_by_role("heading", name="Set up your authenticator app").wait_for()
     shot(page, "h2-register-app" + size)

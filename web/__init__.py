@@ -33,9 +33,10 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
 
 def register(app: Flask) -> None:
     from api import bp as api_bp
+    from devices.views import bp as devices_bp
     from ivr.webhooks import bp as twilio_bp
-    from web import (account, change_window, errors, registration, remember_browser,  # noqa: F401  (routes)
-                     security_info, sign_in, time_limit)
+    from web import (account, change_window, errors, phone_app, registration,  # noqa: F401  (routes)
+                     remember_browser, security_info, sign_in, time_limit)
 
     settings = app.extensions["mfa"].settings
     app.config.setdefault("RATELIMIT_STORAGE_URI", settings.redis_url or "memory://")
@@ -46,6 +47,7 @@ def register(app: Flask) -> None:
         app.config.setdefault("RATELIMIT_STORAGE_OPTIONS", {"socket_connect_timeout": 1, "socket_timeout": 1})
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # tied to the session instead
     app.register_blueprint(bp)
+    phone_app.register(app)
     app.session_interface = DatabaseSessionInterface()
 
     @app.before_request  # before CSRF's check, which reads the session
@@ -59,6 +61,7 @@ def register(app: Flask) -> None:
     errors.install(app)  # after the API's handlers: pages get the service's own error pages
     csrf.exempt(api_bp)  # API keys, not cookies
     csrf.exempt(twilio_bp)  # Twilio signatures, not cookies
+    csrf.exempt(devices_bp)  # the phone app's signatures, not cookies
     limiter.init_app(app)
 
     @limiter.request_filter

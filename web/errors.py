@@ -19,7 +19,7 @@ from web.flow import safe_next, signed_in_user_id
 log = logging.getLogger("mfa.web")
 
 # Read by programs, not people: their errors stay in the form those programs expect.
-MACHINE_PATHS = ("/api/", "/twilio/", "/voice-prompts/", "/healthz", "/readyz", "/metrics", "/bench/")
+MACHINE_PATHS = ("/api/", "/device/", "/twilio/", "/voice-prompts/", "/healthz", "/readyz", "/metrics", "/bench/")
 
 
 @dataclass(frozen=True)

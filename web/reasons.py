@@ -26,6 +26,7 @@ SENTENCES: dict[Reason, str] = {
     Reason.DELIVERY_FAILED: "We could not deliver the text message to your phone.",
     Reason.DO_NOT_CALL: "Whoever answered pressed 9 to say they did not expect this call, so we will not "
                         "call that number again.",
+    Reason.NO_RESPONSE: "The request on your phone was not answered within 2 minutes.",
     # The sign-in itself ended.
     Reason.TOO_MANY_ATTEMPTS: "A wrong code was entered too many times, so this sign-in was stopped. "
                               "Sign in again to get a new code.",
@@ -35,8 +36,10 @@ SENTENCES: dict[Reason, str] = {
     Reason.ACCOUNT_LOCKED: LOCKED,
     Reason.FRAUD_REPORTED: "You reported this sign-in as not you, so we blocked your account. "
                            "Only your administrator can unblock it: contact them to sign in again.",
-    Reason.NUMBER_MISMATCH: "The number keyed on the call did not match the one on this screen, twice, so this "
+    Reason.NUMBER_MISMATCH: "The number entered on your phone did not match the one on this screen, so this "
                             "sign-in was stopped. If you did not try to sign in, tell your administrator.",
+    Reason.PUSH_DENIED: "The request was denied on your phone, so this sign-in was stopped. Sign in again "
+                        "if you want to continue.",
     Reason.TIMED_OUT: "This sign-in has expired: it was not finished within 10 minutes. Sign in again.",
     Reason.CANCELLED_BY_PERSON: "You cancelled this sign-in. Sign in again if you want to continue.",
     # Only ever on one call or text.

@@ -7,15 +7,17 @@ from __future__ import annotations
 from flask import flash, redirect, render_template, request, url_for
 
 from edge import client_ip, db, services
-from mfa import cancellation, methods, security_info as info
+from mfa import cancellation, methods, push_devices, push_enrolment, security_info as info
 from mfa.calls import end_calls
 from mfa.errors import MfaError
+from mfa.method_types import method_type
 from mfa.phone_registration import may_register_phone
 from mfa.unit_of_work import use_case
 from models import User
 from web import bp
 from web.flow import current_session_id, forget_session, set_mode, start_flow
 from web.guards import login_required
+from web.registration import remember_enrolment
 from web.remember_browser import forget_cookie, remembered_for
 
 PHONE_KINDS = {"mobile": "Authentication phone", "alternate": "Alternate authentication phone",
@@ -30,7 +32,8 @@ def security_info(user: User):
     app = methods.registered_app(user)
     kinds = {kind: title for kind, title in PHONE_KINDS.items() if may_register_phone(kind, user.hybrid)}
     return render_template("security_info.html", user=user, methods=verified, phones=phones,
-                           kinds=kinds, app=app, remember_days=services().policy.remember_days_for(user),
+                           kinds=kinds, app=app, devices=push_devices.devices_of(db(), user),
+                           remember_days=services().policy.remember_days_for(user),
                            remembered=remembered_for(user))
 
 
@@ -58,8 +61,9 @@ def security_remove_confirm(user: User, method_id: str):
     except MfaError as refusal:
         flash(refusal.message, "error")
         return redirect(url_for("web.security_info"))
-    what = PHONE_KINDS.get(method.kind or "", "Authenticator app")
-    return render_template("security_remove.html", method=method, what=what)
+    device = push_devices.device_for(db(), method) if method_type(method).approved_on_device else None
+    what = "Phone app" if device else PHONE_KINDS.get(method.kind or "", "Authenticator app")
+    return render_template("security_remove.html", method=method, what=what, device=device)
 
 
 @bp.post("/security-info/remove")
@@ -89,6 +93,22 @@ def security_app(user: User):
     start_flow(auth, "change")
     set_mode("totp-enrol", method.id)
     return redirect(url_for("web.register_app"))
+
+
+@bp.post("/security-info/push")
+@login_required("/security-info", recent=True)
+def security_push(user: User):
+    """Add a phone app: its set-up link, then a first request approved with the number proves it."""
+    try:
+        with use_case(db()):
+            auth = info.begin_change(db(), services(), user, client_ip())
+            enrolment = push_enrolment.register_push(db(), services(), auth.id, client_ip())
+    except MfaError as refusal:  # e.g. as many phones as anyone may have
+        flash(refusal.message, "error")
+        return redirect(url_for("web.security_info"))
+    start_flow(auth, "change")
+    remember_enrolment(enrolment)
+    return redirect(url_for("web.register_push"))
 
 
 @bp.post("/security-info/sign-out-everywhere")

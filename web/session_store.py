@@ -23,7 +23,7 @@ from mfa.unit_of_work import use_case
 PRUNE_EVERY = timedelta(minutes=5)  # per process; one indexed DELETE
 # Requests that never use the browser session: no query for them even when a cookie comes along
 # (a page's styles and scripts, the JSON API, Twilio's webhooks).
-NO_SESSION_PATHS = ("/static/", "/assets/", "/api/", webhook_urls.PREFIX + "/")
+NO_SESSION_PATHS = ("/static/", "/assets/", "/api/", "/device/", webhook_urls.PREFIX + "/")
 
 
 class ServerSession(CallbackDict, SessionMixin):

@@ -5,9 +5,9 @@ from flask import flash, get_flashed_messages, jsonify, redirect, render_templat
 
 from edge import client_ip, db, services
 from edge_errors import status_for
-from mfa import authentications, call_progress, challenges, checks, methods
+from mfa import authentications, call_progress, challenges, checks, methods, push_devices
 from mfa.errors import MfaError, RateLimited, whole_seconds
-from mfa.method_types import Call, Text, method_type
+from mfa.method_types import Call, PushApp, Text, method_type, offered
 from mfa.telephony import DeliveryUnknown
 from mfa.unit_of_work import Transactions, use_case
 from models import Authentication
@@ -17,7 +17,7 @@ from web.flow import (cancel_flow, end_flow, end_session, flow, safe_next, set_m
                       signed_in_user, signed_in_user_id, spend_approval, start_flow)
 from web.guards import flow_required
 from web.remember_browser import browser_token, mark_remembered_sign_in, offer_after
-from web.registration import send_again
+from web.registration import PUSH_ENROL, send_again
 
 # The call page's heading while the call is under way (mfa/call_progress.py); an ending without approval
 # has CALL_DID_NOT_VERIFY, with its reason's sentence (web/reasons.py) below it.
@@ -78,14 +78,16 @@ def method_choice(method) -> str:
 
 
 def _start_method(auth_id: str, method):
-    """Begin a method: app codes need nothing sent; texts and calls start now."""
+    """Begin a method: app codes need nothing sent; texts, calls and pushes start now."""
     try:
         mtype = method_type(method)
         if mtype.issues_challenge:
             challenges.start_challenge(Transactions(db()), services(), auth_id, method.id, client_ip())
-        set_mode(mtype.sign_in_mode, method.id)
+        set_mode(mtype.sign_in_mode, method.id, push_limited=False)
     except (RateLimited, DeliveryUnknown) as wait:  # the code form still helps: a code may arrive
-        set_mode(mtype.sign_in_mode, method.id)
+        # Too many requests to the phone app (MFA fatigue): its page then points at another way first.
+        limited = isinstance(wait, RateLimited) and mtype.approved_on_device
+        set_mode(mtype.sign_in_mode, method.id, push_limited=limited)
         flash(wait.message, "error")
     except MfaError as refusal:
         set_mode("choose")
@@ -107,11 +109,17 @@ def verify(auth: Authentication):
                                purpose=current.get("purpose"),
                                minutes=int(authentications.AUTHENTICATION_TTL.total_seconds() // 60)), 409
     mode = current.get("mode") or "choose"
+    if mode == PUSH_ENROL:  # the phone app's set-up page, until its first request
+        return redirect(url_for("web.register_push"))
     method = next((m for m in auth.user.methods if m.id == current.get("method")), None)
     failure = reasons.sentence(auth.reason) if auth.can_retry() else None
-    call = call_progress.of(db(), auth, services().clock.now())
+    now = services().clock.now()
+    call = call_progress.of(db(), auth, now)
+    push = push_devices.pending_push(db(), auth.id, now) if mode == PushApp.sign_in_mode else None
     return render_template("verify.html", auth=auth, mode=mode, method=method, failure=failure,
                            call=call, call_heading=_call_heading(call),
+                           push=push, push_minutes=_minutes_until(push.expires_at, now) if push else None,
+                           push_limited=current.get("push_limited", False),
                            next_steps=call_progress.next_steps(auth, method), code_minutes=Text.code_lifetime_minutes(),
                            registering=auth.registering, resend_in=_resend_in(auth),
                            sends_left=max(0, challenges.MAX_SENDS - auth.sends), max_sends=challenges.MAX_SENDS,
@@ -121,6 +129,11 @@ def verify(auth: Authentication):
 def _start_again_url(current: dict) -> str:
     """A change starts again from security info; a sign-in from the password."""
     return url_for("web.security_info" if current.get("purpose") == "change" else "web.sign_in")
+
+
+def _minutes_until(when, now) -> int:
+    """Whole minutes left, rounded up: "2 minutes" for a new request, never "0"."""
+    return max(1, -(-int((when - now).total_seconds()) // 60))
 
 
 def _call_heading(call: call_progress.CallProgress) -> str:
@@ -152,13 +165,22 @@ def verify_code(auth: Authentication):
 @bp.post("/verify/method")
 @flow_required()
 def verify_method(auth: Authentication):
-    if auth.registering:  # "Resend code" or "Call me again" for the phone being registered
-        return send_again(auth, request.form.get("method_id"))
+    if auth.registering:
+        being_set_up = _push_being_set_up(auth, request.form.get("method_id"))
+        if being_set_up is not None:  # "Send a new request" to the phone app being set up
+            return _start_method(auth.id, being_set_up)
+        return send_again(auth, request.form.get("method_id"))  # "Resend code" or "Call me again"
     method = next((m for m in auth.user.verified_methods() if m.id == request.form.get("method_id")), None)
     if method is None:
         flash("Choose one of your methods.", "error")
         return redirect(url_for("web.verify_other"))
     return _start_method(auth.id, method)
+
+
+def _push_being_set_up(auth: Authentication, method_id: str | None):
+    """The phone app this registration is setting up, when that is what the form names."""
+    return next((m for m in auth.user.methods if m.id == method_id and not m.is_verified
+                 and offered(m) and method_type(m).approved_on_device), None)
 
 
 @bp.get("/verify/other")

@@ -1,7 +1,7 @@
 """The registry of method types: the one place that knows which types exist.
 
 `method_type("sms")` or `method_type(method)` gives the type's object (see base.py for its
-hooks). A stored type this server does not offer (push, for now) is refused as not available.
+hooks). A stored type this server does not offer is refused as not available.
 """
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ from mfa.errors import Unprocessable
 from mfa.method_types.app_code import AppCode
 from mfa.method_types.base import OK, REPLAYED_CODE, WRONG_CODE, MethodType
 from mfa.method_types.call import Call
+from mfa.method_types.push import PushApp
 from mfa.method_types.text import Text
 
-REGISTRY: dict[str, MethodType] = {t.name: t for t in (AppCode(), Text(), Call())}
+REGISTRY: dict[str, MethodType] = {t.name: t for t in (AppCode(), Text(), Call(), PushApp())}
 
-__all__ = ["OK", "REGISTRY", "REPLAYED_CODE", "WRONG_CODE", "AppCode", "Call", "MethodType", "Text",
+__all__ = ["OK", "REGISTRY", "REPLAYED_CODE", "WRONG_CODE", "AppCode", "Call", "MethodType", "PushApp", "Text",
            "method_type", "offered", "phone_deliveries", "types_where"]
 
 
@@ -28,8 +29,8 @@ def method_type(of: str | Method | Challenge) -> MethodType:
 
 
 def offered(method: Method) -> bool:
-    """Whether this server offers the method's type: a stored method of another type (push,
-    for now) is passed over, never allowed to stop the person's other methods working."""
+    """Whether this server offers the method's type: a stored method of another type (one a
+    later release may add) is passed over, never allowed to stop the person's other methods working."""
     return method.type in REGISTRY
 
 

@@ -1,6 +1,6 @@
 """The hooks every method type fills: how it is described, challenged, checked and registered.
 
-One subclass per type (app code, text, call; push later), found through the registry in
+One subclass per type (app code, text, call, push), found through the registry in
 `mfa/method_types/__init__.py`. Code elsewhere asks the type, never compares type names.
 """
 from __future__ import annotations
@@ -34,6 +34,7 @@ class MethodType(ABC):
     challenge_ttl: ClassVar[timedelta | None] = None  # None: no challenge is issued
     ends_by_hanging_up: ClassVar[bool] = False  # a replaced or ended challenge is a call to hang up
     respects_do_not_call: ClassVar[bool] = False  # refused to numbers that asked not to be called
+    approved_on_device: ClassVar[bool] = False  # answered on an enrolled phone app (mfa/push_approvals.py)
 
     # --- responses ---
     takes_code_without_challenge: ClassVar[bool] = False  # a typed code is checked against the method

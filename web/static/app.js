@@ -23,7 +23,10 @@
         .then(function (s) {
           if (s.status !== status || s.progress !== progress) {
             clearInterval(timer);
-            window.location.assign(window.location.pathname);
+            // Or the page's next step, posted by itself (the phone app set up: send its first request).
+            var next = s.status === poll.getAttribute("data-poll-submit-on") &&
+              document.getElementById(poll.getAttribute("data-poll-submit"));
+            if (next) { next.submit(); } else { window.location.assign(window.location.pathname); }
           }
         })
         .catch(function () { /* keep trying; "Check again" works without us */ });
