@@ -378,7 +378,8 @@ def test_the_push_pages_in_chromium(sized_page, live, clock, bob, tmp_path):
     page.get_by_role("heading", name="Set up notifications on your phone").wait_for()
     clock.advance(minutes=9)
     page.reload()
-    page.get_by_role("button", name="Give me more time").click()  # the change goes on; the link does not
+    with page.expect_navigation():  # the form posts and comes back: reloading before then races it
+        page.get_by_role("button", name="Give me more time").click()  # the change goes on; the link does not
     clock.advance(minutes=2)
     page.reload()
     page.get_by_role("heading", name="Your set-up link has expired").wait_for()
@@ -397,7 +398,8 @@ def test_the_push_pages_in_chromium(sized_page, live, clock, bob, tmp_path):
     page.get_by_role("heading", name="Send a new request to your phone").wait_for()
     shot(page, "push-no-response" + size)
     for _ in range(3):  # after the sign-in's, two more: three in 5 minutes; the fourth is refused
-        page.get_by_role("button", name="Send a new request").click()
+        with page.expect_navigation():  # each posts and comes back before the next click
+            page.get_by_role("button", name="Send a new request").click()
     page.get_by_text("We have sent 3 requests to your phone").wait_for()
     shot(page, "push-fatigue" + size)
     page.get_by_role("link", name="Sign in another way").click()
