@@ -210,7 +210,7 @@ class FakeDeviceServer:
         return f"{self.base_url}/app#enrol={token}"
 
     def add_request(self, device_id: str, number: str = "42") -> str:
-        request_id = secrets.token_urlsafe(9)
+        request_id = secrets.token_hex(16)  # shaped like the server's ids (32 hex digits): never starts with "-"
         self.requests[request_id] = {"device": device_id, "number": number, "status": "pending"}
         return request_id
 
@@ -241,7 +241,7 @@ class FakeDeviceServer:
             if data.get("token") not in self.tokens:
                 return 410, {"error": "enrolment_invalid", "message": "Ask for a new enrolment link."}
             self.tokens.discard(data["token"])
-            new_id = secrets.token_urlsafe(9)
+            new_id = secrets.token_hex(16)
             self.devices[new_id] = str(public_key)
             self.subscriptions[new_id] = data.get("subscription")
             return 201, {"device_id": new_id, "service": self.service, "username": "alice"}
