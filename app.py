@@ -17,6 +17,7 @@ from ivr.provider import TwilioProvider
 from ivr.twiml import PromptVoice
 from voice_prompts import catalogue
 from voice_prompts.library import Playback, PromptLibrary
+from mfa import change_notices
 from mfa.clock import SystemClock
 from mfa.passwords import Passwords
 from mfa.policy import Policy
@@ -58,6 +59,8 @@ def create_app(config: dict | None = None) -> Flask:
         telephony=TwilioProvider(settings) if sleep is None else TwilioProvider(settings, sleep=sleep),
         public_base_url=settings.public_base_url,
         push=_push_sender(settings),
+        limits=settings.limits,
+        allowed_countries=settings.telephony_allowed_countries,
     )
     app.config.update(
         SECRET_KEY=settings.secret_key,
@@ -73,6 +76,7 @@ def create_app(config: dict | None = None) -> Flask:
                                catalogue, settings.public_base_url,
                                Playback(settings.voice_prompts, settings.telephony_provider))
     rt = edge.Runtime(settings, engine, make_session_factory(engine), services, prompt_voice)
+    change_notices.send_after_commit(rt.sessions)  # texts about changed methods leave once committed
     if sleep is not None:
         rt.sleep = sleep
     edge.install(app, rt)

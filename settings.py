@@ -16,6 +16,8 @@ import phonenumbers
 from cryptography.fernet import Fernet
 
 from ivr.sms_texts import CODE_MESSAGE, GSM7, code_message, fits_one_gsm7_segment
+from mfa import limits as limit_catalogue
+from mfa.limits import Limits
 from mfa.policy import CALL_APPROVALS, HASH
 from models.user import ROLES
 from voice_prompts.library import MODES as VOICE_PROMPT_MODES
@@ -27,6 +29,7 @@ SIMULATOR_API_BASE_URL = "http://127.0.0.1:5001"
 CALL_APPROVAL_FORMAT = ("CALL_APPROVAL must be 'hash' or 'number', or a comma list of one of them and "
                         "role:mode entries, e.g. 'hash,admin:number'.")
 MAX_REMEMBER_DAYS = 365
+DEFAULT_ALLOWED_COUNTRIES = "GB,IM,JE,GG"  # the UK and the Crown Dependencies
 REMEMBER_BROWSER_FORMAT = (f"REMEMBER_BROWSER_DAYS must be a whole number of days from 0 (off) to {MAX_REMEMBER_DAYS}, "
                            "or a comma list of one number and role:days entries, e.g. '30,admin:0'.")
 
@@ -49,6 +52,7 @@ class Settings:
     twilio_messaging_service_sid: str | None
     twilio_api_base_url: str
     redis_url: str | None
+    rate_limit_key_prefix: str  # RATE_LIMIT_KEY_PREFIX: instances share counts in Redis under it
     mfa_required_roles: frozenset[str]
     mfa_required_regions: frozenset[str]
     service_name: str
@@ -77,6 +81,9 @@ class Settings:
     webpush_vapid_private_key: str | None = None
     webpush_subject: str | None = None
     webpush_endpoint_hosts: tuple[str, ...] = ()
+    # Every limit's number (mfa/limits.py, docs/limits.md) and where calls and texts may go.
+    limits: Limits = field(default_factory=Limits)
+    telephony_allowed_countries: frozenset[str] = frozenset(DEFAULT_ALLOWED_COUNTRIES.split(","))
 
     @property
     def production(self) -> bool:
@@ -235,6 +242,9 @@ def load(environ: dict, instance: Path) -> Settings:
     redis_url = get("REDIS_URL")
     if redis_url and urlsplit(redis_url).scheme not in ("redis", "rediss", "unix"):
         raise SettingsError("REDIS_URL must be a redis:// URL.")
+    rate_limit_key_prefix = get("RATE_LIMIT_KEY_PREFIX", "mfa")
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", rate_limit_key_prefix):
+        raise SettingsError("RATE_LIMIT_KEY_PREFIX must be 1 to 64 letters, digits, '_', '.' or '-'.")
 
     log_format = get("LOG_FORMAT", "json" if production else None)
     if log_format not in (None, "json", "text"):
@@ -256,6 +266,11 @@ def load(environ: dict, instance: Path) -> Settings:
     call_approval, call_approval_by_role = parse_call_approval(get("CALL_APPROVAL", HASH))
     remember_days, remember_days_by_role = parse_remember_days(get("REMEMBER_BROWSER_DAYS", "0"))
     webpush_key, webpush_subject, webpush_hosts = _web_push(get, production)
+    try:
+        limits = limit_catalogue.parse(get)
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
+    allowed_countries = _countries(get("TELEPHONY_ALLOWED_COUNTRIES", DEFAULT_ALLOWED_COUNTRIES))
     if bench_reference and production:
         raise SettingsError("BENCH_REFERENCE_ENDPOINT is for benchmarks only; it is refused when MFA_ENV=production.")
 
@@ -275,6 +290,7 @@ def load(environ: dict, instance: Path) -> Settings:
         twilio_messaging_service_sid=get("TWILIO_MESSAGING_SERVICE_SID"),
         twilio_api_base_url=api_base,
         redis_url=redis_url,
+        rate_limit_key_prefix=rate_limit_key_prefix,
         mfa_required_roles=_comma_list(get("MFA_REQUIRED_ROLES", "admin")),
         mfa_required_regions=_comma_list(get("MFA_REQUIRED_REGIONS", "england")),
         service_name=service_name,
@@ -294,7 +310,19 @@ def load(environ: dict, instance: Path) -> Settings:
         webpush_vapid_private_key=webpush_key,
         webpush_subject=webpush_subject,
         webpush_endpoint_hosts=webpush_hosts,
+        limits=limits,
+        telephony_allowed_countries=allowed_countries,
     )
+
+
+def _countries(value: str) -> frozenset[str]:
+    """ISO 3166 alpha-2 codes that phonenumbers knows, e.g. 'GB,IM,JE,GG'."""
+    codes = frozenset(c.strip().upper() for c in value.split(",") if c.strip())
+    unknown = sorted(c for c in codes if c not in phonenumbers.SUPPORTED_REGIONS)
+    if not codes or unknown:
+        raise SettingsError("TELEPHONY_ALLOWED_COUNTRIES must be ISO 3166 country codes separated by commas, "
+                            f"e.g. {DEFAULT_ALLOWED_COUNTRIES}" + (f" (not {', '.join(unknown)})." if unknown else "."))
+    return codes
 
 
 # The browsers' own push services (Chrome/Android, Firefox, Safari/iOS, Edge): where phones' subscriptions point.

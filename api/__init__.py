@@ -26,6 +26,9 @@ def _require_api_key():
     if caller is None:
         return error_response("invalid_api_key", "A valid API key is required (Authorization: Bearer <key>).", 401)
     g.api_key_id, g.api_key_name = caller.id, caller.name
+    count_request = current_app.extensions.get("mfa_count_api_request")
+    if count_request is not None:  # the key's api_requests (web/rate_limits.py); 429 at the limit
+        count_request()
     # Every /authentications/<auth_id>/... route, present and future, is checked here, before
     # its view runs: another key's sign-in (or a page's) is "not found" and nothing changes.
     auth_id = (request.view_args or {}).get("auth_id")

@@ -7,17 +7,19 @@ against a live server with it. docs/api.md is the prose for people.
 from __future__ import annotations
 
 from api.json_input import MAX_DEPTH
+from mfa import limits
 from mfa.checks import MAX_CODE_LENGTH
+from mfa.recovery_codes import COUNT as RECOVERY_CODE_COUNT
 from mfa.passwords import MAX_LENGTH as MAX_PASSWORD_LENGTH
 from mfa.method_types import AppCode, PushApp
 from mfa.phone_registration import DELIVERIES
-from mfa.push_approvals import MAX_REQUESTS, PAUSE, PAUSE_AFTER_DENIALS, REQUESTS_WINDOW
 from mfa.push_enrolment import ENROLMENT_TTL, MAX_DEVICES
 from models.states import CHALLENGE_ONLY, AuthStatus, Reason
 from models.method import METHOD_TYPES, PHONE_KINDS
 from models.user import LANGUAGES
 
 ID = {"type": "string", "pattern": "^[0-9a-f]{32}$", "description": "32 lower-case hex digits."}
+RECOVERY_CODE_PATTERN = "^[0-9A-HJKMNP-TV-Z]{5}(-[0-9A-HJKMNP-TV-Z]{5}){2}$"  # mfa/recovery_codes.py
 # Text the server can store and hash: not empty, no NUL (other control characters are refused later).
 NO_NUL = "^[^\\u0000]+$"
 
@@ -54,15 +56,21 @@ ERRORS = {
     "404": error("`not_found`: no such authentication, or one another API key (or the server's own "
                  "pages) started."),
     "409": error("`not_pending`: the sign-in is not waiting for that step; `device_not_enrolled`: a push "
-                 "challenge to a phone app whose set-up link has not been opened yet."),
+                 "challenge to a phone app whose set-up link has not been opened yet; `not_approved` or "
+                 "`too_old`: recovery codes asked for before the sign-in was approved or 10 minutes after; "
+                 "`second_factor_needed`: recovery codes after a sign-in not approved with the person's phone "
+                 "or app; `account_blocked` / `account_locked`: recovery codes while the person is "
+                 "fraud-blocked or locked."),
     "413": error("`too_large`: the body is over 64 KiB."),
     "422": error("Well-formed but not possible, e.g. `invalid_number`, `sms_needs_mobile`, "
                  "`unknown_method`, `no_challenge_needed`, `too_many_devices` (a person has at most "
                  f"{MAX_DEVICES} phone apps) (see docs/api.md)."),
     "423": error("`locked` (account locked or fraud-blocked); `too_many_attempts`."),
-    "429": error("`rate_limited` with `retry_after` seconds: texts and calls too close or too many; push "
-                 f"requests over the fatigue limits ({MAX_REQUESTS} per person in {REQUESTS_WINDOW.seconds // 60} "
-                 f"minutes; none for {PAUSE.seconds // 60} minutes after {PAUSE_AFTER_DENIALS} denials in a row).",
+    "429": error("`rate_limited` with `retry_after` seconds (also the `Retry-After` header): a limit of "
+                 "`GET /limits` was reached, e.g. requests per API key, password checks per API key or per "
+                 "person and address, texts and calls too close or too many, push requests over the fatigue "
+                 f"limits (by default {limits.BY_NAME[limits.PUSH_REQUESTS].default} per person in "
+                 f"{limits.BY_NAME[limits.PUSH_REQUESTS].window_seconds // 60} minutes).",
                  **{"Retry-After": {"required": True, "schema": {"type": "string", "pattern": "^[0-9]+$"}}}),
     "503": error("`provider_unavailable` (the telephone service cannot be reached, or did not confirm "
                  "the call: then a number-matched call's `number_match` is included) or `unavailable` "
@@ -93,7 +101,8 @@ AUTH_LINKS = {
 
 def operation(op_id: str, summary: str, responses: dict, *, request: dict | None = None,
               path_id: bool = False, description: str | None = None) -> dict:
-    out = {"operationId": op_id, "summary": summary, "responses": responses}
+    # Every operation counts against the API key's limits (GET /limits): any may answer 429.
+    out = {"operationId": op_id, "summary": summary, "responses": {**responses, **errors("429")}}
     if description:
         out["description"] = description
     if path_id:
@@ -112,6 +121,7 @@ SCHEMAS = {
             "field": {"type": "string", "description": "The request field at fault (some 400s)."},
             "attempts_left": {"type": "integer", "minimum": 0},
             "retry_after": {"type": "integer", "minimum": 1, "description": "Seconds (429)."},
+            "limit": {"type": "string", "description": "On a 429 from a limit of `GET /limits`: its `name`."},
             "number_match": {"type": "string", "pattern": "^[1-8][0-9]$",
                              "description": "On a 503 `provider_unavailable` to a number-matched call's challenge: "
                                             "the call may still ring, and asks for these digits; show them."},
@@ -206,6 +216,20 @@ SCHEMAS = {
         "type": "object", "required": ["username", "app_password"],
         "properties": {"username": text(254), "app_password": text(200)},
     },
+    "Limit": {
+        "type": "object", "required": ["name", "counts", "per", "window_seconds", "limit", "effect", "setting"],
+        "properties": {
+            "name": {"enum": [limit.name for limit in limits.CATALOGUE]},
+            "counts": {"type": "string", "description": "What is counted, for people."},
+            "per": {"enum": sorted({limit.per for limit in limits.CATALOGUE})},
+            "window_seconds": {"type": "integer", "minimum": 0,
+                               "description": "The window; 0 for a count of failures in a row."},
+            "limit": {"type": "integer", "minimum": 1, "description": "The number in force."},
+            "effect": {"type": "string", "description": "`rate_limited` (429), or what happens instead, "
+                                                        "e.g. `locked`, `push_paused`, `telephony_off`."},
+            "setting": {"type": "string", "description": "The environment variable that sets it."},
+        },
+    },
 }
 
 PATHS = {
@@ -234,6 +258,21 @@ PATHS = {
          **errors("400", "401", "404", "409", "413", "422", "423", "429", "503")},
         request=ref("CheckRequest"), path_id=True,
     )},
+    "/authentications/{auth_id}/recovery-codes": {"post": operation(
+        "createRecoveryCodes", "A new set of recovery codes for the person, after a sign-in with their phone or app",
+        {"201": answer("Ten single-use codes, shown once; the person's earlier set no longer works.",
+                       {"type": "object", "required": ["codes"],
+                        "properties": {"codes": {"type": "array", "minItems": RECOVERY_CODE_COUNT,
+                                                 "maxItems": RECOVERY_CODE_COUNT,
+                                                 "items": {"type": "string", "pattern": RECOVERY_CODE_PATTERN}}}}),
+         **errors("401", "404", "409", "503")},
+        path_id=True,
+        description="Only on a sign-in approved with `reason` `verified` (the person's phone or app) less "
+                    "than 10 minutes ago; otherwise 409 `not_approved` (not approved), `too_old` (approved 10 "
+                    "minutes ago or more), `second_factor_needed` (approved by `mfa_not_required`, "
+                    "`recovery_code` or `access_pass`), `account_blocked` (fraud-blocked) or "
+                    "`account_locked` (locked out).",
+    )},
     "/authentications/{auth_id}/registrations": {"post": operation(
         "createRegistration", "Register a phone, an authenticator app or a phone app (push) while "
         "`registration_required`",
@@ -255,6 +294,13 @@ PATHS = {
     "/openapi.json": {"get": operation(
         "getOpenApi", "This description",
         {"200": answer("OpenAPI 3.1.", {"type": "object", "required": ["openapi", "info", "paths"]}),
+         **errors("401", "503")},
+    )},
+    "/limits": {"get": operation(
+        "getLimits", "Every limit in force: what it counts, per what, its window and its number",
+        {"200": answer("One entry per limit (docs/limits.md).",
+                       {"type": "object", "required": ["limits"],
+                        "properties": {"limits": {"type": "array", "items": ref("Limit")}}}),
          **errors("401", "503")},
     )},
 }

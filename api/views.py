@@ -6,7 +6,8 @@ from flask import g, jsonify
 from api import bp, json_body, openapi
 from api.serialize import authentication_json, challenge_json, iso
 from edge import client_ip, db, services
-from mfa import app_passwords, authentications, challenges, checks, methods, phone_registration, push_enrolment
+from mfa import (app_passwords, authentications, challenges, checks, methods, phone_registration, push_enrolment,
+                 recovery_codes)
 from mfa.errors import BadRequest
 from mfa.method_types import AppCode, PushApp
 from mfa.unit_of_work import Transactions, use_case
@@ -45,6 +46,13 @@ def create_check(auth_id: str):
     return jsonify(authentication_json(auth))
 
 
+@bp.post("/authentications/<auth_id>/recovery-codes")
+def create_recovery_codes(auth_id: str):
+    with use_case(db()):
+        codes = recovery_codes.generate_after_sign_in(db(), services(), auth_id)
+    return jsonify({"codes": codes}), 201
+
+
 @bp.post("/authentications/<auth_id>/registrations")
 def create_registration(auth_id: str):
     body = json_body()
@@ -80,3 +88,9 @@ def verify_app_password():
 @bp.get("/openapi.json")
 def openapi_description():
     return jsonify(openapi.description())
+
+
+@bp.get("/limits")
+def published_limits():
+    """Every limit in force, as enforced (docs/limits.md)."""
+    return jsonify({"limits": services().limits.published()})

@@ -32,6 +32,9 @@ class SeedTelephony:
     def send_code_sms(self, to: str, code: str, language: str) -> str:
         return "SM" + uuid.uuid4().hex
 
+    def send_notice_sms(self, to: str, change: str, language: str, last_digits: str | None) -> str:
+        return "SM" + uuid.uuid4().hex
+
     def place_verification_call(self, to: str, challenge_id: str) -> str:
         return "CA" + uuid.uuid4().hex
 

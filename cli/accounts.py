@@ -5,7 +5,7 @@ import click
 from flask.cli import with_appcontext
 
 from cli.use_cases import run
-from mfa import accounts, api_keys, app_passwords, remembered_browsers
+from mfa import access_passes, accounts, api_keys, app_passwords, recovery_codes, remembered_browsers
 from mfa.queries import do_not_call_since
 from models.user import DEFAULT_LANGUAGE, LANGUAGES, ROLES
 
@@ -48,6 +48,8 @@ def show_user(username):
             f"({svc.policy.explain(user)})",
             f"status:    {_status(user, now)}",
             f"app passwords: {len(app_passwords.list_for(db, user))}",
+            f"recovery codes: {recovery_codes.remaining(db, user.id)} left",
+            f"access pass: {_pass(access_passes.working(db, svc, user.id))}",
             "methods:" if user.methods else "methods:   none (registration at next sign-in)",
         ]
         for m in user.methods:
@@ -69,12 +71,24 @@ def show_user(username):
     click.echo(run(describe))
 
 
+def _pass(row) -> str:
+    if row is None:
+        return "none working"
+    return f"until {row.expires_at:%Y-%m-%d %H:%M} UTC, {row.uses_allowed - row.uses} use(s) left"
+
+
 def _status(user, now) -> str:
     if user.fraud_blocked_at:
         return f"blocked after a fraud report at {user.fraud_blocked_at:%Y-%m-%d %H:%M} UTC (users unlock)"
     if user.locked_until and user.locked_until > now:
-        return f"locked until {user.locked_until:%Y-%m-%d %H:%M} UTC"
-    return "active"
+        return f"locked until {user.locked_until:%Y-%m-%d %H:%M} UTC (users unlock)"
+    locks = []  # smart lockout (docs/lockout.md): the person still signs in from familiar places, or mails
+    if user.unfamiliar_locked_until and user.unfamiliar_locked_until > now:
+        locks.append(f"locked until {user.unfamiliar_locked_until:%Y-%m-%d %H:%M} UTC for unfamiliar sources "
+                     "(familiar ones still sign in)")
+    if user.app_password_locked_until and user.app_password_locked_until > now:
+        locks.append(f"app passwords locked until {user.app_password_locked_until:%Y-%m-%d %H:%M} UTC")
+    return "; ".join(locks) + " (users unlock)" if locks else "active"
 
 
 @users_group.command("reset-methods", help="Forget every method: registration happens again at next sign-in.")
@@ -91,6 +105,29 @@ def reset_methods(username):
 def unlock(username):
     user = run(lambda db, svc: accounts.unlock(db, svc, username))
     click.echo(f"Unlocked {user.username}.")
+
+
+@users_group.command("issue-pass", help="A temporary access pass for someone who lost their phone: printed "
+                     "once, as the last line; it replaces any pass issued to them before (docs/recovery.md).")
+@click.argument("username")
+@click.option("--minutes", default=str(access_passes.DEFAULT_MINUTES), show_default=True,
+              help=f"How long it works: {access_passes.MIN_MINUTES} to {access_passes.MAX_MINUTES}.")
+@click.option("--uses", default=str(access_passes.DEFAULT_USES), show_default=True,
+              help=f"How many sign-ins it is good for: {access_passes.MIN_USES} to {access_passes.MAX_USES}.")
+@with_appcontext
+def issue_pass(username, minutes, uses):
+    minutes, uses = _whole_number(minutes, "--minutes"), _whole_number(uses, "--uses")
+    secret = run(lambda db, svc: access_passes.issue(db, svc, username, minutes=minutes, uses=uses))
+    click.echo(f"Temporary access pass for {username.lower()}: works for {minutes} minutes and "
+               f"{uses} sign-in{'s' if uses != 1 else ''}. Read it to them once; it is not shown again:")
+    click.echo(secret)
+
+
+def _whole_number(value: str, option: str) -> int:
+    """A whole number, or one line saying what is wrong (click's own refusal is a usage page)."""
+    if not value.isascii() or not value.isdigit():
+        raise click.ClickException(f"{option} must be a whole number, not {value!r}.")
+    return int(value)
 
 
 @click.group("apikeys", help="Keys for relying applications.")

@@ -59,6 +59,14 @@ class TwilioProvider:
         ))
         return message.sid
 
+    def send_notice_sms(self, to: str, change: str, language: str, last_digits: str | None) -> str:
+        # No status callback: a notice is no challenge, and nothing waits on its delivery.
+        body = sms_texts.notice_message(self.service_name, change, language, last_digits)
+        sender = ({"messaging_service_sid": self.messaging_service_sid}
+                  if self.messaging_service_sid else {"from_": self.from_number})
+        message = self._send("sms", to, lambda: self.client.messages.create(to=to, body=body, **sender))
+        return message.sid
+
     def place_verification_call(self, to: str, challenge_id: str) -> str:
         call = self._send("call", to, lambda: self.client.calls.create(
             to=to, from_=self.from_number,

@@ -1,23 +1,19 @@
-"""Accounts: creation, look-up, lockout after consecutive failures, unlocking."""
+"""Accounts: creation, look-up, lockout after consecutive failures (mfa/lockout.py), unlocking."""
 from __future__ import annotations
 
 import re
-from datetime import timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from models import Method, User
 from models.user import LANGUAGES, ROLES
-from mfa import audit
+from mfa import audit, lockout
 from mfa.browser_sessions import end_all_for_user
-from mfa.compare_and_set import compare_and_set
 from mfa.errors import BadRequest, Conflict, NotFound
 from mfa.services import Services
 from mfa.usernames import normalise_username
 
-LOCKOUT_THRESHOLD = 10
-LOCKOUT_DURATION = timedelta(minutes=15)
 USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,253}$")
 REGION_RE = re.compile(r"^[a-z]+(-[a-z]+)*$")
 
@@ -74,50 +70,21 @@ def create_user(
     return user
 
 
-def record_failure(db: Session, svc: Services, user: User, source_ip: str | None) -> bool:
-    """Count one failed password or code; lock the account at the threshold.
-
-    Atomic, so two workers failing at once cannot both slip under the limit.
-    Returns True when this failure locked the account.
-    """
-    count = db.execute(
-        update(User)
-        .where(User.id == user.id)
-        .values(failed_count=User.failed_count + 1)
-        .returning(User.failed_count)
-        .execution_options(synchronize_session=False)
-    ).scalar_one()
-    if count < LOCKOUT_THRESHOLD:
-        return False
-    until = svc.clock.now() + LOCKOUT_DURATION
-    locked = compare_and_set(db, user, where=[User.failed_count >= LOCKOUT_THRESHOLD],
-                             failed_count=0, locked_until=until)
-    if locked:
-        end_all_for_user(db, user.id)  # someone is guessing: every browser signs in again
-        audit.record(
-            db, svc.clock, "account_locked", "locked", user=user, source_ip=source_ip,
-            reason="too_many_failures", detail=f"until {until.isoformat()}",
-        )
-    return locked
+def record_failure(db: Session, svc: Services, user: User, source_ip: str | None, *, via_api: bool = False) -> bool:
+    """Count one failed password or code from `source_ip`; lock at the threshold (mfa/lockout.py:
+    familiar and unfamiliar sources count apart; `via_api`, a sign-in through the JSON API, always
+    unfamiliar). True when the source is locked out after it."""
+    return lockout.record_failure(db, svc, user, source_ip, via_api=via_api)
 
 
 def reset_failures(db: Session, user: User) -> None:
-    if user.failed_count == 0:
-        return  # the common case: nothing to write
-    db.execute(
-        update(User)
-        .where(User.id == user.id)
-        .values(failed_count=0)
-        .execution_options(synchronize_session=False)
-    )
+    """A completed sign-in: the sign-in counters and the lockout growth back to 0."""
+    lockout.reset_failures(db, user)
 
 
 def unlock(db: Session, svc: Services, username: str) -> User:
     user = get_user(db, username)
-    was = "fraud_block" if user.fraud_blocked_at else ("lockout" if user.locked_until else "none")
-    user.failed_count = 0
-    user.locked_until = None
-    user.fraud_blocked_at = None
+    was = lockout.clear(user)  # every counter and lock: sign-ins, unfamiliar sources, app passwords
     end_all_for_user(db, user.id)  # the helpdesk stepped in: nothing from before stays signed in
     audit.record(db, svc.clock, "account_unlocked", "ok", user=user, reason=was)
     return user

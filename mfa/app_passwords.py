@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from models import AppPassword, User
-from mfa import audit
+from mfa import audit, lockout
 from mfa.accounts import find_user
 from mfa.authentications import require_text
 from models.base import is_id
@@ -24,7 +24,7 @@ from mfa.services import Services
 from mfa.vault import token_hash
 
 MAX_PER_USER = 40
-NO_ONE = "0" * 32  # shaped like an id, never issued (ids are uuid4: their 13th digit is 4)
+NO_ONE = lockout.NO_ONE  # shaped like an id, never issued (ids are uuid4: their 13th digit is 4)
 LETTERS = string.ascii_lowercase
 
 
@@ -107,11 +107,22 @@ def verify(db: Session, svc: Services, username: object, app_password: object, s
     ))
     if len(normalised) != 16:
         row = None
-    if row is None or user is None or user.is_locked(svc.clock.now()):
+    # Decided and counted under the person's lock (the same statements for an unknown name), so
+    # twenty at once count up to the threshold and lock once; the rest find the lock and count
+    # nothing. Their own counter and lock: a lockout of the sign-ins never refuses a mail client,
+    # nor the reverse; a fraud block refuses both. The lock refuses wrong app passwords only: a
+    # right one (75 random bits, never guessed online) still opens the mail (mfa/lockout.py).
+    lockout.hold(db, user, "app_password_failed_count", "app_password_locked_until", "fraud_blocked_at")
+    refused = user is not None and lockout.app_passwords_refused(user, svc.clock.now(), matched=row is not None)
+    if row is None or user is None or refused:
+        reason = ("fraud_block" if user is not None and user.fraud_blocked_at else "locked") if refused else "no_match"
         audit.record(db, svc.clock, "app_password_check", "failed", user=user,
                      username=None if user else audit.unknown_username(svc.vault, username),
-                     source_ip=source_ip, reason="locked" if row else "no_match")
+                     source_ip=source_ip, reason=reason)
+        if not refused:
+            lockout.record_app_password_failure(db, svc, user, source_ip)
         raise InvalidCredentials("The username or app password is incorrect.")
+    lockout.reset_app_password_failures(db, user)
     row.last_used_at = svc.clock.now()
     audit.record(db, svc.clock, "app_password_check", "ok", user=user, detail=row.name,
                  source_ip=source_ip)

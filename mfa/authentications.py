@@ -10,8 +10,8 @@ from sqlalchemy.orm import Session
 from models import Authentication, Challenge, RememberedBrowser, User
 from models.states import OPEN_STATUSES, RETRYABLE_DENIALS, AuthStatus, ChallengeStatus, Reason
 from models.base import is_id
-from mfa import audit, facts, remembered_browsers
-from mfa.accounts import find_user, record_failure, reset_failures
+from mfa import audit, facts, lockout, remembered_browsers
+from mfa.accounts import find_user
 from mfa.compare_and_set import compare_and_set
 from mfa.errors import AccountLocked, BadRequest, InvalidCredentials, NotFound
 from mfa.locks import is_sqlite
@@ -69,16 +69,19 @@ def start(
         audit.record(db, svc.clock, "sign_in", "failed", username=audit.unknown_username(svc.vault, username),
                      reason="unknown_user", source_ip=source_ip, method_type=facts.PASSWORD)
         raise InvalidCredentials()
-    if user.is_locked(now):
-        # Answer before checking the password, so a locked account reveals nothing.
+    # A relying application's sign-in comes from its server, not the person: never familiar (mfa/lockout.py).
+    familiar = api_key_id is None and lockout.is_familiar(db, svc, user.id, source_ip)
+    if lockout.refuses(user, now, familiar):
+        # Answer before checking the password, so a locked account reveals nothing. An unfamiliar
+        # source's lockout leaves the person's familiar sources open (smart lockout, mfa/lockout.py).
         reason = "fraud_block" if user.fraud_blocked_at else "locked"
-        audit.record(db, svc.clock, "sign_in", "refused", user=user, reason=reason,
-                     source_ip=source_ip, method_type=facts.PASSWORD)
+        audit.record(db, svc.clock, "sign_in", "refused", user=user, reason=reason, source_ip=source_ip,
+                     method_type=facts.PASSWORD, detail=None if user.is_locked(now) else "unfamiliar source")
         raise AccountLocked()
     if not svc.passwords.verify(user.password_hash, password):
         audit.record(db, svc.clock, "sign_in", "failed", user=user, reason="wrong_password",
                      source_ip=source_ip, method_type=facts.PASSWORD)
-        if record_failure(db, svc, user, source_ip):
+        if lockout.record_failure(db, svc, user, source_ip, familiar=familiar):
             raise AccountLocked()
         raise InvalidCredentials()
     user.password_hash = svc.passwords.rehash_if_needed(user.password_hash, password)
@@ -95,12 +98,12 @@ def _open(db: Session, svc: Services, user: User, source_ip: str | None,
     why = svc.policy.explain(user)
     if not svc.policy.requires_mfa(user):
         auth.status, auth.reason, auth.completed_at = AuthStatus.APPROVED, Reason.MFA_NOT_REQUIRED, now
-        reset_failures(db, user)
+        lockout.signed_in(db, svc, user, source_ip, via_api=api_key_id is not None)  # its source becomes familiar
         audit.record(db, svc.clock, "sign_in", "approved", user=user, reason=Reason.MFA_NOT_REQUIRED,
                      source_ip=source_ip, detail=why, method_type=facts.PASSWORD)
     elif (remembered := _remembered(db, svc, user, api_key_id, remembered_token)) is not None:
         auth.status, auth.reason, auth.completed_at = AuthStatus.APPROVED, Reason.REMEMBERED_BROWSER, now
-        reset_failures(db, user)
+        lockout.signed_in(db, svc, user, source_ip, via_api=api_key_id is not None)  # passed the second step before
         audit.record(db, svc.clock, "sign_in", "approved", user=user, reason=Reason.REMEMBERED_BROWSER,
                      source_ip=source_ip, detail=f"remembered browser {remembered.id}", method_type=facts.PASSWORD)
     else:
@@ -183,15 +186,29 @@ def finish(db: Session, svc: Services, auth: Authentication, status: AuthStatus,
     go on until now: the person would otherwise be offered "Call me again" that cannot work).
     `retryable_too`: also end a sign-in whose last call or text failed, though not overdue (the
     person cancelling it, mfa/cancellation.py).
+    Approving it makes its source familiar to the person (even should the compare-and-set lose:
+    the caller has just checked the second factor from there) and, if it wins, ends the person's
+    chain of failures (mfa/lockout.py).
     """
     now = svc.clock.now()
     could_go_on = or_(Authentication.status.in_(OPEN_STATUSES),
                       and_(Authentication.status == AuthStatus.DENIED, Authentication.reason.in_(RETRYABLE_DENIALS)))
     if not challenges_ended:
         end_challenges(db, auth, reason)
-    return compare_and_set(db, auth, where=[could_go_on if overdue or retryable_too
-                                                else Authentication.status.in_(OPEN_STATUSES)],
-                           status=status, reason=reason, completed_at=now)
+    approving = status == AuthStatus.APPROVED
+    if approving:
+        # The one place every second factor approves a sign-in (codes, calls, the phone app, and
+        # whatever comes next): its source becomes familiar to the person (not a relying application's
+    # through the API). Before the sign-in's
+        # compare-and-set, in the lock order (mfa/locks.py): this refers to the person's row, and
+        # locks it when their failures will be reset.
+        lockout.approving(db, svc, auth.user, auth.source_ip, via_api=auth.api_key_id is not None)
+    won = compare_and_set(db, auth, where=[could_go_on if overdue or retryable_too
+                                               else Authentication.status.in_(OPEN_STATUSES)],
+                          status=status, reason=reason, completed_at=now)
+    if won and approving:
+        lockout.reset_failures(db, auth.user)  # the chain of failures ends
+    return won
 
 
 def end_challenges(db: Session, auth: Authentication, reason: Reason) -> None:

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from models import Authentication, Challenge, DoNotCall
 from models.states import AuthStatus, ChallengeStatus, Reason
-from mfa import audit, call_keys, call_lookup, fraud_reports
+from mfa import audit, call_keys, call_lookup, fraud_reports, spend
 from mfa.accounts import record_failure, reset_failures
 from mfa.authentications import finish, hold_challenges
 from mfa.compare_and_set import compare_and_set, remember
@@ -55,6 +55,10 @@ CALL_FAILURES: dict[str | None, Reason] = {
     "busy": Reason.BUSY, "no-answer": Reason.NO_ANSWER, "failed": Reason.CALL_FAILED,
     "canceled": Reason.CANCELED, "completed": Reason.HUNG_UP,
 }
+# Calls that rang with nobody there to answer: after LIMIT_UNANSWERED_CALLS of them in a day the
+# number gets no more calls (mfa/spend.py). Not "no input", a wrong key or a hang-up (someone answered),
+# nor a failed call (it never rang, and costs nothing).
+UNANSWERED = (Reason.NO_ANSWER, Reason.BUSY, Reason.MACHINE_ANSWERED)
 # What a finished challenge says again if its webhook is repeated.
 ENDINGS: dict[str | None, str] = {
     ChallengeStatus.APPROVED: "verified", ChallengeStatus.FRAUD: "fraud_recorded", Reason.DO_NOT_CALL: "do_not_call",
@@ -376,11 +380,11 @@ def _number_mismatch(db: Session, svc: Services, challenge: Challenge, asked: As
                                call_step="reprompt_mismatch"):
             return _lost_turn(challenge, asked)
         _audit_mismatch(db, svc, challenge, "refused; the caller may key the number once more")
-        record_failure(db, svc, auth.user, auth.source_ip)
+        record_failure(db, svc, auth.user, auth.source_ip, via_api=auth.api_key_id is not None)
         return _turn(challenge, "reprompt_mismatch", asked.ask, asked.repeats)
     if _deny(db, svc, challenge, Reason.NUMBER_MISMATCH):
         _audit_mismatch(db, svc, challenge, "a second wrong number on this sign-in: it is denied")
-        record_failure(db, svc, auth.user, auth.source_ip)
+        record_failure(db, svc, auth.user, auth.source_ip, via_api=auth.api_key_id is not None)
     return _turn(challenge, ENDINGS.get(challenge.reason, "goodbye"))
 
 
@@ -426,6 +430,8 @@ def _deny(db: Session, svc: Services, challenge: Challenge, reason: Reason) -> b
     """Deny the pending challenge and its sign-in; False if another webhook ended it first."""
     if not claim(db, challenge, ChallengeStatus.DENIED, reason, ending_the_rest=reason):
         return False
+    if reason in UNANSWERED:
+        spend.mark_unanswered(db, challenge.id)
     auth = challenge.authentication
     finish(db, svc, auth, AuthStatus.DENIED, reason, challenges_ended=True)
     audit.record(db, svc.clock, "challenge_failed", "denied", user=auth.user,

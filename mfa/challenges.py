@@ -3,8 +3,10 @@
 Never a database transaction or a lock across a call to the provider. A send is three steps,
 run by `send` with a `Transactions` runner (mfa/unit_of_work.py) that commits each step:
 
-1. reserve (one short transaction): lock the person, the number, the sign-in (in that order,
-   see mfa/locks.py); check spacing and the hourly caps; insert the challenge in status
+1. reserve (one short transaction): refuse a number calls and texts may not go to
+   (mfa/destinations.py); lock the person, the number, the sign-in, the telephony budget (in
+   that order, see mfa/locks.py); check the budget, spacing, the hourly caps and the
+   per-number spend controls (mfa/spend.py); insert the challenge in status
    "sending" (a text's code hash already set), its SendRecord and the sign-in's send counter.
    Committed, so the row exists before the provider can call back, and the caps count it.
 2. deliver: the provider call, with no transaction open.
@@ -20,7 +22,7 @@ does arrive can be typed, and a call that does ring is adopted by its first webh
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Callable
 
 from sqlalchemy import delete, func, select, update
@@ -29,7 +31,7 @@ from sqlalchemy.orm import Session
 from models import Authentication, Challenge, Method, PushDevice, SendRecord
 from models.base import new_id
 from models.states import SUPERSEDED, AuthStatus, ChallengeStatus, Reason
-from mfa import audit, push_approvals
+from mfa import audit, destinations, limits, push_approvals, spend
 from mfa.authentications import can_continue, get, hold_challenges, set_status
 from mfa.compare_and_set import RowGone, compare_and_set, remember
 from mfa.calls import end_calls
@@ -42,14 +44,6 @@ from mfa.services import Services
 from mfa.telephony import DeliveryUnknown, TelephonyRejected
 from mfa.unit_of_work import Transactions
 from mfa.vault import phone_lookup_matches
-
-RESEND_AFTER = timedelta(seconds=30)
-MAX_SENDS = 5
-# Across sign-ins, in any rolling hour: stops floods, harassment and SMS pumping.
-CAP_WINDOW = timedelta(hours=1)
-MAX_SENDS_PER_USER_HOUR = 15
-MAX_SENDS_PER_NUMBER_HOUR = 10
-
 
 @dataclass
 class Reservation:
@@ -168,14 +162,17 @@ def reserve(db: Session, svc: Services, auth: Authentication, method: Method, pu
         raise Unprocessable(f"Verification by {mtype.label.lower()} needs no challenge.", code="no_challenge_needed")
     assert method.phone_encrypted is not None  # texts and calls go to phone methods only
     number = svc.vault.decrypt(method.phone_encrypted)
+    _check_destination(db, svc, auth, method, number)  # before anything is counted or locked
     lock_person(db, auth.user_id)  # before counting: see mfa/locks.py
     lock_number(db, svc, number)
     _lock(db, auth)
     db.refresh(auth.user, ["locked_until", "fraud_blocked_at"])
     if auth.user.is_locked(svc.clock.now()):
         raise AccountLocked()
+    sent_today = spend.check_budget(db, svc, auth.user, method)  # takes the last lock: the service's budget
     _check_spacing(db, svc, auth)
     _check_caps(db, svc, auth, method, number)
+    range_lookup = spend.check_number(db, svc, auth.user, method, number)
     if mtype.respects_do_not_call and on_do_not_call_list(db, svc.vault, number):
         raise Unprocessable(
             "Whoever answers this number asked us not to call it again. Choose another method, "
@@ -188,8 +185,10 @@ def reserve(db: Session, svc: Services, auth: Authentication, method: Method, pu
     )
     code = mtype.new_challenge(svc, challenge)
     db.add(challenge)
-    record = SendRecord(at=now, user_id=auth.user_id, phone_lookup=svc.vault.keyed_hash(number), type=method.type)
+    record = SendRecord(at=now, user_id=auth.user_id, phone_lookup=svc.vault.keyed_hash(number), type=method.type,
+                        challenge_id=challenge.id, range_lookup=range_lookup)
     db.add(record)
+    spend.counted(db, svc, sent_today)
     sent_before = auth.last_sent_at
     _count_send(db, auth, now)
     db.flush()
@@ -252,6 +251,17 @@ def _fail(db: Session, svc: Services, r: Reservation, reason: str) -> None:
                  method_type=r.method.type, reason=reason, source_ip=r.source_ip, detail=f"type={r.method.type}")
 
 
+def _check_destination(db: Session, svc: Services, auth: Authentication, method: Method, number: str) -> None:
+    """Calls and texts only where TELEPHONY_ALLOWED_COUNTRIES allows, whenever the phone was registered."""
+    try:
+        destinations.check_number(svc, number)
+    except destinations.DestinationNotAllowed:
+        audit.record(db, svc.clock, "challenge_refused", "refused", user=auth.user, method=method.label,
+                     method_type=method.type, reason=destinations.DestinationNotAllowed.code,
+                     detail="the number is outside TELEPHONY_ALLOWED_COUNTRIES or in a high-cost range")
+        raise
+
+
 def _lock(db: Session, auth: Authentication) -> None:
     """Serialise challenge starts for one sign-in (row lock on PostgreSQL; after the person's)."""
     db.execute(select(Authentication.id).where(Authentication.id == auth.id).with_for_update())
@@ -260,13 +270,14 @@ def _lock(db: Session, auth: Authentication) -> None:
 def _check_spacing(db: Session, svc: Services, auth: Authentication) -> None:
     db.refresh(auth)  # read the counters after taking the lock
     now = svc.clock.now()
-    if auth.sends >= MAX_SENDS:
+    max_sends, resend_after = svc.limits.number(limits.SENDS_PER_SIGN_IN), svc.limits.window(limits.RESEND_WAIT)
+    if auth.sends >= max_sends:
         raise RateLimited(
             (auth.expires_at - now).total_seconds(),
-            f"No more than {MAX_SENDS} codes or calls per sign-in. Start signing in again.",
+            f"No more than {max_sends} codes or calls per sign-in. Start signing in again.",
         )
-    if auth.last_sent_at and now - auth.last_sent_at < RESEND_AFTER:
-        wait = whole_seconds((auth.last_sent_at + RESEND_AFTER - now).total_seconds())
+    if auth.last_sent_at and now - auth.last_sent_at < resend_after:
+        wait = whole_seconds((auth.last_sent_at + resend_after - now).total_seconds())
         raise RateLimited(wait, f"Wait {wait} second{'' if wait == 1 else 's'} before asking for another code or call.")
 
 
@@ -274,17 +285,22 @@ def _check_caps(db: Session, svc: Services, auth: Authentication, method: Method
     """Caps across sign-ins: per person, and per number (protects people who are not users).
 
     Counted under the person's and the number's locks (see reserve), so they hold under races.
+    Texts and calls only: change notices count toward the day's budget alone (mfa/spend.py).
     """
-    since = svc.clock.now() - CAP_WINDOW
+    window = svc.limits.window(limits.SENDS_PER_PERSON)
+    since = svc.clock.now() - window
     per_user = db.scalar(select(func.count()).select_from(SendRecord).where(
-        SendRecord.user_id == auth.user_id, SendRecord.at >= since)) or 0
+        SendRecord.user_id == auth.user_id, SendRecord.type.in_(spend.TELEPHONY), SendRecord.at >= since)) or 0
+    since = svc.clock.now() - svc.limits.window(limits.SENDS_PER_NUMBER)
     per_number = db.scalar(select(func.count()).select_from(SendRecord).where(
-        phone_lookup_matches(SendRecord.phone_lookup, svc.vault, number), SendRecord.at >= since)) or 0
-    if per_user >= MAX_SENDS_PER_USER_HOUR or per_number >= MAX_SENDS_PER_NUMBER_HOUR:
+        phone_lookup_matches(SendRecord.phone_lookup, svc.vault, number), SendRecord.type.in_(spend.TELEPHONY),
+        SendRecord.at >= since)) or 0
+    if (per_user >= svc.limits.number(limits.SENDS_PER_PERSON)
+            or per_number >= svc.limits.number(limits.SENDS_PER_NUMBER)):
         audit.record(db, svc.clock, "challenge_refused", "rate_limited", user=auth.user, method=method.label,
                      method_type=method.type, reason="hourly_cap",
                      detail=f"user={per_user} number={per_number} in the last hour")
-        raise RateLimited(CAP_WINDOW.total_seconds(),
+        raise RateLimited(window.total_seconds(),
                           "Too many texts and calls in the last hour. Try again later or use the authenticator app.")
 
 

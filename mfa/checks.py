@@ -1,4 +1,10 @@
-"""Checking a typed code (authenticator app or texted code) against a sign-in."""
+"""Checking a typed code (authenticator app or texted code) against a sign-in.
+
+A recovery code or a helpdesk's temporary access pass is taken here too, in place of any method
+(docs/recovery.md): told apart by its shape (15 or 16 letters and digits, where a method's code
+is 6 digits), and accepted even when no code is waiting, also while the person has nothing
+registered. A wrong one counts as a wrong code.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -8,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from models import Authentication, Challenge, Method
 from models.states import OPEN_STATUSES, AuthStatus, Reason
-from mfa import audit, facts
+from mfa import access_passes, audit, change_notices, facts, limits, recovery_codes
 from mfa.accounts import record_failure, reset_failures
 from mfa.authentications import can_continue, end_challenges, finish, get, hold_challenges, set_status
 from mfa.errors import AccountLocked, BadRequest, InvalidCode, NotPending, TooManyAttempts
@@ -18,9 +24,11 @@ from mfa.method_types import OK, WRONG_CODE, method_type, offered
 from mfa.method_types.text import TEXTED, Text
 from mfa.services import Services
 
-MAX_CODE_ATTEMPTS = 5
 REGISTERED_MEANWHILE = "This person has registered already. Sign in again to use the method they chose."
 MAX_CODE_LENGTH = 32
+# Only a sign-in takes a recovery code or pass: a change to security info ("change") must prove
+# the new method itself.
+TAKES_BACKUP = "sign_in"
 
 
 @dataclass
@@ -37,14 +45,18 @@ def check_code(db: Session, svc: Services, auth_id: object, code: object, source
     code = "".join(code.split())
     auth = get(db, svc, auth_id)
     _require_checkable(auth, svc)
+    backup = _backup_kind(code) if auth.purpose == TAKES_BACKUP else None
+    if backup is not None:
+        return _check_backup(db, svc, auth, backup, recovery_codes.normalise(code), source_ip)
     candidates = _candidates(db, svc, auth)
-    if not candidates:
+    malformed = not (code.isascii() and code.isdigit())
+    if not candidates and not malformed:
         # Most often a texted code that lapsed: say so, and what to do (the API and the pages alike).
         raise NotPending(f"There is no code waiting for this sign-in: a texted code expires after "
                          f"{Text.code_lifetime_minutes()} minutes. Ask for a new code.")
     if auth.can_retry():  # a call or text failed, but an app code may still finish the sign-in
         set_status(db, svc, auth, AuthStatus.REGISTRATION_REQUIRED if auth.registering else AuthStatus.MFA_REQUIRED)
-    if not (code.isascii() and code.isdigit()):
+    if malformed:  # letters: not a method's code, and (no code waiting or not) a mistyped recovery code or pass
         return _refuse(db, svc, auth, "malformed_code", source_ip)
     reason = "wrong_code"
     for candidate in candidates:
@@ -54,6 +66,54 @@ def check_code(db: Session, svc: Services, auth_id: object, code: object, source
         if outcome != WRONG_CODE:
             reason = outcome
     return _refuse(db, svc, auth, reason, source_ip)
+
+
+def _backup_kind(code: str) -> Reason | None:
+    """A recovery code or an access pass, by its shape; None for anything else (a method's code)."""
+    normalised = recovery_codes.normalise(code)
+    if recovery_codes.is_shaped(normalised):
+        return Reason.RECOVERY_CODE
+    if recovery_codes.is_shaped(normalised, access_passes.LENGTH):
+        return Reason.ACCESS_PASS
+    return None
+
+
+def _check_backup(db: Session, svc: Services, auth: Authentication, kind: Reason, normalised: str,
+                  source_ip: str | None) -> Authentication:
+    """Spend a recovery code or one use of a pass and approve the sign-in; a wrong, used, expired or
+    revoked one is a wrong code. Locks in the usual order (mfa/locks.py): the sign-in's challenges,
+    the person, then the code or pass row (its UPDATE), then the sign-in."""
+    if auth.can_retry():  # a call or text failed: the sign-in may still be finished this way
+        set_status(db, svc, auth, AuthStatus.REGISTRATION_REQUIRED if auth.registering else AuthStatus.MFA_REQUIRED)
+    hold_challenges(db, auth)
+    lock_person(db, auth.user_id)
+    if kind == Reason.RECOVERY_CODE:
+        code_id = recovery_codes.spend(db, svc, auth.user_id, normalised)
+        spent = (code_id, 0) if code_id is not None else None
+    else:
+        spent = access_passes.spend(db, svc, auth.user_id, normalised)
+    if spent is None:
+        return _refuse(db, svc, auth, f"wrong_{kind}", source_ip)
+    end_challenges(db, auth, kind)
+    if not finish(db, svc, auth, AuthStatus.APPROVED, kind, challenges_ended=True):
+        # Ended meanwhile (a `#`, a timeout): nothing was approved, so the code or use is given back.
+        (recovery_codes.unspend if kind == Reason.RECOVERY_CODE else access_passes.unspend)(db, spent[0])
+        raise NotPending(f"This sign-in has already ended ({auth.status}).")
+    reset_failures(db, auth.user)
+    audit.record(db, svc.clock, "sign_in", "approved", user=auth.user, reason=kind, source_ip=source_ip,
+                 method_type=facts.TYPED_CODE,
+                 detail="nothing registered: approved without registering" if auth.registering else None)
+    if kind == Reason.RECOVERY_CODE:
+        left = recovery_codes.remaining(db, auth.user_id)
+        audit.record(db, svc.clock, "recovery_code_used", "ok", user=auth.user, source_ip=source_ip,
+                     detail=f"{left} left")
+        change_notices.notify(db, svc, auth.user, change_notices.RECOVERY_CODE_USED,
+                              detail=f"{left} recovery code(s) left")
+    else:
+        audit.record(db, svc.clock, "access_pass_used", "ok", user=auth.user, source_ip=source_ip,
+                     detail=f"{spent[1]} use(s) left")
+        change_notices.notify(db, svc, auth.user, change_notices.ACCESS_PASS_USED)
+    return auth
 
 
 def _require_checkable(auth: Authentication, svc: Services) -> None:
@@ -128,11 +188,12 @@ def _refuse(db: Session, svc: Services, auth: Authentication, reason: str, sourc
         raise NotPending(f"This sign-in has already ended ({auth.status}).")
     audit.record(db, svc.clock, "code_check", "failed", user=auth.user, reason=reason,
                  source_ip=source_ip, method_type=facts.TYPED_CODE)
-    if record_failure(db, svc, auth.user, source_ip):
+    if record_failure(db, svc, auth.user, source_ip, via_api=auth.api_key_id is not None):
         finish(db, svc, auth, AuthStatus.LOCKED, Reason.ACCOUNT_LOCKED)
         raise AccountLocked()
-    if attempts >= MAX_CODE_ATTEMPTS:
+    allowed = svc.limits.number(limits.CODE_ATTEMPTS)
+    if attempts >= allowed:
         finish(db, svc, auth, AuthStatus.DENIED, Reason.TOO_MANY_ATTEMPTS)
         raise TooManyAttempts()
     db.refresh(auth)
-    raise InvalidCode(attempts_left=MAX_CODE_ATTEMPTS - attempts)
+    raise InvalidCode(attempts_left=allowed - attempts)

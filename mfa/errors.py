@@ -33,9 +33,11 @@ class InvalidCredentials(MfaError):
 
 class AccountLocked(MfaError):
     code = "locked"
-    # Said before the password is checked, so it cannot say which (mfa/accounts.py LOCKOUT_DURATION).
+    # Said before the password is checked, so it cannot say which (mfa/lockout.py BASE_DURATION: the
+    # first lockout; repeated ones last longer). Said only where the lockout applies (smart lockout).
     message = ("Your account is locked. If a wrong password or code was entered too many times, try again in "
-               "15 minutes. If you reported a sign-in that was not you, only your administrator can unlock it.")
+               "15 minutes (longer if it happens again), or sign in from a place you have signed in from "
+               "before. If you reported a sign-in that was not you, only your administrator can unlock it.")
 
 
 class InvalidSignature(MfaError):

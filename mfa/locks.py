@@ -11,13 +11,16 @@ in opposite orders could each wait for the other, and PostgreSQL would abort one
    mfa/calls.py); a fraud report takes all of the person's, lowest id first;
 2. the person (lock_person);
 3. the phone number (lock_number);
-4. the sign-in.
+4. the sign-in;
+5. the telephony budget (lock_budget): one lock for the whole service, taken last, just
+   before the day's calls and texts are counted (mfa/spend.py). Every text and call (change
+   notices included) waits for it in turn, so it is held only while counting and inserting.
 
 tests/test_lock_order.py races a call's webhooks against the other requests.
 
 PostgreSQL: a row lock on the person (`SELECT ... FOR UPDATE`) and a transaction
 advisory lock on the number (numbers are not rows: any person may text any
-number). SQLite has no row locks but serialises writers: a no-op write takes the
+number, and on the budget's fixed key). SQLite has no row locks but serialises writers: a no-op write takes the
 database's write lock at once, before the counts are read (a later write would
 take it only after reading, when another writer may already have counted).
 """
@@ -48,6 +51,23 @@ def lock_number(db: Session, svc: Services, number: str) -> None:
     if is_sqlite(db):
         return  # the person's lock already holds SQLite's single write lock
     db.execute(select(func.pg_advisory_xact_lock(number_key(svc, number))))
+
+
+# The telephony budget's advisory-lock key: any fixed 64-bit number no keyed hash is likely to be.
+BUDGET_KEY = 0x4D46415F42554447  # "MFA_BUDG"
+
+
+def lock_budget(db: Session) -> None:
+    """Serialise the counting of the whole service's calls and texts, until commit (PostgreSQL).
+
+    Taken last (see the order above). SQLite: a write that changes no row takes the database's
+    single write lock now, before the count, for a caller that has taken no other lock.
+    """
+    if is_sqlite(db):
+        db.execute(update(User).where(User.id == "").values(role=User.role)
+                   .execution_options(synchronize_session=False))
+        return
+    db.execute(select(func.pg_advisory_xact_lock(BUDGET_KEY)))
 
 
 def number_key(svc: Services, number: str) -> int:

@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 from models import Authentication, DoNotCall, Method, User
 from models.base import is_id
 from models.states import AuthStatus
-from mfa import audit, phones, totp
+from mfa import audit, change_notices, phones, spend, totp
 from mfa.authentications import can_continue, get, set_status
 from mfa.errors import NotPending, Unprocessable
 from mfa.locks import lock_person
@@ -81,6 +81,7 @@ def activate(db: Session, svc: Services, method: Method, source_ip: str | None) 
     now = svc.clock.now()
     replaced = [m for m in method.user.verified_methods() if m.id != method.id and same_slot(m, method)]
     had_default = any(m.is_default for m in replaced)
+    old_numbers = change_notices.replaced_numbers(svc, replaced)  # told of the change: read before the delete
     for old in replaced:
         db.delete(old)
     method.verified_at = now
@@ -100,6 +101,11 @@ def activate(db: Session, svc: Services, method: Method, source_ip: str | None) 
     audit.record(db, svc.clock, "method_registered", "ok", user=method.user, method=method.label,
                  source_ip=source_ip, detail=f"type={method.type} kind={method.kind or '-'}"
                  + (" (replaced the previous one)" if replaced else ""))
+    change = change_notices.added(method, bool(replaced))
+    if change is not None:  # the person's other phones are told (never this one, nor its twin)
+        change_notices.notify(db, svc, method.user, change, phone=method if number else None,
+                              exclude_method_ids=[method.id],
+                              replaced_numbers=old_numbers if change == change_notices.PHONE_CHANGED else ())
 
 
 def _twin_types(method: Method, number: str | None) -> list[str]:
@@ -129,7 +135,7 @@ def method_to_start(db: Session, svc: Services, user: User) -> Method:
     """The method a page sign-in starts by itself: the default, unless it is a call the do-not-call
     list would refuse (every sign-in would begin with a refusal); then the first method offered."""
     default = default_method(user)
-    if not _refused_call(db, svc, default):  # the usual case: one look-up at most
+    if not _refused_call(db, svc, default) and spend.offered(db, svc, [default]):  # the usual case
         return default
     offer = methods_to_offer(db, svc, user)
     return offer[0] if offer else default
@@ -147,8 +153,9 @@ def make_default(db: Session, method: Method) -> None:
 
 def methods_to_offer(db: Session, svc: Services, user: User) -> list[Method]:
     """The person's verified methods, less calls to a number whose answerer pressed 9 (do not call):
-    offering one would only be refused. A text to that number still is (it lifts the refusal)."""
-    return [m for m in user.verified_methods() if not _refused_call(db, svc, m)]
+    offering one would only be refused. A text to that number still is (it lifts the refusal).
+    No texts or calls at all while the day's telephony budget is spent (mfa/spend.py)."""
+    return spend.offered(db, svc, [m for m in user.verified_methods() if not _refused_call(db, svc, m)])
 
 
 def _refused_call(db: Session, svc: Services, method: Method) -> bool:

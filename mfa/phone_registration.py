@@ -18,7 +18,7 @@ from models.base import new_id
 from models.method import PHONE_KINDS
 from models.user import LANGUAGES
 from models.states import ChallengeStatus
-from mfa import phones
+from mfa import destinations, phones, spend
 from mfa.challenges import Reservation, reserve, send
 from mfa.errors import BadRequest, NotPending, Unprocessable
 from mfa.methods import require_registering
@@ -56,6 +56,7 @@ def register_phone(tx: Transactions, svc: Services, auth_id: object, number: obj
         auth = require_registering(db, svc, auth_id)
         phone = phones.parse(number)
         parsed.append(phone)
+        destinations.check(svc, phone)  # nothing is saved or sent for a number calls may not go to
         check_phone_rules(phone, kind, delivery, auth.user.hybrid)
         method = Method(
             id=new_id(), user_id=auth.user_id, type=delivery, kind=kind, label=phone.label,
@@ -119,6 +120,12 @@ def roaming_notice(number: object) -> str | None:
 def phone_kinds_for(hybrid: bool) -> tuple[str, ...]:
     """The kinds of phone a person may register: a hybrid mailbox takes no office phone."""
     return tuple(kind for kind in PHONE_KINDS if not (hybrid and kind == "office"))
+
+
+def phone_kinds_offered(db: Session, svc: Services, hybrid: bool) -> tuple[str, ...]:
+    """The kinds of phone the registration pages offer now: none while the day's telephony budget
+    is spent (mfa/spend.py), so that only the apps are offered."""
+    return () if spend.telephony_paused(db, svc) else phone_kinds_for(hybrid)
 
 
 def may_register_phone(kind: object, hybrid: bool) -> bool:

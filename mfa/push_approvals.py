@@ -3,8 +3,8 @@
 The sign-in screen shows two digits; the phone must send them back to approve (number matching:
 NIST SP 800-63B-4 §3.1.3.1). A tap alone approves nothing, so someone who only knows the
 password cannot wear the person down with requests until they tap "Approve" (MFA fatigue);
-fatigue limits cap the requests too: MAX_REQUESTS per person in REQUESTS_WINDOW, and
-PAUSE_AFTER_DENIALS denials in a row pause them for PAUSE.
+fatigue limits cap the requests too (mfa/limits.py): PUSH_REQUESTS per person in its window and
+PUSH_REQUESTS_PER_HOUR in an hour, and PUSH_DENIALS denials in a row pause them for its window.
 
 Lock order as everywhere (mfa/locks.py): the sign-in's challenges (a claim), the person, the sign-in.
 Starting one runs in challenges.start_challenge; the push itself goes out after the commit (deliver).
@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from models import ApiKey, Authentication, Challenge, Method, PushDevice
 from models.base import is_id, new_id
 from models.states import OPEN_STATUSES, AuthStatus, ChallengeStatus, Reason
-from mfa import audit, fraud_reports
+from mfa import audit, fraud_reports, limits
 from mfa.accounts import record_failure, reset_failures
 from mfa.authentications import end_unanswered_push, finish, hold_challenges
 from mfa.calls import claim
@@ -40,17 +40,11 @@ from mfa.unit_of_work import Transactions
 
 log = logging.getLogger("mfa.push")
 
-MAX_REQUESTS = 3
-REQUESTS_WINDOW = timedelta(minutes=5)
-PAUSE_AFTER_DENIALS = 2
-PAUSE = timedelta(minutes=15)
 DENIALS_IN_A_ROW = (Reason.PUSH_DENIED, Reason.NUMBER_MISMATCH)
 ENDED = "This sign-in request has ended: it was answered, replaced by a newer one, or it expired."
 CANCELLED_ON_SCREEN = ("This sign-in was cancelled on the sign-in screen, so there is nothing to approve. If it "
                        "was not you, choose 'This wasn't me'.")
 CANCELLED = and_(Authentication.status == AuthStatus.DENIED, Authentication.reason == Reason.CANCELLED_BY_PERSON)
-MAX_REQUESTS_PER_HOUR = 10
-HOUR = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -264,66 +258,71 @@ def _mismatch(db: Session, svc: Services, device: PushDevice, challenge: Challen
                         f"(device from {source_ip}); the sign-in is denied")
     log.warning("NUMBER MISMATCH on the phone app %s for %s (sign-in from %s): the sign-in is denied",
                 device.method.label, auth.user.username, auth.source_ip)
-    record_failure(db, svc, auth.user, auth.source_ip)
+    record_failure(db, svc, auth.user, auth.source_ip, via_api=auth.api_key_id is not None)
     _pause_if_denied_twice(db, svc, auth)
 
 
 def _check_fatigue(db: Session, svc: Services, auth: Authentication) -> None:
     now = svc.clock.now()
+    most, window = svc.limits.number(limits.PUSH_REQUESTS), svc.limits.window(limits.PUSH_REQUESTS)
     mine = [Authentication.user_id == auth.user_id, Challenge.type == PushApp.name]
     recent = db.scalars(select(Challenge.created_at)
                         .join(Authentication, Authentication.id == Challenge.authentication_id)
-                        .where(*mine, Challenge.created_at > now - REQUESTS_WINDOW)
-                        .order_by(Challenge.created_at.desc()).limit(MAX_REQUESTS)).all()
-    if len(recent) >= MAX_REQUESTS:
-        wait = recent[-1] + REQUESTS_WINDOW - now
+                        .where(*mine, Challenge.created_at > now - window)
+                        .order_by(Challenge.created_at.desc()).limit(most)).all()
+    if len(recent) >= most:
+        wait = recent[-1] + window - now
         audit.record(db, svc.clock, "challenge_refused", "rate_limited", user=auth.user, method_type=PushApp.name,
                      reason="push_fatigue_limit", source_ip=auth.source_ip,
-                     detail=f"{MAX_REQUESTS} push requests in {_minutes(REQUESTS_WINDOW)} minutes")
-        raise RateLimited(wait.total_seconds(), f"We have sent {MAX_REQUESTS} requests to your phone in the last "
-                          f"{_minutes(REQUESTS_WINDOW)} minutes. Choose another way to sign in, or wait "
+                     detail=f"{most} push requests in {_minutes(window)} minutes")
+        raise RateLimited(wait.total_seconds(), f"We have sent {most} requests to your phone in the last "
+                          f"{_minutes(window)} minutes. Choose another way to sign in, or wait "
                           f"{_in_minutes(wait)}.")
+    most, window = svc.limits.number(limits.PUSH_REQUESTS_PER_HOUR), svc.limits.window(limits.PUSH_REQUESTS_PER_HOUR)
     in_the_hour = db.scalars(select(Challenge.created_at)
                              .join(Authentication, Authentication.id == Challenge.authentication_id)
-                             .where(*mine, Challenge.created_at > now - HOUR)
-                             .order_by(Challenge.created_at.desc()).limit(MAX_REQUESTS_PER_HOUR)).all()
-    if len(in_the_hour) >= MAX_REQUESTS_PER_HOUR:
+                             .where(*mine, Challenge.created_at > now - window)
+                             .order_by(Challenge.created_at.desc()).limit(most)).all()
+    if len(in_the_hour) >= most:
         audit.record(db, svc.clock, "challenge_refused", "rate_limited", user=auth.user, method_type=PushApp.name,
                      reason="push_hourly_cap", source_ip=auth.source_ip,
-                     detail=f"{MAX_REQUESTS_PER_HOUR} push requests in an hour")
-        raise RateLimited((in_the_hour[-1] + HOUR - now).total_seconds(), f"We have sent {MAX_REQUESTS_PER_HOUR} "
+                     detail=f"{most} push requests in an hour")
+        raise RateLimited((in_the_hour[-1] + window - now).total_seconds(), f"We have sent {most} "
                           "requests to your phone in the last hour. Choose another way to sign in, or try again "
-                          f"in {_in_minutes(in_the_hour[-1] + HOUR - now)}.")
-    paused_until = _paused_until(db, auth.user_id)
+                          f"in {_in_minutes(in_the_hour[-1] + window - now)}.")
+    paused_until = _paused_until(db, svc, auth.user_id)
     if paused_until is not None and now < paused_until:
         raise RateLimited((paused_until - now).total_seconds(),
-                          f"Requests to your phone are paused because the last {PAUSE_AFTER_DENIALS} were denied. "
+                          f"Requests to your phone are paused because the last "
+                          f"{svc.limits.number(limits.PUSH_DENIALS)} were denied. "
                           f"Choose another way to sign in, or wait {_in_minutes(paused_until - now)}.")
 
 
-def _paused_until(db: Session, user_id: str) -> datetime | None:
-    """When the pause after PAUSE_AFTER_DENIALS denials in a row ends (an approval breaks the run)."""
+def _paused_until(db: Session, svc: Services, user_id: str) -> datetime | None:
+    """When the pause after PUSH_DENIALS denials in a row ends (an approval breaks the run)."""
+    denials = svc.limits.number(limits.PUSH_DENIALS)
     answers = db.execute(
         select(Challenge.status, Challenge.reason, Challenge.answered_at)
         .join(Authentication, Authentication.id == Challenge.authentication_id)
         .where(Authentication.user_id == user_id, Challenge.type == PushApp.name, Challenge.answered_at.is_not(None))
-        .order_by(Challenge.answered_at.desc()).limit(PAUSE_AFTER_DENIALS)).all()
-    if len(answers) < PAUSE_AFTER_DENIALS or not all(a.reason in DENIALS_IN_A_ROW for a in answers):
+        .order_by(Challenge.answered_at.desc()).limit(denials)).all()
+    if len(answers) < denials or not all(a.reason in DENIALS_IN_A_ROW for a in answers):
         return None
     latest = answers[0].answered_at
     assert isinstance(latest, datetime)
-    return latest + PAUSE
+    return latest + svc.limits.window(limits.PUSH_DENIALS)
 
 
 def _pause_if_denied_twice(db: Session, svc: Services, auth: Authentication) -> None:
     db.flush()  # the answer just recorded counts
-    if _paused_until(db, auth.user_id) is not None:
+    if _paused_until(db, svc, auth.user_id) is not None:
+        denials = svc.limits.number(limits.PUSH_DENIALS)
         audit.record(db, svc.clock, "push_paused", "suspicious", user=auth.user, method_type=PushApp.name,
                      source_ip=auth.source_ip,
-                     detail=f"{PAUSE_AFTER_DENIALS} push requests denied in a row: none for "
-                            f"{_minutes(PAUSE)} minutes")
+                     detail=f"{denials} push requests denied in a row: none for "
+                            f"{_minutes(svc.limits.window(limits.PUSH_DENIALS))} minutes")
         log.warning("PUSH PAUSED for %s: %d requests denied in a row (last sign-in from %s)",
-                    auth.user.username, PAUSE_AFTER_DENIALS, auth.source_ip)
+                    auth.user.username, denials, auth.source_ip)
 
 
 def _forget_subscription(db: Session, device_id: str) -> None:

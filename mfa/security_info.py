@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from models import Authentication, Method, User
 from models.user import LANGUAGES
 from models.states import AuthStatus
-from mfa import audit
+from mfa import audit, change_notices
 from mfa.authentications import AUTHENTICATION_TTL
 from mfa.browser_sessions import end_all_for_user
 from mfa.errors import BadRequest, Unprocessable
@@ -64,6 +64,10 @@ def remove_method(db: Session, svc: Services, user: User, method_id: object, sou
     end_all_for_user(db, user.id, except_id=keep_session)
     audit.record(db, svc.clock, "method_removed", "ok", user=user, method=method.label,
                  source_ip=source_ip, detail=f"type={method.type} kind={method.kind or '-'}")
+    change = change_notices.removed(method)
+    if change is not None:  # the phones that remain are told (never the one removed)
+        change_notices.notify(db, svc, user, change, phone=method if method.phone_encrypted else None,
+                              exclude_method_ids=[m.id for m in gone])
 
 
 def set_language(db: Session, svc: Services, user: User, language: Any, source_ip: str | None) -> None:

@@ -18,6 +18,10 @@ class Telephony(Protocol):
     def send_code_sms(self, to: str, code: str, language: str) -> str:
         """Text a one-time code; returns the provider's message id (MessageSid)."""
 
+    def send_notice_sms(self, to: str, change: str, language: str, last_digits: str | None) -> str:
+        """Text a change notification (mfa/change_notices.py: `change` names what changed; at most
+        the changed phone's last digits). Returns the MessageSid."""
+
     def place_verification_call(self, to: str, challenge_id: str) -> str:
         """Ring `to`; the call flow runs through webhooks. Returns the CallSid."""
 

@@ -4,13 +4,16 @@ from models.authentication import Authentication, Challenge
 from models.base import Base
 from models.browser_session import BrowserSession
 from models.do_not_call import DoNotCall
+from models.familiar_source import FamiliarSource
 from models.method import Method
 from models.push_device import DeviceNonce, PushDevice
+from models.recovery import AccessPass, RecoveryCode
 from models.remembered_browser import RememberedBrowser
 from models.send_record import SendRecord
 from models.user import ApiKey, AppPassword, User
 
 __all__ = [
-    "ApiKey", "AppPassword", "AuditEvent", "Authentication", "Base", "BrowserSession", "Challenge", "DeviceNonce",
-    "DoNotCall", "Method", "PushDevice", "RememberedBrowser", "SendRecord", "User",
+    "AccessPass", "ApiKey", "AppPassword", "AuditEvent", "Authentication", "Base", "BrowserSession", "Challenge",
+    "DeviceNonce", "DoNotCall", "FamiliarSource", "Method", "PushDevice", "RecoveryCode", "RememberedBrowser",
+    "SendRecord", "User",
 ]

@@ -42,6 +42,8 @@ class Reason(StrEnum):
     VERIFIED = "verified"
     MFA_NOT_REQUIRED = "mfa_not_required"
     REMEMBERED_BROWSER = "remembered_browser"  # the page sign-in came from a browser the person had remembered
+    RECOVERY_CODE = "recovery_code"  # one of the person's saved recovery codes (mfa/recovery_codes.py)
+    ACCESS_PASS = "access_pass"  # a temporary access pass from the helpdesk (mfa/access_passes.py)
     # Denials that end one call or text, not the sign-in (RETRYABLE_DENIALS).
     NO_ANSWER = "no_answer"
     BUSY = "busy"
@@ -80,7 +82,8 @@ RETRYABLE_DENIALS = (
     Reason.NO_ANSWER, Reason.BUSY, Reason.CALL_FAILED, Reason.NO_INPUT, Reason.WRONG_KEY, Reason.DELIVERY_FAILED,
     Reason.HUNG_UP, Reason.MACHINE_ANSWERED, Reason.CANCELED, Reason.DO_NOT_CALL, Reason.NO_RESPONSE,
 )
-APPROVALS = (Reason.VERIFIED, Reason.MFA_NOT_REQUIRED, Reason.REMEMBERED_BROWSER)
+APPROVALS = (Reason.VERIFIED, Reason.MFA_NOT_REQUIRED, Reason.REMEMBERED_BROWSER, Reason.RECOVERY_CODE,
+             Reason.ACCESS_PASS)
 CHALLENGE_ONLY = (Reason.REPLACED, Reason.ENDED, Reason.PROVIDER_UNAVAILABLE)
 # Reasons that deny or end a sign-in: each has a sentence for people and a line in docs/api.md.
 DENIALS = tuple(r for r in Reason if r not in APPROVALS and r not in CHALLENGE_ONLY)

@@ -34,6 +34,14 @@ class User(Base):
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # Set by a "0#" fraud report; only `users unlock` clears it.
     fraud_blocked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Smart lockout (mfa/lockout.py): failures from sources the person never completed a sign-in
+    # from count apart and lock only those sources; app passwords count apart from sign-ins.
+    unfamiliar_failed_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    unfamiliar_locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    app_password_failed_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    app_password_locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Lockouts since the last completed sign-in: each lockout lasts longer than the one before.
+    lockouts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     methods: Mapped[list[Method]] = relationship(

@@ -2,7 +2,8 @@
 
 Webhook latency is measured from the first before_request hook (ops registers it, so it
 runs before the signature check) to after_request, labelled by route, never by query.
-The sign-in, challenge, audit and Twilio counters live in ops/counters.py.
+The sign-in, challenge, audit and Twilio counters live in ops/counters.py. The telephony budget's
+gauge is counted from the database when scraped (budget_gauge).
 
 With several gunicorn workers, set PROMETHEUS_MULTIPROC_DIR to an empty directory before
 start-up (ops/gunicorn_config.py empties it): each worker then writes its values to files
@@ -12,11 +13,19 @@ from __future__ import annotations
 
 import time
 
+import logging
+
 from flask import Flask, Response, g, request
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client import multiprocess
+from prometheus_client.core import GaugeMetricFamily
+from sqlalchemy.exc import SQLAlchemyError
 
+from edge import db, services
 from ivr import webhook_urls
+from mfa import spend
+
+log = logging.getLogger("mfa.ops")
 
 WEBHOOK_PREFIX = webhook_urls.PREFIX + "/"
 WEBHOOK_SECONDS = Histogram(
@@ -47,4 +56,31 @@ def register(app: Flask, multiproc_dir: str | None) -> None:
             multiprocess.MultiProcessCollector(registry, path=multiproc_dir)
         else:
             registry = REGISTRY
-        return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(registry) + budget_gauge(), mimetype=CONTENT_TYPE_LATEST)
+
+
+class _Value:
+    """A collector of one value read at scrape time."""
+
+    def __init__(self, family: GaugeMetricFamily):
+        self.family = family
+
+    def collect(self):
+        yield self.family
+
+
+def budget_gauge() -> bytes:
+    """mfa_telephony_budget_remaining, counted from the database at each scrape: the same value from
+    every worker and every instance (the budget is the whole service's), there before the first
+    send, and current after every send and refusal. Left out, with a warning, if the database fails."""
+    try:
+        remaining = spend.budget_remaining(db(), services())
+    except SQLAlchemyError:
+        log.warning("mfa_telephony_budget_remaining left out: the database did not answer", exc_info=True)
+        return b""
+    registry = CollectorRegistry()
+    registry.register(_Value(GaugeMetricFamily(
+        "mfa_telephony_budget_remaining",
+        "Calls and texts the service may still place today (UTC): TELEPHONY_DAILY_BUDGET less those sent.",
+        value=remaining)))
+    return generate_latest(registry)

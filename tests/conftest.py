@@ -17,7 +17,7 @@ from sqlalchemy import Engine, create_engine, event, text
 
 from app import create_app
 from cli.database import upgrade
-from mfa import api_keys
+from mfa import api_keys, change_notices
 from mfa.clock import FixedClock
 from mfa.unit_of_work import use_case
 from models import Base
@@ -73,6 +73,35 @@ def database_url(migrated_database, tmp_path):
     engine.dispose()
 
 
+@pytest.fixture
+def scratch_database(tmp_path, request):
+    """An empty database of the test's own, for migrating from an old version: a SQLite file, or a
+    PostgreSQL schema named after the test (dropped afterwards); the suite's database stays as it is.
+    Yields (url, on_postgresql)."""
+    pg = _pg_url()
+    if not pg:
+        yield f"sqlite:///{tmp_path / 'old.sqlite3'}", False
+        return
+    schema = "scratch_" + "".join(c if c.isalnum() else "_" for c in request.node.name.lower())[:40]
+    engine = create_engine(pg)
+    with engine.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    try:
+        yield f"{pg}{'&' if '?' in pg else '?'}options=-csearch_path%3D{schema}", True
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        engine.dispose()
+
+
+def stored_now(clock, pg: bool):
+    """A naive UTC time as a raw statement stores it: a datetime for PostgreSQL, its text for SQLite
+    (Python 3.12+ deprecates sqlite3's own datetime adapter, and every warning is an error here)."""
+    now = clock.now().replace(tzinfo=None)
+    return now if pg else now.isoformat(sep=" ")
+
+
 @pytest.fixture(autouse=True)
 def dispose_engines():
     """Close the pooled connections of every engine the test used when it ends. An app a test
@@ -119,6 +148,7 @@ def app(app_config):
     app = create_app(app_config)
     app.config["TESTING"] = True
     yield app
+    change_notices.wait_for_sends()  # texts about changed methods go out on threads: none outlives the test
     app.extensions["mfa"].engine.dispose()
 
 
@@ -225,6 +255,7 @@ def live(app_config, standin_server, phones):
     server.api = LiveApi(server.url, key)
     server.app = app
     yield server
+    change_notices.wait_for_sends()
     phones.wait_idle()
     server.stop()
     app.extensions["mfa"].engine.dispose()

@@ -20,11 +20,15 @@ class FakeTelephony:
         self.during = during  # during(what, sid): while the provider is busy sending (checks from outside)
         self.texts: list[tuple[str, str]] = []  # (to, code)
         self.calls: list[tuple[str, str]] = []  # (to, challenge id)
+        self.notices: list[tuple[str, str]] = []  # (to, change): change notifications
         self.ended: list[str] = []
         self._lock = threading.Lock()
 
     def send_code_sms(self, to: str, code: str, language: str) -> str:
         return self._send(self.texts, (to, code), "SM")
+
+    def send_notice_sms(self, to: str, change: str, language: str, last_digits: str | None) -> str:
+        return self._send(self.notices, (to, change), "SM")
 
     def place_verification_call(self, to: str, challenge_id: str) -> str:
         return self._send(self.calls, (to, challenge_id), "CA")

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app import create_app
-from mfa import accounts, approvals, browser_sessions
+from mfa import accounts, approvals, browser_sessions, lockout
 from models import AppPassword, Authentication, BrowserSession
 from settings import SettingsError
 from tests.browser_steps import COOKIE, app_step, cookie, csrf_token, password_step, post_form, replay, signed_in
@@ -346,8 +346,8 @@ def test_sign_out_everywhere_needs_its_csrf_token(app, client, run, dave):
 
 def test_a_lockout_ends_the_persons_sessions(app, client, api, dave):
     password_step(client, "dave")
-    for _ in range(accounts.LOCKOUT_THRESHOLD):
-        api.post("/authentications", {"username": "dave", "password": "wrong"})
+    for _ in range(lockout.threshold(app.extensions["mfa"].services)):  # on the page, from where dave signed in
+        post_form(app.test_client(), "/sign-in", {"username": "dave", "password": "wrong"})
     assert not signed_in(client)
 
 

@@ -127,31 +127,20 @@ def test_a_malformed_web_push_setting_stops_start_up_naming_it(tmp_path, env, na
 
 # --- the migration --------------------------------------------------------------------------------
 
-def test_the_migration_upgrades_a_0003_database_with_its_methods_and_downgrades(tmp_path, clock):
+def test_the_migration_upgrades_a_0003_database_with_its_methods_and_downgrades(scratch_database, clock):
     """People upgrade from any earlier version: their methods and challenges stay, push tables appear."""
     from alembic import command
-    from sqlalchemy import create_engine, inspect, text
+    from sqlalchemy import inspect, text
 
     from cli.database import alembic_config, upgrade
     from models.database import make_engine
-    from tests.conftest import _pg_url
-    from tests.test_remember_browser import _stored_now
+    from tests.conftest import stored_now
 
-    pg = _pg_url()
-    if pg:  # a schema of its own: the suite's database stays as it is
-        schema = "upgrade_from_0003"
-        engine = create_engine(pg)
-        with engine.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-            conn.execute(text(f"CREATE SCHEMA {schema}"))
-        engine.dispose()
-        url = f"{pg}{'&' if '?' in pg else '?'}options=-csearch_path%3D{schema}"
-    else:
-        url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
+    url, pg = scratch_database
     config = alembic_config(url)
     command.upgrade(config, "0003")
     engine = make_engine(url)  # as the app makes it: SQLite enforces foreign keys
-    now = {"now": _stored_now(clock, pg)}
+    now = {"now": stored_now(clock, pg)}
     with engine.begin() as conn:
         assert "push_devices" not in inspect(conn).get_table_names()
         conn.execute(text("INSERT INTO users (id, username, password_hash, role, region, hybrid, language, "
@@ -175,8 +164,3 @@ def test_the_migration_upgrades_a_0003_database_with_its_methods_and_downgrades(
         assert "answered_at" not in {c["name"] for c in inspect(conn).get_columns("challenges")}
     upgrade(url)
     engine.dispose()
-    if pg:
-        cleanup = create_engine(pg)
-        with cleanup.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        cleanup.dispose()

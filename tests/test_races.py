@@ -17,7 +17,7 @@ from sqlalchemy.exc import OperationalError
 
 from mfa import accounts, app_passwords, challenges, checks
 from mfa.app_passwords import MAX_PER_USER
-from mfa.challenges import MAX_SENDS_PER_NUMBER_HOUR, MAX_SENDS_PER_USER_HOUR
+from mfa.limits import SENDS_PER_NUMBER, SENDS_PER_PERSON, Limits
 from mfa.errors import MfaError
 from mfa.locks import number_key
 from mfa.unit_of_work import Transactions, use_case
@@ -27,6 +27,8 @@ from tests.fake_telephony import FakeTelephony, use_fake
 from tests.helpers import add_phone, start_sign_in
 
 NUMBER = "+447400123456"
+MAX_SENDS_PER_USER_HOUR = Limits().number(SENDS_PER_PERSON)
+MAX_SENDS_PER_NUMBER_HOUR = Limits().number(SENDS_PER_NUMBER)
 WAYS = 20
 postgres_only = pytest.mark.skipif(
     not os.environ.get("TEST_DATABASE_URL"),

@@ -19,12 +19,12 @@ from sqlalchemy.exc import IntegrityError
 
 from app import create_app
 from cli.database import alembic_config, upgrade
-from mfa import accounts, authentications, remembered_browsers
+from mfa import accounts, authentications, lockout, remembered_browsers
 from mfa.remembered_browsers import HASH_PREFIX
 from models import AppPassword, AuditEvent, Method, RememberedBrowser
 from settings import SettingsError, load, parse_remember_days
 from tests.browser_steps import AxeWatch, WatchedBrowser, assert_accessible, password_step, post_form, replay, signed_in
-from tests.conftest import TEST_DATA_KEY, _pg_url, run_in
+from tests.conftest import TEST_DATA_KEY, run_in, stored_now
 from tests.helpers import pyotp_code
 from tests.personas import PASSWORD, person
 
@@ -297,7 +297,7 @@ def test_a_lockout_forgets_every_browser(app, client, run, clock, erin):
     remember_here(client, clock)
     sign_out(client)
     guesser = app.test_client()
-    for _ in range(accounts.LOCKOUT_THRESHOLD):
+    for _ in range(lockout.threshold(app.extensions["mfa"].services)):
         post_form(guesser, "/sign-in", {"username": "erin", "password": "wrong"})
     assert stored(run, erin) == []
 
@@ -407,21 +407,11 @@ def test_the_label_names_the_browser_and_system_only():
 
 # --- the migration --------------------------------------------------------------------------------
 
-def test_the_migration_upgrades_a_0002_database_with_its_people_and_downgrades(tmp_path, clock):
+def test_the_migration_upgrades_a_0002_database_with_its_people_and_downgrades(scratch_database, clock):
     from alembic import command
     from sqlalchemy import create_engine
 
-    pg = _pg_url()
-    if pg:  # a schema of its own: the suite's database stays as it is
-        schema = "upgrade_from_0002"
-        engine = create_engine(pg)
-        with engine.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-            conn.execute(text(f"CREATE SCHEMA {schema}"))
-        engine.dispose()
-        url = f"{pg}{'&' if '?' in pg else '?'}options=-csearch_path%3D{schema}"
-    else:
-        url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
+    url, pg = scratch_database
     config = alembic_config(url)
     command.upgrade(config, "0002")
     engine = create_engine(url)
@@ -429,28 +419,23 @@ def test_the_migration_upgrades_a_0002_database_with_its_people_and_downgrades(t
         assert "remembered_browsers" not in inspect(conn).get_table_names()
         conn.execute(text("INSERT INTO users (id, username, password_hash, role, region, hybrid, language, "
                           "failed_count, created_at) VALUES ('u1', 'old.person', 'x', 'admin', 'england', false, "
-                          "'en-GB', 0, :now)"), {"now": _stored_now(clock, pg)})
+                          "'en-GB', 0, :now)"), {"now": stored_now(clock, pg)})
     upgrade(url)
     with engine.begin() as conn:
         columns = {c["name"] for c in inspect(conn).get_columns("remembered_browsers")}
         assert columns == {"id", "user_id", "token_hash", "label", "created_at", "expires_at", "last_used_at"}
         assert conn.execute(text("SELECT username FROM users")).scalar_one() == "old.person"
         conn.execute(text("INSERT INTO remembered_browsers VALUES ('r1', 'u1', 'h', 'A browser', :now, :now, NULL)"),
-                     {"now": _stored_now(clock, pg)})
+                     {"now": stored_now(clock, pg)})
         with pytest.raises(IntegrityError):  # one token hash, one row
             with conn.begin_nested():
                 conn.execute(text("INSERT INTO remembered_browsers VALUES ('r2', 'u1', 'h', 'B', :now, :now, NULL)"),
-                             {"now": _stored_now(clock, pg)})
+                             {"now": stored_now(clock, pg)})
     command.downgrade(config, "0002")
     with engine.begin() as conn:
         assert "remembered_browsers" not in inspect(conn).get_table_names()
     upgrade(url)
     engine.dispose()
-    if pg:
-        cleanup = create_engine(pg)
-        with cleanup.begin() as conn:
-            conn.execute(text("DROP SCHEMA upgrade_from_0002 CASCADE"))
-        cleanup.dispose()
 
 
 # --- in Chromium: the path a person takes ----------------------------------------------------------
@@ -532,10 +517,3 @@ def test_browsers_past_their_end_are_deleted_now_and_then(app, client, run, cloc
     clock.advance(timedelta(days=DAYS).total_seconds())
     app.test_client().get("/sign-in")  # a new session: the instance tidies up at most every 5 minutes
     assert stored(run) == []
-
-
-def _stored_now(clock, pg):
-    """A naive UTC time as a raw statement stores it: a datetime for PostgreSQL, its text for SQLite
-    (Python 3.12+ deprecates sqlite3's own datetime adapter, and every warning is an error here)."""
-    now = clock.now().replace(tzinfo=None)
-    return now if pg else now.isoformat(sep=" ")

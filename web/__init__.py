@@ -7,19 +7,16 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from flask import Blueprint, Flask, abort, request, send_from_directory, session
-from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
+from flask import Blueprint, Flask, abort, send_from_directory, session
 from flask_wtf.csrf import CSRFProtect
 
-from web.session_store import NO_SESSION_PATHS, DatabaseSessionInterface
+from web.session_store import DatabaseSessionInterface
 
 log = logging.getLogger("mfa.web")
 
 bp = Blueprint("web", __name__, template_folder="templates", static_folder="static",
                static_url_path="/static/web")
 csrf = CSRFProtect()
-limiter = Limiter(get_remote_address)
 
 NHSUK_ASSETS = Path(__file__).resolve().parent.parent / "node_modules" / "nhsuk-frontend" / "dist" / "nhsuk"
 STATIC = Path(__file__).resolve().parent / "static"
@@ -35,16 +32,10 @@ def register(app: Flask) -> None:
     from api import bp as api_bp
     from devices.views import bp as devices_bp
     from ivr.webhooks import bp as twilio_bp
-    from web import (account, change_window, errors, phone_app, registration,  # noqa: F401  (routes)
-                     remember_browser, security_info, sign_in, time_limit)
+    from web import (account, change_window, errors, phone_app, rate_limits, registration,  # noqa: F401
+                     remember_browser, security_info, sign_in, time_limit)  # (routes)
 
     settings = app.extensions["mfa"].settings
-    app.config.setdefault("RATELIMIT_STORAGE_URI", settings.redis_url or "memory://")
-    # Redis gone: count in this process instead of failing sign-in (flask-limiter logs one
-    # WARNING when it switches, and goes back to Redis once a ping answers again).
-    app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
-    if settings.redis_url:  # a hung Redis costs a request one second, not a worker
-        app.config.setdefault("RATELIMIT_STORAGE_OPTIONS", {"socket_connect_timeout": 1, "socket_timeout": 1})
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # tied to the session instead
     app.register_blueprint(bp)
     phone_app.register(app)
@@ -62,14 +53,6 @@ def register(app: Flask) -> None:
     csrf.exempt(api_bp)  # API keys, not cookies
     csrf.exempt(twilio_bp)  # Twilio signatures, not cookies
     csrf.exempt(devices_bp)  # the phone app's signatures, not cookies
-    limiter.init_app(app)
-
-    @limiter.request_filter
-    def _not_a_page() -> bool:
-        # Only pages carry flask-limiter limits (the API and webhooks count in the domain):
-        # skip its per-request lookup for everything else.
-        return request.path.startswith(NO_SESSION_PATHS)
-
     if not NHSUK_ASSETS.exists():
         log.warning("nhsuk-frontend is not installed (run `make run` or `npm install`): pages will be unstyled")
 
@@ -97,3 +80,6 @@ def register(app: Flask) -> None:
         if response.mimetype == "text/html":
             response.headers.setdefault("Cache-Control", "no-store")
         return response
+
+    # Last, once every route exists: the API's, the phone app's and the pages' limits (docs/limits.md).
+    rate_limits.register(app)

@@ -2,9 +2,10 @@
 
 The session lives on the server (web/session_store.py); the cookie is a random id. Who is
 signed in and since when are kept in columns only the server writes. Only ids and modes go
-in the session data: never a code or a secret (two exceptions, both encrypted: a new app password,
-between its creation and the one page that shows it, see web/account.py; and a phone app's
-set-up link while its page shows it as a QR code, see web/registration.py).
+in the session data: never a code or a secret (three exceptions, all encrypted: a new app password,
+between its creation and the one page that shows it, see web/account.py; a new set of recovery
+codes, likewise, see web/recovery.py; and a phone app's set-up link while its page shows it as a
+QR code, see web/registration.py).
 """
 from __future__ import annotations
 

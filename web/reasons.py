@@ -14,6 +14,8 @@ SENTENCES: dict[Reason, str] = {
     Reason.VERIFIED: "You verified it's you.",
     Reason.MFA_NOT_REQUIRED: "Your organisation does not need a second step when you sign in.",
     Reason.REMEMBERED_BROWSER: "You chose not to be asked for a second step on this browser for a while.",
+    Reason.RECOVERY_CODE: "You used one of your recovery codes.",
+    Reason.ACCESS_PASS: "You used a temporary access pass from your helpdesk.",
     # One call or text did not work; the person can try again or another way.
     Reason.NO_ANSWER: "The call was not answered.",
     Reason.BUSY: "The line was busy.",

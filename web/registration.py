@@ -23,6 +23,7 @@ from models.user import LANGUAGE_NAMES
 from web import bp
 from web.flow import flow, safe_next, set_mode
 from web.guards import flow_required, login_required
+from web.recovery import take_codes
 
 PHONE_FIELDS = ("number", "delivery", "language")
 PUSH_ENROL = "push-enrol"  # the flow's mode while the set-up page waits for the phone to open its link
@@ -42,7 +43,8 @@ def register(auth: Authentication):
 
 
 def _choose_page(auth: Authentication, **extra):
-    return render_template("register_choose.html", kinds=phone_registration.phone_kinds_for(auth.user.hybrid),
+    return render_template("register_choose.html",
+                           kinds=phone_registration.phone_kinds_offered(db(), services(), auth.user.hybrid),
                            purpose=(flow() or {})["purpose"], **extra)
 
 
@@ -227,8 +229,10 @@ def send_again(auth: Authentication, method_id: str | None):
 @bp.get("/register/done")
 @login_required("/account")
 def registered(user: User):
-    """The wizard's last page: set up, and an app password offered to those who need one."""
-    return render_template("registered.html", next_url=safe_next(request.args.get("next")) or url_for("web.account"))
+    """The wizard's last page: set up, the recovery codes (shown once: web/recovery.py), and an app password
+    offered to those who need one."""
+    return render_template("registered.html", next_url=safe_next(request.args.get("next")) or url_for("web.account"),
+                           codes=take_codes(user))
 
 
 

@@ -5,14 +5,14 @@ from flask import flash, get_flashed_messages, jsonify, redirect, render_templat
 
 from edge import client_ip, db, services
 from edge_errors import status_for
-from mfa import authentications, call_progress, challenges, checks, methods, push_devices
+from mfa import authentications, call_progress, challenges, checks, limits, methods, push_devices
 from mfa.errors import MfaError, RateLimited, whole_seconds
 from mfa.method_types import Call, PushApp, Text, method_type, offered
 from mfa.telephony import DeliveryUnknown
 from mfa.unit_of_work import Transactions, use_case
 from models import Authentication
 from models.states import Reason
-from web import bp, limiter, reasons
+from web import bp, reasons, recovery
 from web.flow import (cancel_flow, end_flow, end_session, flow, safe_next, set_mode, signed_in_recently,
                       signed_in_user, signed_in_user_id, spend_approval, start_flow)
 from web.guards import flow_required
@@ -31,8 +31,7 @@ def home():
     return redirect(url_for("web.account" if signed_in_user_id() else "web.sign_in"))
 
 
-@bp.route("/sign-in", methods=["GET", "POST"])
-@limiter.limit("30 per minute", methods=["POST"])
+@bp.route("/sign-in", methods=["GET", "POST"])  # limits: web/rate_limits.py
 def sign_in():
     next_url = safe_next(request.values.get("next"))
     if request.method == "GET":
@@ -122,7 +121,7 @@ def verify(auth: Authentication):
                            push_limited=current.get("push_limited", False),
                            next_steps=call_progress.next_steps(auth, method), code_minutes=Text.code_lifetime_minutes(),
                            registering=auth.registering, resend_in=_resend_in(auth),
-                           sends_left=max(0, challenges.MAX_SENDS - auth.sends), max_sends=challenges.MAX_SENDS,
+                           sends_left=max(0, _max_sends() - auth.sends), max_sends=_max_sends(),
                            purpose=current.get("purpose"), start_again_url=_start_again_url(current))
 
 
@@ -142,15 +141,19 @@ def _call_heading(call: call_progress.CallProgress) -> str:
     return CALL_HEADINGS.get(call.name, CALL_DID_NOT_VERIFY)
 
 
+def _max_sends() -> int:
+    return services().limits.number(limits.SENDS_PER_SIGN_IN)
+
+
 def _resend_in(auth) -> int:
     if auth.last_sent_at is None:
         return 0
-    remaining = (auth.last_sent_at + challenges.RESEND_AFTER - services().clock.now()).total_seconds()
+    wait = services().limits.window(limits.RESEND_WAIT)
+    remaining = (auth.last_sent_at + wait - services().clock.now()).total_seconds()
     return whole_seconds(remaining) if remaining > 0 else 0  # rounded up: the button never wakes too soon
 
 
 @bp.post("/verify/code")
-@limiter.limit("30 per minute")
 @flow_required()
 def verify_code(auth: Authentication):
     try:
@@ -158,6 +161,8 @@ def verify_code(auth: Authentication):
             checks.check_code(db(), services(), auth.id, request.form.get("code", ""), client_ip())
     except MfaError as refusal:
         flash(reasons.refusal(refusal), "code")
+        if request.form.get("from") == "recovery":  # the recovery code form shows its own refusal
+            return redirect(url_for("web.verify_recovery"))
     enrolling_app = (flow() or {}).get("mode") == "totp-enrol"
     return redirect(url_for("web.register_app") if enrolling_app else url_for("web.verify"))
 
@@ -204,10 +209,16 @@ def _finish(auth, current):
         spend_approval(auth, current["purpose"])
     except MfaError as refusal:  # already used (a copied cookie, a second tab), too late, or locked meanwhile
         return render_template("ended.html", message=refusal.message), status_for(refusal)
+    if current["purpose"] != "change":  # a new session: how it was approved decides new recovery codes
+        recovery.note_approval(auth)
     if current["purpose"] == "change":
         flash("Your security info has been saved.", "success")
         return redirect(url_for("web.security_info"))
-    if auth.registering:  # the wizard's last page: offers an app password to those who need one
+    if auth.reason in recovery.BACKUPS:  # a recovery code or a pass: no method was proved (docs/recovery.md)
+        flash(recovery.after_backup(auth), "notice")
+        return redirect(url_for("web.security_info") if auth.registering else next_url or url_for("web.account"))
+    if auth.registering:  # the wizard's last page: recovery codes, once, and an app password for those who need one
+        recovery.make_codes(auth)
         return redirect(url_for("web.registered", next=next_url))
     if auth.reason == Reason.REMEMBERED_BROWSER:
         mark_remembered_sign_in()
