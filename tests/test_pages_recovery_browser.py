@@ -30,7 +30,7 @@ def test_the_wizard_ends_with_the_recovery_codes_once(page, live, phones, run, b
     page.get_by_role("heading", name="Save your recovery codes").wait_for()
     codes = re.findall(r"[0-9A-Z]{5}-[0-9A-Z]{5}-[0-9A-Z]{5}", page.locator("#recovery-codes").inner_text())
     assert len(codes) == 10
-    shot(page, "h2-registered-recovery-codes")
+    shot(page, "23-registered-recovery-codes")
     assert run(lambda db, svc: recovery_codes.remaining(db, bob.id)) == 10
     page.get_by_role("link", name="Continue: I have saved these codes").click()
     page.get_by_text("You're signed in").wait_for()
@@ -44,7 +44,7 @@ def test_a_pass_from_the_helpdesk_signs_in_past_a_lost_phone(page, live, phones,
     page.get_by_label("Recovery code or pass").fill("wrong-wrong-wrong-wrong")
     page.get_by_role("button", name="Continue").click()
     page.get_by_text("That code did not work").first.wait_for()
-    shot(page, "h2-verify-recovery-error")
+    shot(page, "24-verify-recovery-code-wrong")
     page.get_by_label("Recovery code or pass").fill(secret.lower())
     page.get_by_role("button", name="Continue").click()
     page.get_by_text("You signed in with a temporary access pass.").wait_for()
@@ -52,7 +52,7 @@ def test_a_pass_from_the_helpdesk_signs_in_past_a_lost_phone(page, live, phones,
     page.get_by_role("heading", name="Recovery codes").wait_for()
     page.get_by_role("button", name="Get new codes").click()  # a pass proves no phone: no new codes yet
     page.get_by_text("so you cannot get new recovery codes in this session").wait_for()
-    shot(page, "h2-security-info-new-codes-refused")
+    shot(page, "25-security-info-new-codes-refused")
     page.get_by_role("button", name="Sign out", exact=True).click()
     sign_in(page, "alice")  # again, with the phone (a text rather than the call)
     page.wait_for_url("**/verify")
@@ -64,7 +64,7 @@ def test_a_pass_from_the_helpdesk_signs_in_past_a_lost_phone(page, live, phones,
     page.goto("/security-info")
     page.get_by_role("button", name="Get new codes").click()
     page.get_by_role("heading", name="Your new recovery codes").wait_for()
-    shot(page, "h2-security-info-new-recovery-codes")
+    shot(page, "26-security-info-new-recovery-codes")
     page.get_by_role("link", name="I have saved these codes").click()
     page.get_by_text("10 codes left").wait_for()
 
