@@ -60,7 +60,8 @@ ERRORS = {
                  "`too_old`: recovery codes asked for before the sign-in was approved or 10 minutes after; "
                  "`second_factor_needed`: recovery codes after a sign-in not approved with the person's phone "
                  "or app; `account_blocked` / `account_locked`: recovery codes while the person is "
-                 "fraud-blocked or locked."),
+                 "fraud-blocked or locked; `backup_used_recently`: recovery codes within 24 hours of a "
+                 "recovery code or pass signing the person in."),
     "413": error("`too_large`: the body is over 64 KiB."),
     "422": error("Well-formed but not possible, e.g. `invalid_number`, `sms_needs_mobile`, "
                  "`unknown_method`, `no_challenge_needed`, `too_many_devices` (a person has at most "
@@ -270,8 +271,9 @@ PATHS = {
         description="Only on a sign-in approved with `reason` `verified` (the person's phone or app) less "
                     "than 10 minutes ago; otherwise 409 `not_approved` (not approved), `too_old` (approved 10 "
                     "minutes ago or more), `second_factor_needed` (approved by `mfa_not_required`, "
-                    "`recovery_code` or `access_pass`), `account_blocked` (fraud-blocked) or "
-                    "`account_locked` (locked out).",
+                    "`recovery_code` or `access_pass`), `account_blocked` (fraud-blocked), "
+                    "`account_locked` (locked out) or `backup_used_recently` (a recovery code or pass signed "
+                    "the person in during the last 24 hours).",
     )},
     "/authentications/{auth_id}/registrations": {"post": operation(
         "createRegistration", "Register a phone, an authenticator app or a phone app (push) while "

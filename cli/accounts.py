@@ -125,8 +125,8 @@ def issue_pass(username, minutes, uses):
 
 def _whole_number(value: str, option: str) -> int:
     """A whole number, or one line saying what is wrong (click's own refusal is a usage page)."""
-    if not value.isascii() or not value.isdigit():
-        raise click.ClickException(f"{option} must be a whole number, not {value!r}.")
+    if not value.isascii() or not value.isdigit() or len(value) > 6:  # int() refuses 4300+ digits with a trace
+        raise click.ClickException(f"{option} must be a whole number, not {value[:20]!r}.")
     return int(value)
 
 

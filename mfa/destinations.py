@@ -54,12 +54,18 @@ def check_number(svc: Services, e164: str) -> None:
         raise DestinationNotAllowed(refused)
 
 
+COSTLY_TYPES = (phonenumbers.PhoneNumberType.PREMIUM_RATE, phonenumbers.PhoneNumberType.SHARED_COST)
+
+
 def refusal(svc: Services, parsed: phonenumbers.PhoneNumber) -> str | None:
     """The sentence for people when calls and texts may not go to `parsed`; None when they may."""
     high_cost = HIGH_COST_CODES.get(parsed.country_code or 0)
     if high_cost is not None:
         return (f"Calls and texts cannot go to {high_cost} (numbers starting +{parsed.country_code}): they cost "
                 "too much. Give another number, or use the authenticator app.")
+    if phonenumbers.number_type(parsed) in COSTLY_TYPES:  # refused when typed (phones.parse); and if stored
+        return ("Calls and texts cannot go to premium-rate or shared-cost numbers: they cost too much. Give "
+                "another number, or use the authenticator app.")
     if phonenumbers.region_code_for_number(parsed) not in svc.allowed_countries:
         return (f"Calls and texts go only to numbers in {allowed_places(svc)}. Give a number there, "
                 "or use the authenticator app.")

@@ -14,12 +14,12 @@ twenty requests presenting it at once exactly one wins.
 from __future__ import annotations
 
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from models import Authentication, User
+from models import AuditEvent, Authentication, User
 from models.recovery import RecoveryCode
 from models.states import AuthStatus, Reason
 from mfa import audit, change_notices
@@ -82,6 +82,13 @@ SECOND_FACTOR_NEEDED = ("New recovery codes need a sign-in with your phone or ap
                         "enough: sign in again and verify with your phone or app, then ask for new codes.")
 ACCOUNT_BLOCKED = ("No new recovery codes while this account is blocked after a sign-in was reported as not "
                    "the person's. Only an administrator can unblock it.")
+# After a recovery code or a pass is used, no new set for a day: someone who signed in with one code
+# could otherwise add their own app, sign in with it and void the person's other codes at once. The
+# person keeps their unused codes meanwhile, and was texted when the code or pass was used.
+BACKUP_COOL_OFF = timedelta(hours=24)
+BACKUP_USES = ("recovery_code_used", "access_pass_used")
+BACKUP_USED_RECENTLY = ("A recovery code or a helpdesk pass was used to sign in to this account in the last 24 hours, "
+                        "so new recovery codes cannot be made until {when} (UTC). Your other unused codes still work.")
 ACCOUNT_LOCKED = ("No new recovery codes while this account is locked after too many wrong passwords or codes. "
                   "Try again when the lock ends.")
 
@@ -101,11 +108,21 @@ def renew(db: Session, svc: Services, user: User, approved_by: str | None) -> li
             refusal = Conflict(ACCOUNT_BLOCKED, code="account_blocked")
         elif user.is_locked(svc.clock.now()):
             refusal = Conflict(ACCOUNT_LOCKED, code="account_locked")
+        elif (used := _backup_used_since(db, user, svc.clock.now() - BACKUP_COOL_OFF)) is not None:
+            when = (used + BACKUP_COOL_OFF).strftime("%d %B %Y %H:%M")
+            refusal = Conflict(BACKUP_USED_RECENTLY.format(when=when), code="backup_used_recently")
     if refusal is not None:
         audit.record(db, svc.clock, "recovery_codes_generated", "refused", user=user, reason=refusal.code,
                      detail=f"sign-in approved by {approved_by or 'unknown'}")
         raise refusal
     return generate(db, svc, user)
+
+
+def _backup_used_since(db: Session, user: User, since: datetime) -> datetime | None:
+    """When a recovery code or pass last signed this person in, if after `since`."""
+    return db.scalar(select(func.max(AuditEvent.at)).where(
+        AuditEvent.user_id == user.id, AuditEvent.event.in_(BACKUP_USES), AuditEvent.outcome == "ok",
+        AuditEvent.at > since))
 
 
 def generate_at_registration(db: Session, svc: Services, auth: Authentication) -> list[str]:

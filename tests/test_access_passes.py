@@ -132,6 +132,7 @@ def test_a_pass_approves_while_registration_is_required(cli, api, bob):
     (["alice", "--uses", "0"], "from 1 to 10 times"),
     (["alice", "--uses", "11"], "from 1 to 10 times"),
     (["alice", "--uses", "-1"], "--uses must be a whole number"),
+    (["alice", "--minutes", "9" * 5000], "--minutes must be a whole number"),  # int() would raise past 4300 digits
 ])
 def test_bad_input_exits_non_zero_with_one_line(cli, run, alice, args, message):
     result = cli("users", "issue-pass", *args)

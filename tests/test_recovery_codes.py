@@ -381,3 +381,26 @@ def test_twenty_requests_with_one_code_on_one_sign_in_approve_it_once(runtime, r
     assert outcomes.count("approved") == 1, sorted(outcomes)
     assert len(events(run, "recovery_code_used")) == 1
     assert run(lambda db, svc: recovery_codes.remaining(db, alice.id)) == 9
+
+
+def test_after_a_code_is_used_no_new_set_for_a_day_even_from_the_app(api, run, clock, bob, totp_bob):
+    """One seen code must not buy the whole set: with it someone could add their own app, sign in with
+    that and void the person's other codes. For a day after a code or pass is used, no new set."""
+    old = codes_for(run, bob)
+    assert signed_in_with(api, old[0], "bob").get_json()["reason"] == "recovery_code"
+    clock.advance(hours=23, minutes=59)
+    refused = api.post(f"/authentications/{signed_in_with_app(api, clock, totp_bob)}/recovery-codes")
+    assert (refused.status_code, refused.get_json()["error"]) == (409, "backup_used_recently")
+    assert "Your other unused codes still work" in refused.get_json()["message"]
+    assert signed_in_with(api, old[1], "bob").get_json()["reason"] == "recovery_code"  # the set is whole
+    clock.advance(hours=24, seconds=1)  # a day after the last code used
+    given = api.post(f"/authentications/{signed_in_with_app(api, clock, totp_bob)}/recovery-codes")
+    assert given.status_code == 201
+    assert signed_in_with(api, old[2], "bob").get_json()["error"] == "invalid_code"  # the old set is void
+
+
+def test_a_pass_used_also_holds_new_codes_back_for_a_day(api, run, clock, bob, totp_bob):
+    secret = run(lambda db, svc: access_passes.issue(db, svc, "bob"))
+    assert signed_in_with(api, secret, "bob").get_json()["reason"] == "access_pass"
+    refused = api.post(f"/authentications/{signed_in_with_app(api, clock, totp_bob)}/recovery-codes")
+    assert refused.get_json()["error"] == "backup_used_recently"

@@ -129,6 +129,13 @@ def test_a_satellite_number_stored_before_these_rules_is_never_called(api, run, 
     assert fake.calls == []
 
 
+@pytest.mark.parametrize("number", ["+449098790000", "+448443221234"])  # 09 and 0844: premium rate to phonenumbers
+def test_a_premium_or_shared_cost_number_stored_without_the_typed_checks_is_never_called(api, run, fake, number):
+    phone = new_person(run, "caller", number)
+    refused_with(challenge(api, "caller", phone["voice"]), 422, "destination_not_allowed")
+    assert fake.calls == []
+
+
 # --- per number ---------------------------------------------------------------------------------
 
 
