@@ -214,15 +214,21 @@ def _record(db: Session, svc: Services, r: Reservation, sid: str | None,
     if challenge.status not in (ChallengeStatus.PENDING, ChallengeStatus.UNKNOWN):
         # Replaced meanwhile, or already finished by its webhooks: leave it as it is.
         replaced_call = method_type(challenge).ends_by_hanging_up and challenge.status == ChallengeStatus.REPLACED
+        if challenge.status != ChallengeStatus.REPLACED:  # a busy line can end it first: it did start
+            _started(db, svc, r, sid)
         return [sid] if sid and replaced_call else []
     to_end = _supersede(db, auth, challenge.id)
     set_status(db, svc, auth, AuthStatus.PENDING)
     if after_sending is not None:
         after_sending(db, r)
-    audit.record(db, svc.clock, "challenge_started", "pending" if sid else "unknown", user=auth.user,
-                 method=r.method.label, method_type=r.method.type, source_ip=r.source_ip,
-                 detail=f"type={r.method.type} purpose={challenge.purpose}")
+    _started(db, svc, r, sid)
     return to_end
+
+
+def _started(db: Session, svc: Services, r: Reservation, sid: str | None) -> None:
+    audit.record(db, svc.clock, "challenge_started", "pending" if sid else "unknown", user=r.auth.user,
+                 method=r.method.label, method_type=r.method.type, source_ip=r.source_ip,
+                 detail=f"type={r.method.type} purpose={r.challenge.purpose}")
 
 
 def _fail(db: Session, svc: Services, r: Reservation, reason: str) -> None:

@@ -14,7 +14,7 @@ from mfa import calls
 from mfa.errors import ProviderUnavailable
 from mfa.telephony import DeliveryUnknown, Refusal, TelephonyRejected
 from mfa.unit_of_work import use_case
-from models import Authentication, Challenge, SendRecord
+from models import AuditEvent, Authentication, Challenge, SendRecord
 from tests.conftest import PASSWORD
 from tests.fake_telephony import FakeTelephony, use_fake
 from tests.helpers import add_phone, post_form, sign_webhook, start_sign_in
@@ -254,3 +254,22 @@ def test_a_registration_finishing_while_another_is_sending_does_not_pull_its_row
     assert answers == {"first": 201, "second": 201}
     code = next(c for to, c in fake.texts if to == NUMBER)
     assert api.post(f"/authentications/{first}/checks", {"code": code}).json["status"] == "approved"
+
+
+def test_a_call_ended_busy_before_the_send_is_recorded_still_counts_as_started(api, runtime, fake, bob_phone):
+    """A busy line can answer the status callback before the record step commits: the call did
+    start, and the audit (and so the challenges counter) says so once, beside its busy ending."""
+    auth_id = start_sign_in(api, expect="mfa_required")["id"]
+
+    def busy_while_sending(what, sid):
+        with runtime.sessions() as s, use_case(s):
+            assert calls.status_changed(s, runtime.services, what[1], sid, "busy")
+
+    fake.during = busy_while_sending
+    assert api.post(f"/authentications/{auth_id}/challenges", {"method_id": bob_phone["voice"]}).status_code == 201
+    [challenge] = challenges_of(runtime, auth_id)
+    assert challenge.reason == "busy"
+    with runtime.sessions() as s:
+        events = s.scalars(select(AuditEvent.event).where(AuditEvent.event.in_(["challenge_started",
+                                                                                 "challenge_failed"]))).all()
+    assert sorted(events) == ["challenge_failed", "challenge_started"]
