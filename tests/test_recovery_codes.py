@@ -2,9 +2,7 @@
 from __future__ import annotations
 
 import math
-import os
 import re
-import threading
 from datetime import timedelta
 
 import pytest
@@ -17,12 +15,9 @@ from mfa.unit_of_work import use_case
 from models import AuditEvent, Authentication, User
 from models.recovery import RecoveryCode
 from tests.helpers import pyotp_code, response_json, start_sign_in
+from tests.test_races import all_at_once, postgres_only
 
 SHAPE = re.compile(r"^[0-9A-HJKMNP-TV-Z]{5}-[0-9A-HJKMNP-TV-Z]{5}-[0-9A-HJKMNP-TV-Z]{5}$")
-postgres_only = pytest.mark.skipif(
-    not os.environ.get("TEST_DATABASE_URL"),
-    reason="concurrent row locks need PostgreSQL: set TEST_DATABASE_URL to run the 20-way race",
-)
 
 
 def codes_for(run, user) -> list[str]:
@@ -316,35 +311,21 @@ def test_another_api_key_gets_404_for_the_sign_in(api, run, client, alice):
 # --- races ---------------------------------------------------------------------------------------
 
 
+def checking(runtime, auth_id: str, code: str):
+    """A job for all_at_once: check `code` on the sign-in `auth_id` in the job's own session."""
+    def job(db) -> None:
+        with use_case(db):
+            checks.check_code(db, runtime.services, auth_id, code, "127.0.0.1")
+    return job
+
+
 @postgres_only
 def test_twenty_requests_with_one_code_at_once_approve_exactly_once(runtime, run, alice):
     code = codes_for(run, alice)[0]
     sign_ins = [start_sign_in(run, "alice")["id"] for _ in range(20)]
-    barrier = threading.Barrier(len(sign_ins))
-    outcomes: list[str] = []
-    lock = threading.Lock()
-
-    def one(auth_id: str) -> None:
-        with runtime.sessions() as db:
-            barrier.wait()
-            try:
-                with use_case(db):
-                    checks.check_code(db, runtime.services, auth_id, code, "127.0.0.1")
-                outcome = "approved"
-            except MfaError as refusal:
-                outcome = refusal.code
-            except Exception as crash:  # noqa: BLE001 - a crash is an outcome the test must show
-                outcome = f"crash {crash!r}"
-        with lock:
-            outcomes.append(outcome)
-
-    threads = [threading.Thread(target=one, args=(auth_id,)) for auth_id in sign_ins]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert outcomes.count("approved") == 1, sorted(outcomes)
-    assert set(outcomes) <= {"approved", "invalid_code", "locked"}, sorted(outcomes)
+    outcomes = all_at_once(runtime, [checking(runtime, auth_id, code) for auth_id in sign_ins])
+    assert outcomes.count("ok") == 1, outcomes
+    assert set(outcomes) <= {"ok", "invalid_code", "locked"}, outcomes
     approved = run(lambda db, svc: db.scalar(select(func.count()).select_from(Authentication)
                                              .where(Authentication.status == "approved")))
     assert approved == 1
@@ -357,28 +338,8 @@ def test_twenty_requests_with_one_code_at_once_approve_exactly_once(runtime, run
 def test_twenty_requests_with_one_code_on_one_sign_in_approve_it_once(runtime, run, alice):
     code = codes_for(run, alice)[0]
     auth_id = start_sign_in(run, "alice")["id"]
-    barrier = threading.Barrier(20)
-    outcomes: list[str] = []
-    lock = threading.Lock()
-
-    def one() -> None:
-        with runtime.sessions() as db:
-            barrier.wait()
-            try:
-                with use_case(db):
-                    checks.check_code(db, runtime.services, auth_id, code, "127.0.0.1")
-                outcome = "approved"
-            except MfaError as refusal:
-                outcome = refusal.code
-        with lock:
-            outcomes.append(outcome)
-
-    threads = [threading.Thread(target=one) for _ in range(20)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert outcomes.count("approved") == 1, sorted(outcomes)
+    outcomes = all_at_once(runtime, [checking(runtime, auth_id, code) for _ in range(20)])
+    assert outcomes.count("ok") == 1, outcomes
     assert len(events(run, "recovery_code_used")) == 1
     assert run(lambda db, svc: recovery_codes.remaining(db, alice.id)) == 9
 
