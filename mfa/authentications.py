@@ -15,12 +15,11 @@ from mfa.accounts import find_user
 from mfa.compare_and_set import compare_and_set
 from mfa.errors import AccountLocked, BadRequest, InvalidCredentials, NotFound
 from mfa.locks import is_sqlite
-from mfa.method_types import types_where
+from mfa.method_types import ON_DEVICE
 from mfa.passwords import MAX_LENGTH
 from mfa.services import Services
 
 AUTHENTICATION_TTL = timedelta(minutes=10)
-ON_DEVICE = types_where(approved_on_device=True)  # answered on a phone app: only the server ends them
 # A sign-in with its person and their methods, in one statement (a person has a handful of
 # methods, so the repeated person columns cost less than a second query would).
 WITH_PERSON = [joinedload(Authentication.user).joinedload(User.methods)]

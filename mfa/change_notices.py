@@ -109,12 +109,7 @@ def notify(db: Session, svc: Services, user: User, change: str, *, exclude_metho
                         if m.id in excluded_ids and m.phone_encrypted is not None}
     to, skipped = _recipients(svc, user, excluded_ids, excluded_numbers)
     for number in replaced_numbers:
-        if number in excluded_numbers or number in to:
-            continue
-        if _refused_destination(svc, number):
-            skipped.append(f"the replaced phone {mask(number)} not texted: destination not allowed")
-            continue
-        to.append(number)
+        _take(svc, number, f"the replaced phone {mask(number)}", to, skipped, excluded_numbers)
     now = svc.clock.now()
     to, skipped = _capped(db, svc, user, to, skipped, now)
     # The day's telephony budget (TELEPHONY_DAILY_BUDGET) counts notices and stops them too. Read
@@ -196,14 +191,19 @@ def _recipients(svc: Services, user: User, excluded_ids: set[str],
             continue
         if method.id in excluded_ids:
             continue
-        number = _number(svc, method)
-        if number in excluded_numbers or number in to:
-            continue
-        if _refused_destination(svc, number):
-            skipped.append(f"{method.label} not texted: destination not allowed")
-            continue
-        to.append(number)
+        _take(svc, _number(svc, method), method.label, to, skipped, excluded_numbers)
     return to, skipped
+
+
+def _take(svc: Services, number: str, label: str, to: list[str], skipped: list[str],
+          excluded_numbers: set[str]) -> None:
+    """Add `number` to `to` once, unless excluded or not a destination calls and texts may go to."""
+    if number in excluded_numbers or number in to:
+        return
+    if _refused_destination(svc, number):
+        skipped.append(f"{label} not texted: destination not allowed")
+        return
+    to.append(number)
 
 
 def _number(svc: Services, method: Method) -> str:

@@ -14,9 +14,8 @@ from sqlalchemy.orm import Session
 from models import Challenge, Method, PushDevice, User
 from models.base import is_id
 from models.states import ChallengeStatus
-from mfa.method_types import types_where
+from mfa.method_types import ON_DEVICE
 
-ON_DEVICE = types_where(approved_on_device=True)
 # Where a set-up (mfa/push_enrolment.py) has got to.
 WAITING, ENROLLED, EXPIRED = "waiting", "enrolled", "expired"
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import re
 import subprocess
+import threading
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -221,3 +223,24 @@ def close_rate_limit_store(app) -> None:
     if store is not None:
         store.close()
         store.connection_pool.disconnect()
+
+
+def run_together(jobs: list[Callable[[], Any]]) -> list[Any]:
+    """Each job in its own thread, all released at once by a barrier; their outcomes, sorted.
+    A job turns its own refusals into outcomes (an exception would leave its outcome out)."""
+    barrier = threading.Barrier(len(jobs))
+    outcomes: list[Any] = []
+    lock = threading.Lock()
+
+    def one(job: Callable[[], Any]) -> None:
+        barrier.wait()
+        outcome = job()
+        with lock:
+            outcomes.append(outcome)
+
+    threads = [threading.Thread(target=one, args=(job,)) for job in jobs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return sorted(outcomes)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from functools import partial
@@ -29,7 +28,7 @@ from mfa.webpush_keys import generate_vapid_private_key, vapid_public_key
 from models import AuditEvent, Challenge, PushDevice, User
 from tests import personas
 from tests.conftest import PASSWORD, run_in
-from tests.helpers import add_phone, start_sign_in, state
+from tests.helpers import add_phone, run_together, start_sign_in, state
 
 ROOT = Path(__file__).resolve().parents[1]
 WAYS = 20
@@ -505,25 +504,14 @@ class TestCommandLine:
 
 def all_at_once(jobs: list[Callable[[], int]]) -> list[int]:
     """Each job in its own thread, released together; their HTTP statuses, sorted."""
-    barrier = threading.Barrier(len(jobs))
-    outcomes: list[int] = []
-    lock = threading.Lock()
-
-    def one(job: Callable[[], int]) -> None:
-        barrier.wait()
-        try:
-            outcome = job()
-        except Refused as refused:
-            outcome = refused.status
-        with lock:
-            outcomes.append(outcome)
-
-    threads = [threading.Thread(target=one, args=(job,)) for job in jobs]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    return sorted(outcomes)
+    def answering(job: Callable[[], int]) -> Callable[[], int]:
+        def run() -> int:
+            try:
+                return job()
+            except Refused as refused:
+                return refused.status
+        return run
+    return run_together([answering(job) for job in jobs])
 
 
 def test_twenty_approvals_of_one_request_at_once_approve_it_once(live, bob, clock, tmp_path):

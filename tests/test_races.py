@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import threading
 
 import pytest
 from sqlalchemy import func, select, text
@@ -24,7 +23,7 @@ from mfa.unit_of_work import Transactions, use_case
 from models import AppPassword, Challenge, SendRecord, User
 from tests.conftest import PASSWORD
 from tests.fake_telephony import FakeTelephony, use_fake
-from tests.helpers import add_phone, start_sign_in
+from tests.helpers import add_phone, run_together, start_sign_in
 
 NUMBER = "+447400123456"
 MAX_SENDS_PER_USER_HOUR = Limits().number(SENDS_PER_PERSON)
@@ -45,29 +44,18 @@ def person(run, username: str, number: str = NUMBER):
 
 def all_at_once(runtime, jobs) -> list[str]:
     """Each job in its own thread and session, all released together; their outcomes."""
-    barrier = threading.Barrier(len(jobs))
-    outcomes: list[str] = []
-    lock = threading.Lock()
-
-    def one(job):
-        with runtime.sessions() as session:
-            barrier.wait()
-            try:
-                job(session)
-                outcome = "ok"
-            except MfaError as refusal:
-                outcome = refusal.code
-            except Exception as crash:  # noqa: BLE001 - a crash is an outcome the test must show
-                outcome = f"crash {crash!r}"
-        with lock:
-            outcomes.append(outcome)
-
-    threads = [threading.Thread(target=one, args=(job,)) for job in jobs]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    return sorted(outcomes)
+    def in_a_session(job):
+        def run() -> str:
+            with runtime.sessions() as session:
+                try:
+                    job(session)
+                    return "ok"
+                except MfaError as refusal:
+                    return refusal.code
+                except Exception as crash:  # noqa: BLE001 - a crash is an outcome the test must show
+                    return f"crash {crash!r}"
+        return run
+    return run_together([in_a_session(job) for job in jobs])
 
 
 def count(runtime, model, *where) -> int:

@@ -15,8 +15,8 @@ from mfa.method_types.text import Text
 
 REGISTRY: dict[str, MethodType] = {t.name: t for t in (AppCode(), Text(), Call(), PushApp())}
 
-__all__ = ["OK", "REGISTRY", "REPLAYED_CODE", "WRONG_CODE", "AppCode", "Call", "MethodType", "PushApp", "Text",
-           "method_type", "offered", "phone_deliveries", "types_where"]
+__all__ = ["ON_DEVICE", "OK", "REGISTRY", "REPLAYED_CODE", "WRONG_CODE", "AppCode", "Call", "MethodType", "PushApp",
+           "Text", "method_type", "offered", "phone_deliveries", "types_where"]
 
 
 def method_type(of: str | Method | Challenge) -> MethodType:
@@ -42,3 +42,6 @@ def phone_deliveries() -> list[MethodType]:
 def types_where(**hooks: object) -> tuple[str, ...]:
     """Names of the types whose hooks have these values, for SQL filters: types_where(ends_by_hanging_up=True)."""
     return tuple(t.name for t in REGISTRY.values() if all(getattr(t, k) == v for k, v in hooks.items()))
+
+
+ON_DEVICE = types_where(approved_on_device=True)  # answered on a phone app: only the server ends them
