@@ -17,6 +17,7 @@ from cryptography.fernet import Fernet
 
 from ivr.sms_texts import CODE_MESSAGE, GSM7, code_message, fits_one_gsm7_segment
 from mfa import limits as limit_catalogue
+from mfa.entra.profile import ENTRA_KEYS_URL, EntraConfig
 from mfa.limits import Limits
 from mfa.policy import CALL_APPROVALS, HASH
 from models.user import ROLES
@@ -84,6 +85,8 @@ class Settings:
     # Every limit's number (mfa/limits.py, docs/limits.md) and where calls and texts may go.
     limits: Limits = field(default_factory=Limits)
     telephony_allowed_countries: frozenset[str] = frozenset(DEFAULT_ALLOWED_COUNTRIES.split(","))
+    # Microsoft Entra external MFA (docs/entra.md): None when EAM_ISSUER is unset.
+    entra: EntraConfig | None = None
 
     @property
     def production(self) -> bool:
@@ -312,7 +315,41 @@ def load(environ: dict, instance: Path) -> Settings:
         webpush_endpoint_hosts=webpush_hosts,
         limits=limits,
         telephony_allowed_countries=allowed_countries,
+        entra=_entra(get, production),
     )
+
+
+GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def _entra(get, production: bool) -> EntraConfig | None:
+    """EAM_*: Entra external MFA is on when EAM_ISSUER is set, and then needs the rest (docs/entra.md)."""
+    issuer = get("EAM_ISSUER")
+    if issuer is None:
+        return None
+    parts = urlsplit(issuer)
+    if (parts.scheme != "https" or not parts.hostname or parts.query or parts.fragment or "@" in parts.netloc
+            or issuer.endswith("/") or parts.netloc.endswith(":443") or issuer != issuer.strip()):
+        raise SettingsError("EAM_ISSUER must be an https URL with no trailing slash, default port, query or "
+                            "fragment, e.g. https://mfa.example.org/entra (Entra compares it exactly).")
+    client_id = get("EAM_CLIENT_ID")
+    if not client_id or len(client_id) > 255 or not client_id.isprintable() or " " in client_id:
+        raise SettingsError("EAM_CLIENT_ID is required when EAM_ISSUER is set: the Client ID the tenant "
+                            "administrator enters for the external method (no spaces, at most 255 characters).")
+    app_id = (get("EAM_APP_ID") or "").lower()
+    if not GUID.fullmatch(app_id):
+        raise SettingsError("EAM_APP_ID is required when EAM_ISSUER is set: the Application (client) ID of the "
+                            "Entra app registration, a GUID such as 00001111-aaaa-2222-bbbb-3333cccc4444.")
+    tenants = frozenset(t.strip().lower() for t in (get("EAM_ALLOWED_TENANTS") or "").split(",") if t.strip())
+    if not tenants or not all(GUID.fullmatch(t) for t in tenants):
+        raise SettingsError("EAM_ALLOWED_TENANTS is required when EAM_ISSUER is set: the Entra tenant IDs "
+                            "(GUIDs) whose sign-ins are served, separated by commas.")
+    keys_url = get("EAM_ENTRA_KEYS_URL", ENTRA_KEYS_URL)
+    if urlsplit(keys_url).scheme != "https" and (production or urlsplit(keys_url).scheme != "http"):
+        raise SettingsError("EAM_ENTRA_KEYS_URL must be an https URL (http only outside production), e.g. "
+                            f"{ENTRA_KEYS_URL}.")
+    return EntraConfig(issuer=issuer, client_id=client_id, app_id=app_id, allowed_tenants=tenants,
+                       keys_url=keys_url)
 
 
 def _countries(value: str) -> frozenset[str]:

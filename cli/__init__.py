@@ -5,11 +5,14 @@ from flask import Flask
 
 from cli.accounts import apikeys_group, users_group
 from cli.data import data_group
+from cli.entra import entra_group, link_entra
 from cli.database import db_group
 from cli.push import push_group
 from voice_prompts.cli import prompts_group
 
+users_group.add_command(link_entra)  # `users link-entra`: its code lives with the rest of Entra's
+
 
 def register(app: Flask) -> None:
-    for group in (db_group, users_group, apikeys_group, data_group, push_group, prompts_group):
+    for group in (db_group, users_group, apikeys_group, data_group, push_group, prompts_group, entra_group):
         app.cli.add_command(group)

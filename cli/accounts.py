@@ -6,6 +6,7 @@ from flask.cli import with_appcontext
 
 from cli.use_cases import run
 from mfa import access_passes, accounts, api_keys, app_passwords, recovery_codes, remembered_browsers
+from mfa.entra import links
 from mfa.queries import do_not_call_since
 from models.user import DEFAULT_LANGUAGE, LANGUAGES, ROLES
 
@@ -50,6 +51,7 @@ def show_user(username):
             f"app passwords: {len(app_passwords.list_for(db, user))}",
             f"recovery codes: {recovery_codes.remaining(db, user.id)} left",
             f"access pass: {_pass(access_passes.working(db, svc, user.id))}",
+            *(f"entra user: {link.object_id} (tenant {link.tenant_id})" for link in links.of(db, user)),
             "methods:" if user.methods else "methods:   none (registration at next sign-in)",
         ]
         for m in user.methods:

@@ -20,6 +20,7 @@ def rotate_key():
     r = key_rotation.Rotation()
     while not r.done:  # one transaction per batch: a stop loses at most the batch under way
         run(lambda db, svc: key_rotation.rotate_batch(db, svc.vault, r))
+    run(lambda db, svc: key_rotation.rotate_entra_keys(db, svc.vault, r))
     run(lambda db, svc: key_rotation.count_left(db, r))
     click.echo(f"Methods checked: {r.methods}; secrets re-encrypted: {r.secrets_reencrypted}; "
                f"phone look-ups re-hashed: {r.lookups_rehashed}.")

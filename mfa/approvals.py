@@ -22,6 +22,7 @@ from mfa.services import Services
 # An approval not turned into a session within this time is void: the page that waits for
 # it moves on within seconds, and an approval left lying around is only useful to someone else.
 SPEND_WITHIN = timedelta(minutes=5)
+ENTRA = "entra"  # mfa/entra/requests.py: a sign-in Entra asked for, answered with an id_token
 ALREADY_USED = "This sign-in has already been used. Sign in again."
 TOO_LATE = "This sign-in took too long and has expired. Sign in again."
 
@@ -65,6 +66,8 @@ def spend(db: Session, svc: Services, auth: Authentication, purpose: str,
         audit.record(db, svc.clock, "approval_spent", "refused", user=auth.user, reason="locked",
                      detail=f"purpose={purpose}")
         raise AccountLocked()
+    if purpose == ENTRA:  # answered to Entra (mfa/entra/requests.py): no session here changes
+        return Spent(None, None)
     if purpose == "change":
         ended = browser_sessions.end_all_for_user(db, auth.user_id, except_id=session_id)
         audit.record(db, svc.clock, "method_changed_sessions_ended", "ok", user=auth.user,

@@ -174,7 +174,8 @@ def end_unanswered_push(db: Session, svc: Services, auth: Authentication) -> Non
 
 
 def finish(db: Session, svc: Services, auth: Authentication, status: AuthStatus, reason: Reason, *,
-           challenges_ended: bool = False, overdue: bool = False, retryable_too: bool = False) -> bool:
+           challenges_ended: bool = False, overdue: bool = False, retryable_too: bool = False,
+           approved_with: str | None = None) -> bool:
     """Move an open authentication to a final status; False if it had already ended.
 
     A compare-and-set, so of two workers finishing the same sign-in only one wins. Its pending
@@ -185,6 +186,7 @@ def finish(db: Session, svc: Services, auth: Authentication, status: AuthStatus,
     go on until now: the person would otherwise be offered "Call me again" that cannot work).
     `retryable_too`: also end a sign-in whose last call or text failed, though not overdue (the
     person cancelling it, mfa/cancellation.py).
+    `approved_with`: the method type whose second factor approved it (an Entra answer's `amr` says which).
     Approving it makes its source familiar to the person (even should the compare-and-set lose:
     the caller has just checked the second factor from there) and, if it wins, ends the person's
     chain of failures (mfa/lockout.py).
@@ -204,7 +206,8 @@ def finish(db: Session, svc: Services, auth: Authentication, status: AuthStatus,
         lockout.approving(db, svc, auth.user, auth.source_ip, via_api=auth.api_key_id is not None)
     won = compare_and_set(db, auth, where=[could_go_on if overdue or retryable_too
                                                else Authentication.status.in_(OPEN_STATUSES)],
-                          status=status, reason=reason, completed_at=now)
+                          status=status, reason=reason, completed_at=now,
+                          **({"approved_with": approved_with} if approved_with else {}))
     if won and approving:
         lockout.reset_failures(db, auth.user)  # the chain of failures ends
     return won

@@ -308,7 +308,8 @@ def _approve(db: Session, svc: Services, challenge: Challenge) -> CallTurn:
         return _turn(challenge, "goodbye")
     if auth.user.failed_count:  # reset_failures will write the person: lock them before the sign-in
         lock_person(db, auth.user_id)  # (the order a send takes them in, mfa/locks.py)
-    if not finish(db, svc, auth, AuthStatus.APPROVED, Reason.VERIFIED, challenges_ended=True):
+    if not finish(db, svc, auth, AuthStatus.APPROVED, Reason.VERIFIED, challenges_ended=True,
+                  approved_with=challenge.method.type):
         return _turn(challenge, "goodbye")  # the sign-in ended meanwhile: nothing to approve
     if not challenge.method.is_verified:
         activate(db, svc, challenge.method, None)

@@ -159,7 +159,8 @@ def _approve(db: Session, svc: Services, auth: Authentication, candidate: Candid
     end_challenges(db, auth, Reason.VERIFIED)
     if auth.user.failed_count:
         lock_person(db, auth.user_id)
-    if not finish(db, svc, auth, AuthStatus.APPROVED, Reason.VERIFIED, challenges_ended=True):
+    if not finish(db, svc, auth, AuthStatus.APPROVED, Reason.VERIFIED, challenges_ended=True,
+                  approved_with=candidate.method.type):
         raise NotPending(f"This sign-in has already ended ({auth.status}).")
     method = candidate.method
     if not method.is_verified:

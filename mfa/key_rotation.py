@@ -25,7 +25,7 @@ from cryptography.fernet import InvalidToken
 from sqlalchemy import Row, delete, select, update
 from sqlalchemy.orm import Session
 
-from models import DoNotCall, Method, PushDevice, SendRecord
+from models import DoNotCall, EntraSigningKey, Method, PushDevice, SendRecord
 from mfa.errors import MfaError
 from mfa.unit_of_work import rows_changed
 from mfa.vault import Vault
@@ -111,6 +111,19 @@ def _rotate_subscriptions(db: Session, vault: Vault, run: Rotation, method_ids: 
                 .where(PushDevice.id == row.id, PushDevice.subscription_encrypted == row.subscription_encrypted)
                 .values(subscription_encrypted=vault.rotate(row.subscription_encrypted))
                 .execution_options(synchronize_session=False))
+
+
+def rotate_entra_keys(db: Session, vault: Vault, run: Rotation) -> Rotation:
+    """Our Entra id_token signing keys (a handful, mfa/entra/signing_keys.py), in one go."""
+    for key in db.scalars(select(EntraSigningKey)).all():
+        try:
+            vault.decrypt(key.private_key)
+        except InvalidToken:
+            raise KeyMissing(f"The Entra signing key {key.kid} cannot be decrypted with any key in DATA_KEY.") from None
+        if not vault.is_current(key.private_key):
+            key.private_key = vault.rotate(key.private_key)
+            run.secrets_reencrypted += 1
+    return run
 
 
 def count_left(db: Session, run: Rotation) -> Rotation:

@@ -148,7 +148,8 @@ def approve(db: Session, svc: Services, device: PushDevice, request_id: object, 
         raise NotPending(REGISTERED_MEANWHILE)
     if auth.user.failed_count:  # reset_failures writes the person: lock them before the sign-in
         lock_person(db, auth.user_id)
-    if not finish(db, svc, auth, AuthStatus.APPROVED, Reason.VERIFIED, challenges_ended=True):
+    if not finish(db, svc, auth, AuthStatus.APPROVED, Reason.VERIFIED, challenges_ended=True,
+                  approved_with=PushApp.name):
         raise NotPending(ENDED)
     if not device.method.is_verified:
         activate(db, svc, device.method, source_ip)

@@ -4,6 +4,7 @@ from models.authentication import Authentication, Challenge
 from models.base import Base
 from models.browser_session import BrowserSession
 from models.do_not_call import DoNotCall
+from models.entra import EntraLink, EntraRequest, EntraSigningKey
 from models.familiar_source import FamiliarSource
 from models.method import Method
 from models.push_device import DeviceNonce, PushDevice
@@ -14,6 +15,7 @@ from models.user import ApiKey, AppPassword, User
 
 __all__ = [
     "AccessPass", "ApiKey", "AppPassword", "AuditEvent", "Authentication", "Base", "BrowserSession", "Challenge",
-    "DeviceNonce", "DoNotCall", "FamiliarSource", "Method", "PushDevice", "RecoveryCode", "RememberedBrowser",
+    "DeviceNonce", "DoNotCall", "EntraLink", "EntraRequest", "EntraSigningKey",
+    "FamiliarSource", "Method", "PushDevice", "RecoveryCode", "RememberedBrowser",
     "SendRecord", "User",
 ]

@@ -40,6 +40,8 @@ class Authentication(Base):
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # When the approval was turned into a browser session: that happens once only.
     exchanged_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # The method type whose second factor approved it (a call, text, app code or push); None otherwise.
+    approved_with: Mapped[str | None] = mapped_column(String(8), nullable=True)
 
     user: Mapped[User] = relationship()
 

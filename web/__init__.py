@@ -32,13 +32,14 @@ def register(app: Flask) -> None:
     from api import bp as api_bp
     from devices.views import bp as devices_bp
     from ivr.webhooks import bp as twilio_bp
-    from web import (account, change_window, errors, phone_app, rate_limits, registration,  # noqa: F401
+    from web import (account, change_window, entra, errors, phone_app, rate_limits, registration,  # noqa: F401
                      remember_browser, security_info, sign_in, time_limit)  # (routes)
 
     settings = app.extensions["mfa"].settings
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # tied to the session instead
     app.register_blueprint(bp)
     phone_app.register(app)
+    entra.register(app)  # only when EAM_ISSUER is set
     app.session_interface = DatabaseSessionInterface()
 
     @app.before_request  # before CSRF's check, which reads the session
@@ -53,6 +54,7 @@ def register(app: Flask) -> None:
     csrf.exempt(api_bp)  # API keys, not cookies
     csrf.exempt(twilio_bp)  # Twilio signatures, not cookies
     csrf.exempt(devices_bp)  # the phone app's signatures, not cookies
+    csrf.exempt(entra.bp)  # Entra's signed id_token_hint and one-use nonce, not cookies
     if not NHSUK_ASSETS.exists():
         log.warning("nhsuk-frontend is not installed (run `make run` or `npm install`): pages will be unstyled")
 

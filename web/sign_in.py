@@ -12,8 +12,11 @@ from mfa.telephony import DeliveryUnknown
 from mfa.unit_of_work import Transactions, use_case
 from models import Authentication
 from models.states import Reason
-from web import bp, reasons, recovery
-from web.flow import (cancel_flow, end_flow, end_session, flow, safe_next, set_mode, signed_in_recently,
+from mfa.authentications import can_continue
+from mfa.entra import requests as entra_requests
+from mfa.entra.requests import ENTRA
+from web import bp, entra, reasons, recovery
+from web.flow import (cancel_flow, current_auth, end_flow, end_session, flow, safe_next, set_mode, signed_in_recently,
                       signed_in_user, signed_in_user_id, spend_approval, start_flow)
 from web.guards import flow_required
 from web.remember_browser import browser_token, mark_remembered_sign_in, offer_after
@@ -59,7 +62,7 @@ def sign_in():
         return _finish(auth, flow())
     if auth.status == "registration_required":
         return redirect(url_for("web.register"))
-    return _start_method(auth.id, methods.method_to_start(db(), services(), auth.user))
+    return start_method(auth.id, methods.method_to_start(db(), services(), auth.user))
 
 
 def _field_of(refusal: MfaError) -> str:
@@ -76,7 +79,7 @@ def method_choice(method) -> str:
         return method.label
 
 
-def _start_method(auth_id: str, method):
+def start_method(auth_id: str, method):
     """Begin a method: app codes need nothing sent; texts, calls and pushes start now."""
     try:
         mtype = method_type(method)
@@ -100,6 +103,8 @@ def verify(auth: Authentication):
     current = flow() or {}  # flow_required found one
     if auth.status == "approved":
         return _finish(auth, current)
+    if current.get("purpose") == ENTRA and not can_continue(auth, services().clock.now()):
+        return entra.answer(auth)  # refused, cancelled or timed out: Microsoft is told no
     if not (auth.is_open() or auth.can_retry()):
         end_flow()
         get_flashed_messages()  # the refused step's own words ("not waiting…") would only muddle this page's
@@ -173,13 +178,13 @@ def verify_method(auth: Authentication):
     if auth.registering:
         being_set_up = _push_being_set_up(auth, request.form.get("method_id"))
         if being_set_up is not None:  # "Send a new request" to the phone app being set up
-            return _start_method(auth.id, being_set_up)
+            return start_method(auth.id, being_set_up)
         return send_again(auth, request.form.get("method_id"))  # "Resend code" or "Call me again"
-    method = next((m for m in auth.user.verified_methods() if m.id == request.form.get("method_id")), None)
+    method = next((m for m in _usable(auth) if m.id == request.form.get("method_id")), None)
     if method is None:
         flash("Choose one of your methods.", "error")
         return redirect(url_for("web.verify_other"))
-    return _start_method(auth.id, method)
+    return start_method(auth.id, method)
 
 
 def _push_being_set_up(auth: Authentication, method_id: str | None):
@@ -191,7 +196,14 @@ def _push_being_set_up(auth: Authentication, method_id: str | None):
 @bp.get("/verify/other")
 @flow_required()
 def verify_other(auth: Authentication):
-    return render_template("verify_other.html", methods=methods.methods_to_offer(db(), services(), auth.user))
+    return render_template("verify_other.html", methods=_usable(auth))
+
+
+def _usable(auth: Authentication) -> list:
+    """The methods this sign-in may switch to: for Entra, only those Entra accepts (its `amr`)."""
+    with use_case(db()):
+        for_entra = entra_requests.usable_methods(db(), services(), auth)
+        return for_entra if for_entra is not None else methods.methods_to_offer(db(), services(), auth.user)
 
 
 @bp.get("/verify/status.json")
@@ -203,6 +215,8 @@ def verify_status(auth: Authentication):
 
 def _finish(auth, current):
     """The second factor succeeded: a signed-in session, or back to security info. Once only."""
+    if current["purpose"] == ENTRA:  # Entra asked for it: the answer goes back to Microsoft
+        return entra.answer(auth)
     next_url = session.pop("next", None)
     end_flow()
     try:
@@ -232,7 +246,10 @@ def cancel():
     """Leave the sign-in or change under way, from any of its pages: it ends on the server too."""
     current = flow() or {}
     purpose = current.get("purpose")
+    auth = current_auth() if purpose == ENTRA else None
     cancel_flow()
+    if auth is not None:  # Microsoft is told the person gave up
+        return entra.answer(auth)
     if purpose == "change":
         flash("You cancelled the change. Your security info has not changed.", "notice")
         return redirect(url_for("web.security_info"))

@@ -21,6 +21,7 @@ class AppCode(MethodType):
     name = "totp"
     label = "Authenticator app"
     sign_in_mode = "totp"
+    amr = "otp"
     takes_code_without_challenge = True
 
     def choice(self, method: Method) -> str:

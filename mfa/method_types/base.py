@@ -29,6 +29,8 @@ class MethodType(ABC):
     name: ClassVar[str]  # stored in methods.type, challenges.type and send_records.type
     label: ClassVar[str]  # what people read: the type's name in pages and the audit trail
     sign_in_mode: ClassVar[str]  # what the browser's verify page shows for it
+    # RFC 8176 method reference an Entra answer gives for it (docs/entra.md): how the person proved it.
+    amr: ClassVar[str]
 
     # --- challenges ---
     challenge_ttl: ClassVar[timedelta | None] = None  # None: no challenge is issued

@@ -25,6 +25,7 @@ class Call(MethodType):
     name = "voice"
     label = "Phone call"
     sign_in_mode = "voice"
+    amr = "tel"
     challenge_ttl = timedelta(minutes=2)
     ends_by_hanging_up = True
     respects_do_not_call = True

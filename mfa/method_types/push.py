@@ -20,6 +20,7 @@ class PushApp(MethodType):
     name = "push"
     label = "Mobile app"
     sign_in_mode = "push"
+    amr = "swk"  # a key held in the phone app, with the number on the screen matched
     challenge_ttl = timedelta(minutes=2)
     approved_on_device = True
 

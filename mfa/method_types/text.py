@@ -28,6 +28,7 @@ class Text(MethodType):
     name = "sms"
     label = "Text message"
     sign_in_mode = "sms"
+    amr = "sms"
     challenge_ttl: ClassVar[timedelta] = timedelta(minutes=5)  # also what the text and the page say
     phone_kinds = ("mobile", "alternate")
     proves_number_ownership = True  # the owner read the code: calls to the number may resume

@@ -11,6 +11,10 @@
   // Sentences true only with this script running ("this page moves on by itself").
   document.querySelectorAll("[data-js-only]").forEach(function (el) { el.hidden = false; });
 
+  // The answer to Microsoft Entra goes back by itself; its button is there for browsers without scripts.
+  var answer = document.querySelector("form[data-submit-on-load]");
+  if (answer) { answer.submit(); }
+
   // The call page follows the call: the server renders each moment (calling, ringing, answered,
   // an ending); reload when the sign-in's status or the call's progress changes.
   var poll = document.querySelector("[data-poll]");

@@ -1,0 +1,43 @@
+"""Which person here an Entra user (tenant id, object id) signs in as: set by an operator
+(`flask --app app users link-entra`), never guessed from a name in the hint."""
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from models import EntraLink, User
+from mfa import audit
+from mfa.accounts import get_user
+from mfa.errors import BadRequest, Conflict
+from mfa.services import Services
+
+GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def link(db: Session, svc: Services, username: str, tenant_id: str, object_id: str) -> EntraLink:
+    tenant_id, object_id = tenant_id.strip().lower(), object_id.strip().lower()
+    for value, name in ((tenant_id, "tenant ID"), (object_id, "object ID")):
+        if not GUID.fullmatch(value):
+            raise BadRequest(f"The {name} must be a GUID such as 00001111-aaaa-2222-bbbb-3333cccc4444.")
+    user = get_user(db, username)
+    existing = db.scalar(select(EntraLink).where(EntraLink.tenant_id == tenant_id, EntraLink.object_id == object_id))
+    if existing is not None:
+        if existing.user_id == user.id:
+            return existing
+        raise Conflict(f"That Entra user already signs in as {existing.user.username}.", code="already_linked")
+    found = EntraLink(user=user, tenant_id=tenant_id, object_id=object_id, created_at=svc.clock.now())
+    db.add(found)
+    db.flush()
+    audit.record(db, svc.clock, "entra_linked", "ok", user=user, detail=f"tenant {tenant_id}, object {object_id}")
+    return found
+
+
+def person(db: Session, tenant_id: str, object_id: str) -> User | None:
+    return db.scalar(select(User).join(EntraLink, EntraLink.user_id == User.id)
+                     .where(EntraLink.tenant_id == tenant_id, EntraLink.object_id == object_id))
+
+
+def of(db: Session, user: User) -> list[EntraLink]:
+    return list(db.scalars(select(EntraLink).where(EntraLink.user_id == user.id).order_by(EntraLink.created_at)))
