@@ -42,4 +42,4 @@ test: $(STAMP) $(ASSETS)
 
 ## make screenshots: the browser tests, saving a picture of each page into docs/screenshots
 screenshots: $(STAMP) $(ASSETS)
-	SCREENSHOT_DIR=docs/screenshots $(VENV)/bin/python -m pytest -q tests/test_pages_browser.py tests/test_pages_push.py tests/test_push_browser.py tests/test_pages_recovery_browser.py
+	SCREENSHOT_DIR=docs/screenshots $(VENV)/bin/python -m pytest -q tests/test_pages_browser.py tests/test_pages_push.py tests/test_push_browser.py tests/test_pages_recovery_browser.py tests/test_entra_browser.py

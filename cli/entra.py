@@ -47,6 +47,7 @@ def _config() -> EntraConfig:
 @with_appcontext
 def list_keys():
     """Every key, newest last: signing, published (in the JWKS) or retired."""
+    _config()
     rows = run(lambda db, svc: [(k.kid, k.state, k.created_at, k.signing_since) for k in signing_keys.listed(db)])
     if not rows:
         click.echo("No keys yet: the first is made when Entra first fetches the JWKS, or by `entra keys add`.")
@@ -82,5 +83,6 @@ def promote_key(kid, force):
 @with_appcontext
 def retire_key(kid):
     """Take a key out of the JWKS for good."""
+    _config()
     run(lambda db, svc: signing_keys.retire(db, svc, kid))
     click.echo(f"Key {kid} is retired.")

@@ -17,6 +17,7 @@ from models.states import OPEN_STATUSES, AuthStatus, Reason
 from mfa import access_passes, audit, change_notices, facts, limits, recovery_codes
 from mfa.accounts import record_failure, reset_failures
 from mfa.authentications import can_continue, end_challenges, finish, get, hold_challenges, set_status
+from mfa.entra.requests import ENTRA, usable_methods
 from mfa.errors import AccountLocked, BadRequest, InvalidCode, NotPending, TooManyAttempts
 from mfa.locks import lock_person
 from mfa.methods import activate, registered_meanwhile
@@ -143,6 +144,9 @@ def _candidates(db: Session, svc: Services, auth: Authentication) -> list[Candid
         # While registering, only the app being enrolled; afterwards, only enrolled apps.
         if registering != method.is_verified:
             found.append(Candidate(method))
+    if auth.purpose == ENTRA:  # only what Entra accepts: another method's code is no code here
+        allowed = {m.id for m in usable_methods(db, svc, auth) or ()}
+        found = [c for c in found if c.method.id in allowed]
     return found
 
 

@@ -13,7 +13,9 @@ from sqlalchemy.orm import Session
 
 from mfa import audit
 from mfa.authentications import AUTHENTICATION_TTL, can_continue
+from mfa.approvals import ENTRA
 from mfa.compare_and_set import compare_and_set
+from mfa.entra.profile import SIGN_IN_TTL
 from mfa.errors import whole_seconds
 from mfa.services import Services
 from models import Authentication
@@ -47,5 +49,12 @@ def extend(db: Session, svc: Services, auth: Authentication) -> bool:
     return True
 
 
+def lifetime(auth: Authentication) -> timedelta:
+    """How long the sign-in lasts from its start, as the page says it."""
+    return SIGN_IN_TTL if auth.purpose == ENTRA else AUTHENTICATION_TTL
+
+
 def _extended_end(auth: Authentication, now: datetime) -> datetime:
+    if auth.purpose == ENTRA:  # Microsoft waits only so long for its answer: more time here would not help
+        return auth.expires_at
     return min(now + AUTHENTICATION_TTL, auth.created_at + LONGEST)

@@ -43,6 +43,7 @@ class EntraRequest(Base):
     tenant_id: Mapped[str] = mapped_column(String(36))
     subject: Mapped[str] = mapped_column(String(128))  # the hint's `sub`, echoed in our id_token
     nonce: Mapped[str] = mapped_column(String(255), unique=True)
+    hint_hash: Mapped[str] = mapped_column(String(64), unique=True)  # SHA-256 of the id_token_hint: used once
     state: Mapped[str] = mapped_column(Text)
     redirect_uri: Mapped[str] = mapped_column(String(128))
     acr: Mapped[str] = mapped_column(String(48))  # the one we will answer with (chosen from those requested)

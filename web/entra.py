@@ -79,6 +79,8 @@ def authorize():
     try:
         to = entra_requests.destination(request.form, config)
     except Unanswerable as refusal:  # not Microsoft's return address, or not our client: post nothing anywhere
+        with use_case(db()):
+            entra_requests.unanswerable(db(), services(), refusal, client_ip())
         return render_template("entra_refused.html", message=refusal.message), 400
     try:
         parsed = entra_requests.parse(request.form, to)

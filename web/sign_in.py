@@ -196,7 +196,7 @@ def _push_being_set_up(auth: Authentication, method_id: str | None):
 @bp.get("/verify/other")
 @flow_required()
 def verify_other(auth: Authentication):
-    return render_template("verify_other.html", methods=_usable(auth))
+    return render_template("verify_other.html", methods=_usable(auth), purpose=(flow() or {}).get("purpose"))
 
 
 def _usable(auth: Authentication) -> list:

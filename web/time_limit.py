@@ -28,7 +28,8 @@ def time_limit() -> dict | None:
     left = time_limits.time_left(auth, services().clock.now())
     if left is None:
         return None
-    return {"seconds": left.seconds, "can_extend": left.can_extend, "minutes": MINUTES,
+    return {"seconds": left.seconds, "can_extend": left.can_extend,
+            "minutes": int(time_limits.lifetime(auth).total_seconds() // 60),
             "warn_before": int(time_limits.WARN_BEFORE.total_seconds()),
             "what": "change" if auth.purpose == "change" else "sign-in"}
 

@@ -6,6 +6,7 @@ minutes: made-up `kid`s must not make every request a round trip to Microsoft.
 from __future__ import annotations
 
 import logging
+from http.client import HTTPException
 import threading
 from datetime import datetime, timedelta
 
@@ -52,7 +53,8 @@ class EntraKeys:
             return
         try:
             jwk_set = self._client.get_jwk_set()
-        except jwt.PyJWTError as exc:  # unreachable, not JSON, or no usable key in it
+        # Unreachable, cut off, not JSON, or no usable key in it: PyJWT lets some of these through as they are.
+        except (jwt.PyJWTError, ValueError, OSError, HTTPException) as exc:
             self._failed_at = now
             log.warning("Entra's signing keys could not be fetched: %s", exc)
             if self._keys and self._fetched_at is not None and now - self._fetched_at < KEEP_FOR * 2:

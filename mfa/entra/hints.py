@@ -6,12 +6,14 @@ of an allowed tenant in the request's cloud, our App ID or Client ID as audience
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Protocol
 
 import jwt
 
+from mfa.entra.links import GUID
 from mfa.entra.profile import CLOCK_SKEW, HINT_MAX_AGE, MAX_FIELD, Declined, EntraConfig, issuer_for
 
 REQUIRED = ("iss", "aud", "iat", "sub", "oid", "tid")
@@ -26,7 +28,8 @@ class Hint:
     tenant_id: str
     object_id: str
     subject: str
-    username: str | None  # preferred_username, for the audit trail only: never used to find the person
+    username: str | None  # preferred_username: never used to find the person
+    fingerprint: str  # SHA-256 of the token: each hint starts one sign-in only
 
 
 def check(token: object, config: EntraConfig, keys: KeySource, redirect_uri: str, now: datetime) -> Hint:
@@ -68,9 +71,11 @@ def check(token: object, config: EntraConfig, keys: KeySource, redirect_uri: str
         raise Declined("The id_token_hint's iat is not a time.", why="malformed_hint") from None
     if issued_at < now - HINT_MAX_AGE or issued_at > now + CLOCK_SKEW:
         raise Declined("The sign-in request is too old: start signing in again.", why="stale_hint")
-    for name in ("sub", "oid"):
-        if not isinstance(claims[name], str) or not claims[name] or len(claims[name]) > 128:
-            raise Declined(f"The id_token_hint's {name} is not usable.", why=f"missing_{name}")
+    subject, object_id = claims["sub"], claims["oid"]
+    if not isinstance(subject, str) or not subject or len(subject) > 128 or not subject.isprintable():
+        raise Declined("The id_token_hint's sub is not usable.", why="missing_sub")
+    if not isinstance(object_id, str) or not GUID.fullmatch(object_id.lower()):
+        raise Declined("The id_token_hint's oid is not an object ID.", why="missing_oid")
     username = claims.get("preferred_username")
-    return Hint(tenant.lower(), claims["oid"].lower(), claims["sub"],
-                username if isinstance(username, str) else None)
+    return Hint(tenant.lower(), object_id.lower(), subject, username if isinstance(username, str) else None,
+                hashlib.sha256(token.encode()).hexdigest())

@@ -37,6 +37,10 @@ class Unanswerable(MfaError):
 
     code = "not_an_entra_request"
 
+    def __init__(self, message: str, *, why: str):
+        super().__init__(message)
+        self.why = why
+
 
 @dataclass(frozen=True)
 class Destination:
@@ -67,12 +71,14 @@ class Answer:
 def destination(form: Mapping[str, str], config: EntraConfig) -> Destination:
     redirect_uri = form.get("redirect_uri")
     if not redirect_uri_allowed(redirect_uri):
-        raise Unanswerable("This sign-in request names a return address that is not Microsoft's.")
+        raise Unanswerable("This sign-in request names a return address that is not Microsoft's.",
+                           why="bad_redirect_uri")
     if form.get("client_id") != config.client_id:
-        raise Unanswerable("This sign-in request is not for this service (unknown client_id).")
+        raise Unanswerable("This sign-in request is not for this service (unknown client_id).",
+                           why="unknown_client_id")
     state = form.get("state", "")
-    if len(state) > MAX_FIELD:
-        raise Unanswerable("This sign-in request's state is too long.")
+    if len(state) > MAX_FIELD or not state.isprintable():
+        raise Unanswerable("This sign-in request's state is not one Entra would send.", why="bad_state")
     assert redirect_uri is not None  # redirect_uri_allowed said so
     return Destination(redirect_uri, state)
 
@@ -85,12 +91,14 @@ def parse(form: Mapping[str, str], to: Destination) -> AuthorizeRequest:
     if "openid" not in form.get("scope", "openid").split():
         raise Declined("The scope must include openid.", why="bad_scope")
     nonce = form.get("nonce", "")
-    if not nonce or len(nonce) > 255:
+    if not nonce or len(nonce) > 255 or not nonce.isprintable():
         raise Declined("The sign-in request needs a nonce (at most 255 characters).", why="bad_nonce")
     claims = form.get("claims")
     if claims is not None and len(claims) > MAX_FIELD:
         raise Declined("The claims parameter is too long.", why="malformed_claims")
     request_id = form.get("client-request-id") or None
+    if request_id is not None and not (request_id.isascii() and request_id.isprintable()):
+        request_id = None  # only ever logged: a malformed one is dropped, not a reason to refuse
     return AuthorizeRequest(to, nonce, parse_claims(claims), form.get("id_token_hint", ""),
                             request_id[:64] if request_id else None)
 
@@ -120,6 +128,9 @@ def _begin(db: Session, svc: Services, request: AuthorizeRequest, hint: Hint, so
     now = svc.clock.now()
     if lockout.refuses(user, now, lockout.is_familiar(db, svc, user.id, source_ip)):
         raise Declined("This account is locked.", why="fraud_block" if user.fraud_blocked_at else "locked")
+    if not user.verified_methods():
+        raise Declined("This person has not set up a way to verify yet: they sign in to this service first.",
+                       why="no_methods")
     usable = [m for m in methods_to_offer(db, svc, user) if offered(m) and request.wanted.allows(method_type(m).amr)]
     if not usable:
         raise Declined("None of this person's methods is one Entra accepts for this sign-in.", why="amr_not_met")
@@ -127,6 +138,8 @@ def _begin(db: Session, svc: Services, request: AuthorizeRequest, hint: Hint, so
     method = first if first in usable else usable[0]
     if db.scalar(select(EntraRequest.id).where(EntraRequest.nonce == request.nonce)) is not None:
         raise Declined("This sign-in request has been used already.", why="replayed_nonce")
+    if db.scalar(select(EntraRequest.id).where(EntraRequest.hint_hash == hint.fingerprint)) is not None:
+        raise Declined("This sign-in request has been used already.", why="replayed_hint")
     try:
         with db.begin_nested():  # both rows, or neither: a nonce seen meanwhile by another request wins
             auth = Authentication(user=user, source_ip=source_ip, created_at=now, expires_at=now + SIGN_IN_TTL,
@@ -135,14 +148,15 @@ def _begin(db: Session, svc: Services, request: AuthorizeRequest, hint: Hint, so
             db.flush()
             db.add(EntraRequest(
                 authentication_id=auth.id, tenant_id=hint.tenant_id, subject=hint.subject, nonce=request.nonce,
+                hint_hash=hint.fingerprint,
                 state=request.destination.state, redirect_uri=request.destination.redirect_uri, acr=acr,
                 amr_allowed=_allowed(request.wanted), client_request_id=request.client_request_id,
                 created_at=now))
             db.flush()
-    except IntegrityError:
+    except IntegrityError:  # the same nonce or hint, by another request meanwhile
         raise Declined("This sign-in request has been used already.", why="replayed_nonce") from None
     audit.record(db, svc.clock, "entra_request", "mfa_required", user=user, source_ip=source_ip,
-                 detail=f"tenant {hint.tenant_id}; request {request.client_request_id or '-'}")
+                 detail=f"{_who(hint)}; request {request.client_request_id or '-'}")
     return Started(auth, method)
 
 
@@ -151,7 +165,7 @@ def _allowed(wanted: Wanted) -> str:
     if wanted.amrs is None:
         return "*"
     ours = {t.amr for t in REGISTRY.values()}
-    return " ".join(amr for amr in wanted.amrs if amr in ours)
+    return " ".join(dict.fromkeys(amr for amr in wanted.amrs if amr in ours))  # each once: fits the column
 
 
 def usable_methods(db: Session, svc: Services, auth: Authentication) -> list[Method] | None:
@@ -202,7 +216,17 @@ def declined(db: Session, svc: Services, refusal: Declined, hint: Hint | None, s
     """The audit line for a request refused before any sign-in began."""
     user = links.person(db, hint.tenant_id, hint.object_id) if hint is not None else None
     audit.record(db, svc.clock, "entra_request", "declined", user=user, reason=refusal.why[:48], source_ip=source_ip,
-                 detail=f"tenant {hint.tenant_id}" if hint is not None else None)
+                 detail=_who(hint) if hint is not None else None)
+
+
+def unanswerable(db: Session, svc: Services, refusal: Unanswerable, source_ip: str | None) -> None:
+    """The audit line for a request that was not Entra's for us (nothing was posted back)."""
+    audit.record(db, svc.clock, "entra_request", "refused", reason=refusal.why, source_ip=source_ip)
+
+
+def _who(hint: Hint) -> str:
+    """Which Entra user asked: their ids only (no name or address, which the hint also carries)."""
+    return f"tenant {hint.tenant_id}, object {hint.object_id}"
 
 
 def _request(db: Session, auth: Authentication) -> EntraRequest:

@@ -51,7 +51,8 @@ def add(db: Session, svc: Services, issuer: str) -> EntraSigningKey:
     pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption()).decode()
     first = db.scalar(select(EntraSigningKey.kid).where(EntraSigningKey.state == SIGNING).limit(1)) is None
-    key = EntraSigningKey(kid=_b64url(hashlib.sha256(public_der).digest()[:16]), state=SIGNING if first else PUBLISHED,
+    # Hex: a kid is typed on the command line, where one starting with '-' would read as an option.
+    key = EntraSigningKey(kid=hashlib.sha256(public_der).hexdigest()[:32], state=SIGNING if first else PUBLISHED,
                           private_key=svc.vault.encrypt(pem), created_at=now,
                           certificate=certificate.public_bytes(serialization.Encoding.PEM).decode(),
                           signing_since=now if first else None)

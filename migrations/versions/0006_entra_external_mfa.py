@@ -39,6 +39,7 @@ def upgrade() -> None:
         sa.Column("tenant_id", sa.String(length=36), nullable=False),
         sa.Column("subject", sa.String(length=128), nullable=False),
         sa.Column("nonce", sa.String(length=255), nullable=False),
+        sa.Column("hint_hash", sa.String(length=64), nullable=False),
         sa.Column("state", sa.Text(), nullable=False),
         sa.Column("redirect_uri", sa.String(length=128), nullable=False),
         sa.Column("acr", sa.String(length=48), nullable=False),
@@ -50,6 +51,7 @@ def upgrade() -> None:
                                 name=op.f("fk_entra_requests_authentication_id_authentications"), ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_entra_requests")),
         sa.UniqueConstraint("authentication_id", name=op.f("uq_entra_requests_authentication_id")),
+        sa.UniqueConstraint("hint_hash", name=op.f("uq_entra_requests_hint_hash")),
         sa.UniqueConstraint("nonce", name=op.f("uq_entra_requests_nonce")),
     )
     op.create_table(
