@@ -349,7 +349,7 @@ def _entra(get, production: bool) -> EntraConfig | None:
         raise SettingsError("EAM_ENTRA_KEYS_URL must be an https URL (http only outside production), e.g. "
                             f"{ENTRA_KEYS_URL}.")
     return EntraConfig(issuer=issuer, client_id=client_id, app_id=app_id, allowed_tenants=tenants,
-                       keys_url=keys_url)
+                       keys_url=keys_url, self_link=_flag(get("EAM_SELF_LINK", "true"), "EAM_SELF_LINK"))
 
 
 def _countries(value: str) -> frozenset[str]:

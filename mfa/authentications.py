@@ -59,6 +59,13 @@ def start(
     `remembered_token`: the server's own pages pass the browser's remembered-browser cookie;
     when it is this person's and still valid, no second factor is asked (mfa/remembered_browsers.py).
     """
+    user = check_password(db, svc, username, password, source_ip, api_key_id)
+    return _open(db, svc, user, source_ip, api_key_id, remembered_token)
+
+
+def check_password(db: Session, svc: Services, username: object, password: object, source_ip: str | None,
+                   api_key_id: str | None = None) -> User:
+    """The person whose password this is; refused (audited, counted towards lockout) otherwise."""
     username = require_text(username, "username", 254)
     password = require_text(password, "password")
     now = svc.clock.now()
@@ -84,7 +91,7 @@ def start(
             raise AccountLocked()
         raise InvalidCredentials()
     user.password_hash = svc.passwords.rehash_if_needed(user.password_hash, password)
-    return _open(db, svc, user, source_ip, api_key_id, remembered_token)
+    return user
 
 
 def _open(db: Session, svc: Services, user: User, source_ip: str | None,

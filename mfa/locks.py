@@ -70,6 +70,19 @@ def lock_budget(db: Session) -> None:
     db.execute(select(func.pg_advisory_xact_lock(BUDGET_KEY)))
 
 
+ENTRA_KEYS_KEY = 0x4D46415F4541554B  # "MFA_EAUK": our Entra signing keys
+
+
+def lock_entra_keys(db: Session) -> None:
+    """Serialise making the first Entra signing key, so twenty first requests make one (PostgreSQL;
+    SQLite's single writer does it already once a write begins, as lock_budget says)."""
+    if is_sqlite(db):
+        db.execute(update(User).where(User.id == "").values(role=User.role)
+                   .execution_options(synchronize_session=False))
+        return
+    db.execute(select(func.pg_advisory_xact_lock(ENTRA_KEYS_KEY)))
+
+
 def number_key(svc: Services, number: str) -> int:
     """The number's advisory-lock key: its keyed hash as a signed 64-bit integer (what PostgreSQL takes)."""
     return int.from_bytes(bytes.fromhex(svc.vault.keyed_hash(number))[:8], "big", signed=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import ForeignKey, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import Base, UTCDateTime, new_id
@@ -41,6 +41,7 @@ class EntraRequest(Base):
     authentication_id: Mapped[str] = mapped_column(
         ForeignKey("authentications.id", ondelete="CASCADE"), unique=True)
     tenant_id: Mapped[str] = mapped_column(String(36))
+    object_id: Mapped[str] = mapped_column(String(36))
     subject: Mapped[str] = mapped_column(String(128))  # the hint's `sub`, echoed in our id_token
     nonce: Mapped[str] = mapped_column(String(255), unique=True)
     hint_hash: Mapped[str] = mapped_column(String(64), unique=True)  # SHA-256 of the id_token_hint: used once
@@ -49,6 +50,8 @@ class EntraRequest(Base):
     acr: Mapped[str] = mapped_column(String(48))  # the one we will answer with (chosen from those requested)
     amr_allowed: Mapped[str] = mapped_column(String(255))  # space-separated amr values Entra accepts; "*": any
     client_request_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # The person proved their password here for an Entra user not yet linked: approving links them.
+    links_on_approval: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 

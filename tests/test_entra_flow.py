@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from mfa.entra import links
+from mfa.entra import links, signing_keys
 from tests.conftest import run_in
 from tests.entra_fixture import REDIRECT_URI, TENANT, EntraPlayer, PATH, read_answer
 from tests.personas import ALICE
+from tests.test_races import postgres_only
 
 
 @pytest.fixture
@@ -54,3 +55,38 @@ def test_a_call_answered_with_hash_sends_entra_a_token_it_accepts(web, live, pho
     assert "id_token" not in web.get("/verify").get_data(as_text=True)
     again = web.post(f"{PATH}/authorize", data=form)
     assert read_answer(again.get_data(as_text=True))[1]["error"] == "access_denied"
+
+
+def test_an_answer_reads_the_sign_in_as_it_stands_now(web, live, phones, entra, alice, clock):
+    """A cancel that loaded the sign-in just before the call approved it must not tell Microsoft no
+    while the database says yes: the answer looks again once it holds the request."""
+    from models import Authentication
+    from mfa.entra import requests as entra_requests
+
+    hint = entra.hint(clock.now())
+    linked(live, alice, hint.oid)
+    form = entra.form(hint)
+    web.post(f"{PATH}/authorize", data=form)
+    rt = live.app.extensions["mfa"]
+    with rt.sessions() as db:
+        stale = db.query(Authentication).one()  # loaded while the call still rings
+        assert stale.status == "pending"
+        phones.wait_idle()
+        sid = phones.calls(to=ALICE)[-1].sid
+        phones.answer(sid)
+        phones.press(sid, "#")
+        phones.wait_idle()
+        reply = entra_requests.answer(db, rt.services, rt.settings.entra, stale)
+        db.commit()
+    assert reply.approved and "id_token" in reply.fields
+
+
+@postgres_only
+def test_twenty_first_fetches_of_the_keys_make_one_key(live, entra):
+    from tests.helpers import run_together
+
+    def fetch():
+        return tuple(k["kid"] for k in live.app.test_client().get(f"{PATH}/keys").get_json()["keys"])
+
+    assert len(set(run_together([fetch] * 20))) == 1
+    assert run_in(live.app, lambda db, svc: len(signing_keys.listed(db))) == 1

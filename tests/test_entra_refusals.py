@@ -41,7 +41,8 @@ def entra():
 
 @pytest.fixture
 def app_config(app_config, entra):
-    return {**app_config, **entra.settings}
+    # Linking oneself is tested in tests/test_entra_linking.py: here an unlinked Entra user is refused outright.
+    return {**app_config, **entra.settings, "EAM_SELF_LINK": "false"}
 
 
 @pytest.fixture

@@ -39,8 +39,9 @@ def a_0005_person_with_a_sign_in_and_a_method(conn, now: dict) -> None:
 def add_entra_rows(conn, now: dict) -> None:
     conn.execute(text("INSERT INTO entra_links (id, user_id, tenant_id, object_id, created_at) "
                       f"VALUES ('l1', 'u1', '{TENANT}', '{OID}', :now)"), now)
-    conn.execute(text("INSERT INTO entra_requests (id, authentication_id, tenant_id, subject, nonce, hint_hash, state, "
-                      "redirect_uri, acr, amr_allowed, created_at) VALUES ('r1', 'a1', :tenant, 'sub', 'n1', 'h1', "
+    conn.execute(text("INSERT INTO entra_requests (id, authentication_id, tenant_id, object_id, subject, nonce, "
+                      "hint_hash, links_on_approval, state, redirect_uri, acr, amr_allowed, created_at) VALUES ("
+                      f"'r1', 'a1', :tenant, '{OID}', 'sub', 'n1', 'h1', false, "
                       "'state', 'https://login.microsoftonline.com/common/federation/externalauthprovider', "
                       "'possessionorinherence', 'otp tel', :now)"), {**now, "tenant": TENANT})
     conn.execute(text("INSERT INTO entra_signing_keys (kid, state, private_key, certificate, created_at) "
@@ -72,9 +73,10 @@ def test_a_0005_database_upgrades_keeping_its_sign_ins_and_downgrades(scratch_da
                                   f"VALUES ('l2', 'u1', '{TENANT}', '{OID}', :now)"), now)
         with pytest.raises(IntegrityError):  # a nonce answers one request only
             with conn.begin_nested():
-                conn.execute(text("INSERT INTO entra_requests (id, authentication_id, tenant_id, subject, nonce, "
-                                  "hint_hash, state, redirect_uri, acr, amr_allowed, created_at) VALUES ('r2', 'a1', "
-                                  "'t', 'sub', 'n1', 'h2', 's', 'r', 'a', '*', :now)"), now)
+                conn.execute(text("INSERT INTO entra_requests (id, authentication_id, tenant_id, object_id, subject, "
+                                  "nonce, hint_hash, links_on_approval, state, redirect_uri, acr, amr_allowed, "
+                                  "created_at) VALUES ('r2', 'a1', 't', 'o', 'sub', 'n1', 'h2', false, 's', 'r', 'a', "
+                                  "'*', :now)"), now)
         conn.execute(text("DELETE FROM users WHERE id = 'u1'"))  # a removed person takes link and request along
         for table in ("entra_links", "entra_requests"):
             assert conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one() == 0

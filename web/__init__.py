@@ -54,7 +54,7 @@ def register(app: Flask) -> None:
     csrf.exempt(api_bp)  # API keys, not cookies
     csrf.exempt(twilio_bp)  # Twilio signatures, not cookies
     csrf.exempt(devices_bp)  # the phone app's signatures, not cookies
-    csrf.exempt(entra.bp)  # Entra's signed id_token_hint and one-use nonce, not cookies
+    csrf.exempt(entra.authorize)  # Entra's form: its signed id_token_hint and one-use nonce, not cookies
     if not NHSUK_ASSETS.exists():
         log.warning("nhsuk-frontend is not installed (run `make run` or `npm install`): pages will be unstyled")
 

@@ -6,18 +6,21 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Flask, current_app, jsonify, render_template, request
+from flask import Blueprint, Flask, current_app, jsonify, redirect, render_template, request, session, url_for
 
 from edge import client_ip, db, services
+from edge_errors import status_for
 from mfa.approvals import AlreadyUsed
 from mfa.entra import hints, signing_keys
 from mfa.entra import requests as entra_requests
 from mfa.entra.entra_keys import EntraKeys
-from mfa.entra.profile import Declined, EntraConfig
-from mfa.entra.requests import ENTRA, Answer, Unanswerable, refusal_answer
+from mfa.entra.profile import SIGN_IN_TTL, Declined, EntraConfig
+from mfa.entra.requests import ENTRA, Answer, NotLinked, Unanswerable, refusal_answer
+from mfa.errors import MfaError
 from mfa.unit_of_work import use_case
 from models import Authentication
-from web import CSP
+from web import CSP, session_store
+from web.entra_pending import PENDING, Pending
 from web.flow import end_flow, start_flow
 
 bp = Blueprint("entra", __name__)
@@ -93,12 +96,58 @@ def authorize():
     try:
         with use_case(db()):
             started = entra_requests.begin(db(), services(), parsed, hint, client_ip())
+    except NotLinked as refusal:
+        if not config.self_link or not hint.username:  # linked by an operator only
+            return answer_page(refusal_answer(to, refusal.error, refusal.message))
+        session_store.current().regenerate()  # a fresh session id for what follows (as a sign-in has)
+        session[PENDING] = Pending(parsed, hint, services().clock.now()).to_session()
+        return redirect(url_for("entra.link"))
     except Declined as refusal:
         return answer_page(refusal_answer(to, refusal.error, refusal.message))
+    return _verify(started)
+
+
+def _verify(started: entra_requests.Started):
     from web.sign_in import start_method  # the sign-in pages take over from here
 
     start_flow(started.authentication, ENTRA)
     return start_method(started.authentication.id, started.method)
+
+
+@bp.route("/link", methods=["GET", "POST"])
+def link():
+    """An Entra user no one here answers for: the person signs in with their password here, then their
+    second factor; the link is made once that approves (mfa/entra/requests.py begin_linking)."""
+    pending = Pending.from_session(session.get(PENDING))
+    if pending is None or services().clock.now() - pending.at >= SIGN_IN_TTL:
+        session.pop(PENDING, None)
+        if pending is not None:  # too slow: Microsoft is told, and starts again if the person wants
+            return answer_page(refusal_answer(pending.request.destination, "access_denied",
+                                              "You did not sign in here in time."))
+        return render_template("entra_endpoint.html"), 400
+    username = pending.hint.username
+    if request.method == "GET":
+        return render_template("entra_link.html", username=username)
+    try:
+        with use_case(db()):
+            started = entra_requests.begin_linking(db(), services(), pending.request, pending.hint,
+                                                   request.form.get("password", ""), client_ip())
+    except Declined as refusal:
+        session.pop(PENDING, None)
+        return answer_page(refusal_answer(pending.request.destination, refusal.error, refusal.message))
+    except MfaError as refusal:  # a wrong password or a locked account, as on the sign-in page
+        return render_template("entra_link.html", username=username, error=refusal.message,
+                               field="password"), status_for(refusal)
+    session.pop(PENDING, None)
+    return _verify(started)
+
+
+@bp.post("/link/cancel")
+def link_cancel():
+    pending = Pending.from_session(session.pop(PENDING, None))
+    if pending is None:
+        return render_template("entra_endpoint.html"), 400
+    return answer_page(refusal_answer(pending.request.destination, "access_denied", "You cancelled signing in."))
 
 
 def answer(auth: Authentication):

@@ -1,5 +1,6 @@
 """Which person here an Entra user (tenant id, object id) signs in as: set by an operator
-(`flask --app app users link-entra`), never guessed from a name in the hint."""
+(`flask --app app users link-entra`), or by the person once, with the password and second factor of the
+account named like their Entra sign-in (mfa/entra/requests.py begin_linking). Found by ids, never by name."""
 from __future__ import annotations
 
 import re
@@ -21,7 +22,11 @@ def link(db: Session, svc: Services, username: str, tenant_id: str, object_id: s
     for value, name in ((tenant_id, "tenant ID"), (object_id, "object ID")):
         if not GUID.fullmatch(value):
             raise BadRequest(f"The {name} must be a GUID such as 00001111-aaaa-2222-bbbb-3333cccc4444.")
-    user = get_user(db, username)
+    return link_user(db, svc, get_user(db, username), tenant_id, object_id, by="operator")
+
+
+def link_user(db: Session, svc: Services, user: User, tenant_id: str, object_id: str, *, by: str) -> EntraLink:
+    """`by`: "operator" (the command line) or "person" (their own password and second factor, once)."""
     existing = db.scalar(select(EntraLink).where(EntraLink.tenant_id == tenant_id, EntraLink.object_id == object_id))
     if existing is not None:
         if existing.user_id == user.id:
@@ -30,8 +35,15 @@ def link(db: Session, svc: Services, username: str, tenant_id: str, object_id: s
     found = EntraLink(user=user, tenant_id=tenant_id, object_id=object_id, created_at=svc.clock.now())
     db.add(found)
     db.flush()
-    audit.record(db, svc.clock, "entra_linked", "ok", user=user, detail=f"tenant {tenant_id}, object {object_id}")
+    audit.record(db, svc.clock, "entra_linked", "ok", user=user,
+                 detail=f"tenant {tenant_id}, object {object_id}, by the {by}")
     return found
+
+
+def linked_elsewhere(db: Session, user: User, tenant_id: str, object_id: str) -> bool:
+    """Whether the person already answers for another Entra user of that tenant (one each)."""
+    return db.scalar(select(EntraLink.id).where(EntraLink.user_id == user.id, EntraLink.tenant_id == tenant_id,
+                                                EntraLink.object_id != object_id).limit(1)) is not None
 
 
 def person(db: Session, tenant_id: str, object_id: str) -> User | None:

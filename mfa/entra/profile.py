@@ -35,6 +35,7 @@ class EntraConfig:
     app_id: str  # EAM_APP_ID: the app registration Entra mints id_token_hints for
     allowed_tenants: frozenset[str]
     keys_url: str = ENTRA_KEYS_URL
+    self_link: bool = True  # EAM_SELF_LINK: an unlinked Entra user may link themselves with the local password
 
     @property
     def path(self) -> str:

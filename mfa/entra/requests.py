@@ -15,9 +15,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from models import Authentication, EntraRequest, Method
+from models import Authentication, EntraRequest, Method, User
 from models.states import AuthStatus, Reason
 from mfa import approvals, audit, lockout
+from mfa.authentications import check_password
 from mfa.compare_and_set import compare_and_set
 from mfa.entra import links, signing_keys
 from mfa.entra.hints import Hint
@@ -103,6 +104,14 @@ def parse(form: Mapping[str, str], to: Destination) -> AuthorizeRequest:
                             request_id[:64] if request_id else None)
 
 
+class NotLinked(Declined):
+    """No person here answers for this Entra user yet: they may link themselves (begin_linking)."""
+
+    def __init__(self) -> None:
+        super().__init__("This Microsoft account is not linked to anyone here: ask the service desk to link it.",
+                         why="unknown_person")
+
+
 @dataclass(frozen=True)
 class Started:
     authentication: Authentication
@@ -119,12 +128,36 @@ def begin(db: Session, svc: Services, request: AuthorizeRequest, hint: Hint, sou
         raise
 
 
-def _begin(db: Session, svc: Services, request: AuthorizeRequest, hint: Hint, source_ip: str | None) -> Started:
+def begin_linking(db: Session, svc: Services, request: AuthorizeRequest, hint: Hint, password: object,
+                  source_ip: str | None) -> Started:
+    """The person links an Entra user no one answers for yet, to the account here with the same username
+    as their Entra sign-in name (the hint's preferred_username): its password now, its second factor next,
+    and the link is made only when that approves (answer). Only that account: someone who knows another
+    person's Entra password must not be able to link that Entra user to an account of their own.
+    A wrong password is refused as on the sign-in page (InvalidCredentials, AccountLocked: counted towards
+    lockout); Declined as for begin."""
+    if not hint.username:
+        raise Declined("Microsoft did not say which account this is: ask the service desk to link it.",
+                       why="no_username")
+    user = check_password(db, svc, hint.username, password, source_ip)
+    try:
+        if links.person(db, hint.tenant_id, hint.object_id) not in (None, user):
+            raise Declined("This Microsoft account is linked to someone else.", why="linked_to_another")
+        if links.linked_elsewhere(db, user, hint.tenant_id, hint.object_id):
+            raise Declined("Your account here is already linked to another Microsoft account: ask the service desk.",
+                           why="person_linked_elsewhere")
+        return _begin(db, svc, request, hint, source_ip, linking=user)
+    except Declined as refusal:
+        declined(db, svc, refusal, hint, source_ip)
+        raise
+
+
+def _begin(db: Session, svc: Services, request: AuthorizeRequest, hint: Hint, source_ip: str | None,
+           linking: User | None = None) -> Started:
     acr = request.wanted.acr()
-    user = links.person(db, hint.tenant_id, hint.object_id)
+    user = linking or links.person(db, hint.tenant_id, hint.object_id)
     if user is None:
-        raise Declined("This Entra user is not linked to anyone here: ask the service desk to link your account.",
-                       why="unknown_person")
+        raise NotLinked()
     now = svc.clock.now()
     if lockout.refuses(user, now, lockout.is_familiar(db, svc, user.id, source_ip)):
         raise Declined("This account is locked.", why="fraud_block" if user.fraud_blocked_at else "locked")
@@ -147,8 +180,8 @@ def _begin(db: Session, svc: Services, request: AuthorizeRequest, hint: Hint, so
             db.add(auth)
             db.flush()
             db.add(EntraRequest(
-                authentication_id=auth.id, tenant_id=hint.tenant_id, subject=hint.subject, nonce=request.nonce,
-                hint_hash=hint.fingerprint,
+                authentication_id=auth.id, tenant_id=hint.tenant_id, object_id=hint.object_id, subject=hint.subject,
+                nonce=request.nonce, hint_hash=hint.fingerprint, links_on_approval=linking is not None,
                 state=request.destination.state, redirect_uri=request.destination.redirect_uri, acr=acr,
                 amr_allowed=_allowed(request.wanted), client_request_id=request.client_request_id,
                 created_at=now))
@@ -183,12 +216,16 @@ def answer(db: Session, svc: Services, config: EntraConfig, auth: Authentication
     now = svc.clock.now()
     if not compare_and_set(db, request, where=[EntraRequest.answered_at.is_(None)], answered_at=now):
         raise approvals.AlreadyUsed()
+    # As it stands now: a code or # may have approved it since the caller loaded it (a cancel racing it).
+    db.refresh(auth, ["status", "reason", "approved_with", "completed_at"])
     amr = REGISTRY[auth.approved_with].amr if auth.approved_with in REGISTRY else None
     proved = auth.status == AuthStatus.APPROVED and auth.reason == Reason.VERIFIED and amr is not None
     if proved and amr is not None and request.allows(amr):
         try:
             approvals.spend(db, svc, auth, ENTRA, None, None)
-        except MfaError as refusal:  # locked since, or too late: Entra hears no
+            if request.links_on_approval:  # proved here by password and second factor: linked from now on
+                links.link_user(db, svc, auth.user, request.tenant_id, request.object_id, by="person")
+        except MfaError as refusal:  # locked since, too late, or linked to someone else meanwhile: Entra hears no
             return _no(db, svc, request, auth, refusal.code)
         token = signing_keys.sign(db, svc, config.issuer, {
             "iss": config.issuer, "aud": config.client_id, "sub": request.subject, "nonce": request.nonce,

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from models import EntraSigningKey
 from mfa import audit
 from mfa.errors import Conflict, NotFound
+from mfa.locks import lock_entra_keys
 from mfa.services import Services
 
 PUBLISHED, SIGNING, RETIRED = "published", "signing", "retired"
@@ -50,6 +51,7 @@ def add(db: Session, svc: Services, issuer: str) -> EntraSigningKey:
                                                    serialization.PublicFormat.SubjectPublicKeyInfo)
     pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption()).decode()
+    lock_entra_keys(db)  # "is this the first?" and the insert, one request at a time
     first = db.scalar(select(EntraSigningKey.kid).where(EntraSigningKey.state == SIGNING).limit(1)) is None
     # Hex: a kid is typed on the command line, where one starting with '-' would read as an option.
     key = EntraSigningKey(kid=hashlib.sha256(public_der).hexdigest()[:32], state=SIGNING if first else PUBLISHED,
@@ -118,17 +120,24 @@ def jwks(db: Session) -> dict[str, list[dict[str, object]]]:
 
 def sign(db: Session, svc: Services, issuer: str, claims: dict[str, object]) -> str:
     """An RS256 token under the signing key (made now if this server has none yet)."""
+    ensure_one(db, svc, issuer)
     key = db.scalar(select(EntraSigningKey).where(EntraSigningKey.state == SIGNING)
                     .order_by(EntraSigningKey.signing_since.desc(), EntraSigningKey.kid).limit(1))
-    if key is None:
-        key = add(db, svc, issuer)
+    assert key is not None  # ensure_one made one, and the signing key is never retired
     return jwt.encode(claims, svc.vault.decrypt(key.private_key), algorithm="RS256", headers={"kid": key.kid})
 
 
 def ensure_one(db: Session, svc: Services, issuer: str) -> None:
-    """The first key, so the JWKS is never empty once Entra external MFA is on."""
-    if db.scalar(select(EntraSigningKey.kid).where(EntraSigningKey.state.in_(IN_JWKS)).limit(1)) is None:
+    """The first key, so the JWKS is never empty once Entra external MFA is on (one, however many ask at once)."""
+    if _any_published(db):
+        return
+    lock_entra_keys(db)
+    if not _any_published(db):  # looked at again under the lock: another request may have made it
         add(db, svc, issuer)
+
+
+def _any_published(db: Session) -> bool:
+    return db.scalar(select(EntraSigningKey.kid).where(EntraSigningKey.state.in_(IN_JWKS)).limit(1)) is not None
 
 
 def _find(db: Session, kid: str) -> EntraSigningKey:
