@@ -25,6 +25,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
+import pytest
 from flask import Flask, Response
 from werkzeug.serving import make_server
 
@@ -186,3 +187,30 @@ def read_answer(page: str) -> tuple[str, dict[str, str]]:
     fields = {html.unescape(name): html.unescape(value)
               for name, value in re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', page)}
     return html.unescape(found.group(1)), fields
+
+
+# --- fixtures: a test module imports those it uses (`from tests.entra_fixture import entra, web`) -------------
+# and overrides `app_config` with the settings it needs (entra.settings, or SETTINGS for no keys server).
+
+SETTINGS = {"EAM_ISSUER": ISSUER, "EAM_CLIENT_ID": CLIENT_ID, "EAM_APP_ID": APP_ID, "EAM_ALLOWED_TENANTS": TENANT}
+
+
+@pytest.fixture
+def entra():
+    """Entra for one test: its keys served over HTTP until the test ends."""
+    player = EntraPlayer()
+    yield player
+    player.stop()
+
+
+@pytest.fixture
+def web(live):
+    """A browser of the live app (a test client), as Entra sends the person."""
+    return live.app.test_client()
+
+
+@pytest.fixture
+def cli(app):
+    """`flask --app app ...` against the test's app: cli("entra", "keys", "list")."""
+    runner = app.test_cli_runner()
+    return lambda *args: runner.invoke(args=list(args))

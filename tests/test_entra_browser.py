@@ -14,7 +14,8 @@ import pytest
 
 from mfa.entra import links
 from tests.conftest import run_in
-from tests.entra_fixture import PATH, REDIRECT_URI, TENANT, EntraPlayer
+from tests.entra_fixture import PATH, REDIRECT_URI, TENANT
+from tests.entra_fixture import entra  # noqa: F401  (fixtures)
 from tests.personas import ALICE
 from tests.test_pages_browser import (  # noqa: F401  (browser, chromium, page: fixtures used here)
     CHROMIUM, browser, chromium, page, shot)
@@ -24,13 +25,6 @@ pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
 MICROSOFT = "https://login.microsoftonline.com"
 PAGE = ("<!doctype html><html lang='en'><head><title>{title}</title></head><body><main><h1>{title}</h1>{body}"
         "</main></body></html>")
-
-
-@pytest.fixture
-def entra():
-    player = EntraPlayer()
-    yield player
-    player.stop()
 
 
 @pytest.fixture

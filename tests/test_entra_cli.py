@@ -4,21 +4,15 @@ from __future__ import annotations
 import pytest
 
 from mfa.entra import links
-from tests.entra_fixture import APP_ID, CLIENT_ID, ISSUER, OTHER_TENANT, TENANT
+from tests.entra_fixture import OTHER_TENANT, SETTINGS, TENANT
+from tests.entra_fixture import cli  # noqa: F401  (fixtures)
 
 OID = "cccc3333-dddd-4444-eeee-5555ffff6666"
 
 
 @pytest.fixture
 def app_config(app_config):
-    return {**app_config, "EAM_ISSUER": ISSUER, "EAM_CLIENT_ID": CLIENT_ID, "EAM_APP_ID": APP_ID,
-            "EAM_ALLOWED_TENANTS": TENANT}
-
-
-@pytest.fixture
-def cli(app):
-    runner = app.test_cli_runner()
-    return lambda *args: runner.invoke(args=list(args))
+    return {**app_config, **SETTINGS}
 
 
 def link(cli, username: str, tenant: str = TENANT, oid: str = OID):

@@ -6,26 +6,15 @@ import pytest
 
 from mfa.entra import links, signing_keys
 from tests.conftest import run_in
-from tests.entra_fixture import REDIRECT_URI, TENANT, EntraPlayer, PATH, read_answer
+from tests.entra_fixture import PATH, REDIRECT_URI, TENANT, read_answer
+from tests.entra_fixture import entra, web  # noqa: F401  (fixtures)
 from tests.personas import ALICE
 from tests.test_races import postgres_only
 
 
 @pytest.fixture
-def entra():
-    player = EntraPlayer()
-    yield player
-    player.stop()
-
-
-@pytest.fixture
 def app_config(app_config, entra):
     return {**app_config, **entra.settings}
-
-
-@pytest.fixture
-def web(live):
-    return live.app.test_client()
 
 
 def linked(live, user, oid: str) -> None:

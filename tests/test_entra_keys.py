@@ -17,7 +17,8 @@ from app import create_app
 from mfa.entra import signing_keys
 from models import EntraSigningKey
 from tests.conftest import run_in
-from tests.entra_fixture import APP_ID, CLIENT_ID, ISSUER, PATH, TENANT
+from tests.entra_fixture import CLIENT_ID, ISSUER, PATH, SETTINGS
+from tests.entra_fixture import cli  # noqa: F401  (fixtures)
 
 NEW_DATA_KEY = Fernet.generate_key().decode()
 CLAIMS: dict[str, object] = {"iss": ISSUER, "aud": CLIENT_ID, "sub": "someone"}
@@ -25,14 +26,7 @@ CLAIMS: dict[str, object] = {"iss": ISSUER, "aud": CLIENT_ID, "sub": "someone"}
 
 @pytest.fixture
 def app_config(app_config):
-    return {**app_config, "EAM_ISSUER": ISSUER, "EAM_CLIENT_ID": CLIENT_ID, "EAM_APP_ID": APP_ID,
-            "EAM_ALLOWED_TENANTS": TENANT}
-
-
-@pytest.fixture
-def cli(app):
-    runner = app.test_cli_runner()
-    return lambda *args: runner.invoke(args=list(args))
+    return {**app_config, **SETTINGS}
 
 
 def keys(cli, *args: str):

@@ -8,25 +8,14 @@ from mfa.entra import links
 from models import AuditEvent, EntraLink
 from tests.browser_steps import csrf_token, post_form
 from tests.conftest import run_in
-from tests.entra_fixture import OTHER_TENANT, PATH, TENANT, EntraPlayer, read_answer
+from tests.entra_fixture import OTHER_TENANT, PATH, TENANT, read_answer
+from tests.entra_fixture import entra, web  # noqa: F401  (fixtures)
 from tests.personas import ALICE, PASSWORD
-
-
-@pytest.fixture
-def entra():
-    player = EntraPlayer()
-    yield player
-    player.stop()
 
 
 @pytest.fixture
 def app_config(app_config, entra):
     return {**app_config, **entra.settings, "EAM_ALLOWED_TENANTS": f"{TENANT},{OTHER_TENANT}"}
-
-
-@pytest.fixture
-def web(live):
-    return live.app.test_client()
 
 
 def linked(live) -> list[tuple[str, str, str]]:
@@ -163,3 +152,57 @@ def test_an_entra_user_with_no_sign_in_name_is_linked_by_an_operator_only(web, l
     assert fields["error"] == "access_denied"
 
 
+
+
+def test_a_cookie_planted_before_the_password_never_sees_the_answer(web, live, phones, entra, alice, clock):
+    """Session fixation: whoever holds the session id from before the password (planted in the person's
+    browser) is left behind when the link page moves the flow to a new id."""
+    asked_to_link(web, entra, clock)
+    planted = web.get_cookie("session").value
+    sign_in_here(web)
+    assert web.get_cookie("session").value != planted
+    attacker = live.app.test_client()
+    attacker.set_cookie("session", planted)
+    answer_the_call(phones)
+    assert "entra-answer" not in attacker.get("/verify").get_data(as_text=True)
+    assert "id_token" in read_answer(web.get("/verify").get_data(as_text=True))[1]
+
+
+def test_one_person_is_linked_to_one_entra_user_of_a_tenant_even_from_two_browsers(live, phones, entra, alice,
+                                                                                   clock):
+    first, second = live.app.test_client(), live.app.test_client()
+    asked_to_link(first, entra, clock)
+    asked_to_link(second, entra, clock)  # another Entra user with the same sign-in name
+    sign_in_here(first)
+    sign_in_here(second)  # both under way before either links: the answer looks again
+    phones.wait_idle()
+    first_call, second_call = (call.sid for call in phones.calls(to=ALICE))
+    for sid in (first_call, second_call):
+        phones.answer(sid)
+        phones.press(sid, "#")
+        phones.wait_idle()
+    assert "id_token" in read_answer(first.get("/verify").get_data(as_text=True))[1]
+    assert read_answer(second.get("/verify").get_data(as_text=True))[1]["error"] == "access_denied"
+    assert len(linked(live)) == 1
+    # And once linked, a new attempt for another Entra user is refused before anyone is called.
+    third = live.app.test_client()
+    asked_to_link(third, entra, clock)
+    assert read_answer(sign_in_here(third).get_data(as_text=True))[1]["error"] == "access_denied"
+    assert len(phones.calls(to=ALICE)) == 2
+
+
+@pytest.mark.parametrize("name", ["\u3000alice", "alice\u2003", "\u212alice", " alice"])
+def test_only_a_plain_sign_in_name_picks_an_account(web, live, phones, entra, alice, clock, name):
+    hint = entra.hint(clock.now(), preferred_username=name)
+    web.post(f"{PATH}/authorize", data=entra.form(hint))
+    refused = sign_in_here(web)
+    assert read_answer(refused.get_data(as_text=True))[1]["error"] == "access_denied"
+    assert phones.calls() == [] and linked(live) == []
+
+
+def test_passwords_on_the_link_page_count_towards_the_sign_in_pages_limits(web, live, phones, entra, alice, clock):
+    asked_to_link(web, entra, clock)
+    token = csrf_token(web, f"{PATH}/link")
+    statuses = [sign_in_here(web, password=f"wrong-{n}", token=token).status_code for n in range(21)]
+    assert statuses[-1] == 429  # the 20 a minute per person and address of docs/limits.md, as on /sign-in
+    assert set(statuses[:-1]) <= {401, 423}

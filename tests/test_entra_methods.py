@@ -15,7 +15,8 @@ from mfa.entra import links
 from models import AccessPass, Method, RecoveryCode, User
 from tests.browser_steps import password_step, post_form, signed_in
 from tests.conftest import run_in
-from tests.entra_fixture import CLAIMS, PATH, REDIRECT_URI, TENANT, EntraPlayer, read_answer
+from tests.entra_fixture import CLAIMS, PATH, REDIRECT_URI, TENANT, read_answer
+from tests.entra_fixture import entra, web  # noqa: F401  (fixtures)
 from tests.helpers import add_phone, last_code, matched, pyotp_code
 from tests.personas import ALICE, MOBILE, person
 from tests.test_push_api import registered_phone
@@ -27,21 +28,9 @@ CALLS_ONLY = {"id_token": {"acr": {"essential": True, "values": ["possessionorin
 
 
 @pytest.fixture
-def entra():
-    player = EntraPlayer()
-    yield player
-    player.stop()
-
-
-@pytest.fixture
 def app_config(app_config, entra):
     # Remembering browsers is on, so that a remembered browser could skip the second step if it were let.
     return {**app_config, **entra.settings, "REMEMBER_BROWSER_DAYS": "30"}
-
-
-@pytest.fixture
-def web(live):
-    return live.app.test_client()
 
 
 class Asked:

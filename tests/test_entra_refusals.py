@@ -27,27 +27,16 @@ from tests.browser_steps import post_form
 from tests.conftest import run_in
 from tests.entra_fixture import (CLIENT_ID, OTHER_TENANT, PATH, REDIRECT_URI, TENANT, EntraPlayer, SigningKey,
                                  read_answer)
+from tests.entra_fixture import entra, web  # noqa: F401  (fixtures)
 from tests.helpers import run_together
 from tests.personas import ALICE
 from tests.test_races import postgres_only
 
 
 @pytest.fixture
-def entra():
-    player = EntraPlayer()
-    yield player
-    player.stop()
-
-
-@pytest.fixture
 def app_config(app_config, entra):
     # Linking oneself is tested in tests/test_entra_linking.py: here an unlinked Entra user is refused outright.
     return {**app_config, **entra.settings, "EAM_SELF_LINK": "false"}
-
-
-@pytest.fixture
-def web(live):
-    return live.app.test_client()
 
 
 @pytest.fixture

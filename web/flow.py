@@ -28,11 +28,13 @@ REMEMBERED_SIGN_IN = "remembered_sign_in"
 
 
 def start_flow(auth: Authentication, purpose: str, mode: str | None = None, method_id: str | None = None) -> None:
-    """purpose: "sign_in" (password first) or "change" (security info for a signed-in person).
+    """purpose: "sign_in" (password first), "entra" (Microsoft Entra sent the person, web/entra.py) or
+    "change" (security info for a signed-in person).
 
-    A sign-in flow moves to a new session id: whoever held the old cookie cannot follow it.
+    A sign-in flow, Entra's too, moves to a new session id: whoever held the old cookie (one planted
+    in the person's browser, say) cannot follow it to its approval.
     """
-    if purpose == "sign_in":
+    if purpose != "change":
         session_store.current().regenerate()
     session["flow"] = {"auth": auth.id, "purpose": purpose, "mode": mode, "method": method_id}
 

@@ -87,17 +87,21 @@ class Counted:
 SIGN_IN_PAGE = "web.sign_in"
 API_SIGN_IN = "api.create_authentication"
 API_APP_PASSWORD = "api.verify_app_password"
+ENTRA_LINK = "entra.link"  # the password that links an Entra user (web/entra.py): only when EAM_ISSUER is set
+ONLY_SOMETIMES = (ENTRA_LINK,)
 # Sign-ins (API and page alike) count failures only. App-password checks count only per key: a flood
 # of wrong app passwords (a mail gateway's address) must not refuse the person's right one, and an app
 # password is a 75-bit random secret, so the per-key limit alone bounds guessing (docs/limits.md).
+PAGE_PASSWORD = (Counted(limits.PAGE_SIGN_INS, _address, "page_sign_ins", methods=("POST",), failures_only=True),
+                 Counted(limits.SIGN_INS_PER_PERSON_AND_ADDRESS, _person_and_address, "person_sign_ins",
+                         methods=("POST",), failures_only=True))
 SPECIFIC: dict[str, tuple[Counted, ...]] = {
     API_SIGN_IN: (Counted(limits.API_SIGN_INS, _api_key, "api_sign_ins", failures_only=True),
                   Counted(limits.SIGN_INS_PER_PERSON_AND_ADDRESS, _person_and_address, "person_sign_ins",
                           failures_only=True)),
     API_APP_PASSWORD: (Counted(limits.API_APP_PASSWORD_CHECKS, _api_key, "api_app_password_checks"),),
-    SIGN_IN_PAGE: (Counted(limits.PAGE_SIGN_INS, _address, "page_sign_ins", methods=("POST",), failures_only=True),
-                   Counted(limits.SIGN_INS_PER_PERSON_AND_ADDRESS, _person_and_address, "person_sign_ins",
-                           methods=("POST",), failures_only=True)),
+    SIGN_IN_PAGE: PAGE_PASSWORD,
+    ENTRA_LINK: PAGE_PASSWORD,  # a password typed on a page: the same limits, counted together
 }
 
 
@@ -133,7 +137,8 @@ def register(app: Flask) -> Limiter:
     for rule in app.url_map.iter_rules():
         methods.setdefault(rule.endpoint, set()).update(rule.methods or ())
         paths.setdefault(rule.endpoint, rule.rule)
-    missing = [endpoint for endpoint in SPECIFIC if endpoint not in app.view_functions]
+    missing = [endpoint for endpoint in SPECIFIC
+               if endpoint not in app.view_functions and endpoint not in ONLY_SOMETIMES]
     if missing:  # a renamed view would silently lose its limits
         raise RuntimeError(f"rate limits name routes that do not exist: {', '.join(missing)}")
     # Every /api/v1 request with a valid key, counted by api._require_api_key as soon as the key is

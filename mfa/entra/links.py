@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from models import EntraLink, User
@@ -32,9 +33,15 @@ def link_user(db: Session, svc: Services, user: User, tenant_id: str, object_id:
         if existing.user_id == user.id:
             return existing
         raise Conflict(f"That Entra user already signs in as {existing.user.username}.", code="already_linked")
+    if by == "person" and linked_elsewhere(db, user, tenant_id, object_id):  # looked at again: one each
+        raise Conflict("This account is already linked to another Entra user of the tenant.", code="linked_elsewhere")
     found = EntraLink(user=user, tenant_id=tenant_id, object_id=object_id, created_at=svc.clock.now())
-    db.add(found)
-    db.flush()
+    try:
+        with db.begin_nested():
+            db.add(found)
+            db.flush()
+    except IntegrityError:  # linked by another request meanwhile
+        raise Conflict("That Entra user has just been linked to someone.", code="already_linked") from None
     audit.record(db, svc.clock, "entra_linked", "ok", user=user,
                  detail=f"tenant {tenant_id}, object {object_id}, by the {by}")
     return found

@@ -136,10 +136,12 @@ def begin_linking(db: Session, svc: Services, request: AuthorizeRequest, hint: H
     person's Entra password must not be able to link that Entra user to an account of their own.
     A wrong password is refused as on the sign-in page (InvalidCredentials, AccountLocked: counted towards
     lockout); Declined as for begin."""
-    if not hint.username:
-        raise Declined("Microsoft did not say which account this is: ask the service desk to link it.",
-                       why="no_username")
-    user = check_password(db, svc, hint.username, password, source_ip)
+    name = hint.username
+    if not name or not name.isascii() or not name.isprintable() or name != name.strip():
+        # Plain names only: Unicode spaces or letters that lower-case to ASCII must not reach another account.
+        raise Declined("Microsoft did not give a sign-in name this service can use: ask the service desk to "
+                       "link your account.", why="no_username")
+    user = check_password(db, svc, name, password, source_ip)
     try:
         if links.person(db, hint.tenant_id, hint.object_id) not in (None, user):
             raise Declined("This Microsoft account is linked to someone else.", why="linked_to_another")
@@ -148,7 +150,7 @@ def begin_linking(db: Session, svc: Services, request: AuthorizeRequest, hint: H
                            why="person_linked_elsewhere")
         return _begin(db, svc, request, hint, source_ip, linking=user)
     except Declined as refusal:
-        declined(db, svc, refusal, hint, source_ip)
+        declined(db, svc, refusal, hint, source_ip, user=user, linking=True)
         raise
 
 
@@ -189,7 +191,7 @@ def _begin(db: Session, svc: Services, request: AuthorizeRequest, hint: Hint, so
     except IntegrityError:  # the same nonce or hint, by another request meanwhile
         raise Declined("This sign-in request has been used already.", why="replayed_nonce") from None
     audit.record(db, svc.clock, "entra_request", "mfa_required", user=user, source_ip=source_ip,
-                 detail=f"{_who(hint)}; request {request.client_request_id or '-'}")
+                 detail=f"{'self-link; ' if linking else ''}{_who(hint)}; request {request.client_request_id or '-'}")
     return Started(auth, method)
 
 
@@ -249,11 +251,15 @@ def refusal_answer(to: Destination, error: str, description: str) -> Answer:
                   approved=False)
 
 
-def declined(db: Session, svc: Services, refusal: Declined, hint: Hint | None, source_ip: str | None) -> None:
-    """The audit line for a request refused before any sign-in began."""
-    user = links.person(db, hint.tenant_id, hint.object_id) if hint is not None else None
+def declined(db: Session, svc: Services, refusal: Declined, hint: Hint | None, source_ip: str | None,
+             user: User | None = None, linking: bool = False) -> None:
+    """The audit line for a request refused before any sign-in began. `user`: the person whose password
+    was proved on the link page (else whoever the Entra user is linked to)."""
+    if user is None and hint is not None:
+        user = links.person(db, hint.tenant_id, hint.object_id)
+    detail = (("self-link; " if linking else "") + _who(hint)) if hint is not None else None
     audit.record(db, svc.clock, "entra_request", "declined", user=user, reason=refusal.why[:48], source_ip=source_ip,
-                 detail=_who(hint) if hint is not None else None)
+                 detail=detail)
 
 
 def unanswerable(db: Session, svc: Services, refusal: Unanswerable, source_ip: str | None) -> None:
