@@ -16,7 +16,7 @@ from mfa.entra import links
 from tests.conftest import run_in
 from tests.entra_fixture import PATH, REDIRECT_URI, TENANT
 from tests.entra_fixture import entra  # noqa: F401  (fixtures)
-from tests.personas import ALICE
+from tests.personas import ALICE, PASSWORD
 from tests.test_pages_browser import (  # noqa: F401  (browser, chromium, page: fixtures used here)
     CHROMIUM, browser, chromium, page, shot)
 
@@ -109,3 +109,29 @@ def test_without_scripts_the_answer_waits_for_a_button(page, live, phones, entra
     with page.expect_navigation():
         page.get_by_role("button", name="Continue to Microsoft").click()
     assert len(received) == 1 and "id_token" in received[0]
+
+
+def test_the_first_time_the_person_links_their_microsoft_account_with_their_password(page, live, phones, entra,
+                                                                                     alice, clock):
+    hint = entra.hint(clock.now(), preferred_username="alice")
+    form = entra.form(hint)
+    received = microsoft(page, live, form)
+    with page.expect_navigation():
+        page.get_by_role("button", name="Continue").click()
+    page.get_by_role("heading", name="Sign in to link your Microsoft account").wait_for()
+    page.get_by_label("Password").fill("wrong password")
+    page.get_by_role("button", name="Continue").click()
+    page.get_by_text("There is a problem").wait_for()
+    shot(page, "29-entra-link-wrong-password")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Continue").click()
+    page.get_by_role("heading", name="Your phone is ringing").wait_for()
+    phones.wait_idle()
+    sid = phones.calls(to=ALICE)[-1].sid
+    phones.answer(sid)
+    phones.press(sid, "#")
+    phones.wait_idle()
+    page.wait_for_url(REDIRECT_URI)
+    assert len(received) == 1 and "id_token" in received[0]
+    linked = run_in(live.app, lambda db, svc: getattr(links.person(db, TENANT, hint.oid), "username", None))
+    assert linked == "alice"

@@ -16,7 +16,7 @@ from mfa.entra import requests as entra_requests
 from mfa.entra.entra_keys import EntraKeys
 from mfa.entra.profile import SIGN_IN_TTL, Declined, EntraConfig
 from mfa.entra.requests import ENTRA, Answer, NotLinked, Unanswerable, refusal_answer
-from mfa.errors import MfaError
+from mfa.errors import InvalidCredentials, MfaError
 from mfa.unit_of_work import use_case
 from models import Authentication
 from web import CSP, session_store
@@ -136,7 +136,9 @@ def link():
         session.pop(PENDING, None)
         return answer_page(refusal_answer(pending.request.destination, refusal.error, refusal.message))
     except MfaError as refusal:  # a wrong password or a locked account, as on the sign-in page
-        return render_template("entra_link.html", username=username, error=refusal.message,
+        message = (f"The password is not right, or there is no account called {username} here."
+                   if isinstance(refusal, InvalidCredentials) else refusal.message)
+        return render_template("entra_link.html", username=username, error=message,
                                field="password"), status_for(refusal)
     session.pop(PENDING, None)
     return _verify(started)
