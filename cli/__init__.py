@@ -5,12 +5,13 @@ from flask import Flask
 
 from cli.accounts import apikeys_group, users_group
 from cli.data import data_group
-from cli.entra import entra_group, link_entra
+from cli.entra import entra_group, link_entra, unlink_entra
 from cli.database import db_group
 from cli.push import push_group
 from voice_prompts.cli import prompts_group
 
-users_group.add_command(link_entra)  # `users link-entra`: its code lives with the rest of Entra's
+users_group.add_command(link_entra)  # `users link-entra` and `users unlink-entra`: their code lives with
+users_group.add_command(unlink_entra)  # the rest of Entra's
 
 
 def register(app: Flask) -> None:

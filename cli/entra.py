@@ -26,6 +26,18 @@ def link_entra(username, tenant, oid):
                    "refused until it is added.", err=True)
 
 
+@click.command("unlink-entra")
+@click.argument("username")
+@click.option("--tenant", help="Only the link in this Entra tenant (a GUID); all of them when absent.")
+@with_appcontext
+def unlink_entra(username, tenant):
+    """Forget which Entra users sign in as USERNAME (part of `users`)."""
+    removed = run(lambda db, svc: links.unlink(db, svc, username, tenant))
+    if not removed:
+        raise click.ClickException(f"{username} has no Entra link{' in that tenant' if tenant else ''}.")
+    click.echo(f"Removed {removed} Entra link{'s' if removed > 1 else ''} of {username}.")
+
+
 @click.group("entra", help="Microsoft Entra external MFA (EAM_ISSUER).")
 def entra_group():
     pass

@@ -86,3 +86,16 @@ def test_users_show_lists_the_linked_entra_user(cli, bob):
     assert "entra user" not in cli("users", "show", "bob").output
     link(cli, "bob")
     assert f"entra user: {OID} (tenant {TENANT})" in cli("users", "show", "bob").output
+
+
+def test_an_operator_unlinks_a_person_in_one_tenant_or_all(cli, alice):
+    assert cli("users", "link-entra", "alice", "--tenant", TENANT, "--oid", OID).exit_code == 0
+    assert cli("users", "link-entra", "alice", "--tenant", OTHER_TENANT, "--oid", OID).exit_code == 0
+    one = cli("users", "unlink-entra", "alice", "--tenant", OTHER_TENANT)
+    assert one.exit_code == 0 and "Removed 1 Entra link of alice." in one.output
+    assert f"entra user: {OID} (tenant {TENANT})" in cli("users", "show", "alice").output
+    assert f"(tenant {OTHER_TENANT})" not in cli("users", "show", "alice").output
+    assert cli("users", "unlink-entra", "alice").exit_code == 0
+    nothing = cli("users", "unlink-entra", "alice")
+    assert nothing.exit_code != 0 and len(nothing.output.strip().splitlines()) == 1
+    assert "entra user" not in cli("users", "show", "alice").output

@@ -53,6 +53,19 @@ def linked_elsewhere(db: Session, user: User, tenant_id: str, object_id: str) ->
                                                 EntraLink.object_id != object_id).limit(1)) is not None
 
 
+def unlink(db: Session, svc: Services, username: str, tenant_id: str | None = None) -> int:
+    """Forget the person's Entra links (in one tenant, or all): how many went. Their next Entra sign-in
+    is linked again (by themselves, or an operator)."""
+    user = get_user(db, username)
+    found = [row for row in of(db, user) if tenant_id is None or row.tenant_id == tenant_id.strip().lower()]
+    for row in found:
+        db.delete(row)
+        audit.record(db, svc.clock, "entra_unlinked", "ok", user=user,
+                     detail=f"tenant {row.tenant_id}, object {row.object_id}, by the operator")
+    db.flush()
+    return len(found)
+
+
 def person(db: Session, tenant_id: str, object_id: str) -> User | None:
     return db.scalar(select(User).join(EntraLink, EntraLink.user_id == User.id)
                      .where(EntraLink.tenant_id == tenant_id, EntraLink.object_id == object_id))
