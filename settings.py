@@ -17,7 +17,7 @@ from cryptography.fernet import Fernet
 
 from ivr.sms_texts import CODE_MESSAGE, GSM7, code_message, fits_one_gsm7_segment
 from mfa import limits as limit_catalogue
-from mfa.entra.profile import ENTRA_KEYS_URL, EntraConfig
+from mfa.entra.profile import ENTRA_KEYS_URL, GUID, EntraConfig
 from mfa.limits import Limits
 from mfa.policy import CALL_APPROVALS, HASH
 from models.user import ROLES
@@ -317,9 +317,6 @@ def load(environ: dict, instance: Path) -> Settings:
         telephony_allowed_countries=allowed_countries,
         entra=_entra(get, production),
     )
-
-
-GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 def _entra(get, production: bool) -> EntraConfig | None:

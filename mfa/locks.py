@@ -63,11 +63,17 @@ def lock_budget(db: Session) -> None:
     Taken last (see the order above). SQLite: a write that changes no row takes the database's
     single write lock now, before the count, for a caller that has taken no other lock.
     """
+    _service_wide(db, BUDGET_KEY)
+
+
+def _service_wide(db: Session, key: int) -> None:
+    """One transaction at a time holds `key`, until commit: a PostgreSQL advisory lock; on SQLite the
+    database's single write lock, taken now by a write that changes no row."""
     if is_sqlite(db):
         db.execute(update(User).where(User.id == "").values(role=User.role)
                    .execution_options(synchronize_session=False))
         return
-    db.execute(select(func.pg_advisory_xact_lock(BUDGET_KEY)))
+    db.execute(select(func.pg_advisory_xact_lock(key)))
 
 
 ENTRA_KEYS_KEY = 0x4D46415F4541554B  # "MFA_EAUK": our Entra signing keys
@@ -76,11 +82,7 @@ ENTRA_KEYS_KEY = 0x4D46415F4541554B  # "MFA_EAUK": our Entra signing keys
 def lock_entra_keys(db: Session) -> None:
     """Serialise making the first Entra signing key, so twenty first requests make one (PostgreSQL;
     SQLite's single writer does it already once a write begins, as lock_budget says)."""
-    if is_sqlite(db):
-        db.execute(update(User).where(User.id == "").values(role=User.role)
-                   .execution_options(synchronize_session=False))
-        return
-    db.execute(select(func.pg_advisory_xact_lock(ENTRA_KEYS_KEY)))
+    _service_wide(db, ENTRA_KEYS_KEY)
 
 
 def number_key(svc: Services, number: str) -> int:

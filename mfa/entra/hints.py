@@ -13,8 +13,7 @@ from typing import Protocol
 
 import jwt
 
-from mfa.entra.links import GUID
-from mfa.entra.profile import CLOCK_SKEW, HINT_MAX_AGE, MAX_FIELD, Declined, EntraConfig, issuer_for
+from mfa.entra.profile import CLOCK_SKEW, GUID, HINT_MAX_AGE, MAX_FIELD, Declined, EntraConfig, issuer_for
 
 REQUIRED = ("iss", "aud", "iat", "sub", "oid", "tid")
 

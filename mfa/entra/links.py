@@ -3,7 +3,6 @@
 account named like their Entra sign-in (mfa/entra/requests.py begin_linking). Found by ids, never by name."""
 from __future__ import annotations
 
-import re
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -12,10 +11,10 @@ from sqlalchemy.orm import Session
 from models import EntraLink, User
 from mfa import audit
 from mfa.accounts import get_user
+from mfa.entra.profile import GUID
 from mfa.errors import BadRequest, Conflict
 from mfa.services import Services
 
-GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 def link(db: Session, svc: Services, username: str, tenant_id: str, object_id: str) -> EntraLink:

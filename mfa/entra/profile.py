@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import urlsplit
 
 from mfa.errors import MfaError
 
+# Entra's tenant, object and application ids, in the lower case they are stored in.
+GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 ENTRA_KEYS_URL = "https://login.microsoftonline.com/common/discovery/v2.0/keys"
 # Where Entra takes answers: worldwide, US Government and China (21Vianet). Nothing else, ever.
 REDIRECT_URIS = (
