@@ -43,3 +43,10 @@ test: $(STAMP) $(ASSETS)
 ## make screenshots: the browser tests, saving a picture of each page into docs/screenshots
 screenshots: $(STAMP) $(ASSETS)
 	SCREENSHOT_DIR=docs/screenshots $(VENV)/bin/python -m pytest -q tests/test_pages_browser.py tests/test_pages_push.py tests/test_push_browser.py tests/test_pages_recovery_browser.py tests/test_entra_browser.py
+
+## make deploy-check: nginx from deploy/nginx/mfa.conf in front of two instances (TLS, request ids,
+## a signed webhook, keep-alive, a rolling restart without a failed request) and the systemd units
+.PHONY: deploy-check
+deploy-check: $(STAMP)
+	scripts/install-test-tools
+	$(VENV)/bin/python -m pytest -rs -q -p no:cacheprovider tests/test_deploy_nginx.py

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from app import create_app
 from cli.database import upgrade
+from edge import check_data_key_at_start
 from mfa import accounts, api_keys
 from mfa.unit_of_work import use_case
 from standin.app import IDENTITY
@@ -113,6 +114,7 @@ def main() -> None:
     app = create_app(dev_defaults(os.environ))
     settings = app.extensions["mfa"].settings
     upgrade(settings.database_url)
+    check_data_key_at_start(settings)  # stored secrets DATA_KEY cannot decrypt stop it with one line
     password, api_key = ensure_demo(app)
     port = int(os.environ.get("PORT") or "5000")
     base = settings.public_base_url

@@ -13,7 +13,10 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from ivr import webhook_urls
+from mfa import data_key_check
 from mfa.services import Services
+from mfa.vault import Vault
+from models.database import make_engine, make_session_factory
 from settings import Settings
 
 
@@ -78,6 +81,38 @@ def install(app: Flask, rt: Runtime) -> None:
                 # The connection died under an open transaction (its rollback failed): the
                 # answer is already made, so drop the connection rather than turn it into a 500.
                 session.invalidate()
+
+
+# --- at start: stored secrets that DATA_KEY cannot decrypt stop the server ----------------
+
+
+class DataKeyRefused(SystemExit):
+    """Printed as one line on stderr with exit status 1, as a settings error stops start-up."""
+
+
+def check_data_key_at_start(settings: Settings, warn=None) -> None:
+    """Stop the server when stored secrets do not decrypt with DATA_KEY.
+
+    Every stored secret is tried, not a sample: Fernet tokens do not name their key, so a key
+    missing for rows written in a middle era (neither oldest, newest nor highest id) would slip
+    through a sample, and every one of those people's checks would then fail. It is one read of
+    each encrypted column, once per start. A database that cannot be read now (down, or not
+    migrated yet) does not stop it: the check is about keys, and /readyz samples once it answers.
+    """
+    warn = warn or log.warning
+    engine = make_engine(settings.database_url)
+    try:
+        with make_session_factory(engine)() as db:
+            result = data_key_check.everything(db, Vault(settings.data_keys))
+    except sa_exc.SQLAlchemyError as exc:
+        warn("DATA_KEY not checked at start: the database cannot be read (%s); /readyz checks it once it can",
+             type(exc).__name__)
+        return
+    finally:
+        engine.dispose()
+    problem = result.problem()
+    if problem is not None:
+        raise DataKeyRefused(problem)
 
 
 # --- the database unreachable: 503, never a trace, and back by itself ----------------------

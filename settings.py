@@ -87,6 +87,8 @@ class Settings:
     telephony_allowed_countries: frozenset[str] = frozenset(DEFAULT_ALLOWED_COUNTRIES.split(","))
     # Microsoft Entra external MFA (docs/entra.md): None when EAM_ISSUER is unset.
     entra: EntraConfig | None = None
+    # AUDIT_RETENTION_DAYS: how long `prune` keeps audit events, finished sign-ins and send records (docs/audit.md).
+    audit_retention_days: int = 90
 
     @property
     def production(self) -> bool:
@@ -203,6 +205,8 @@ def load(environ: dict, instance: Path) -> Settings:
     parts = urlsplit(public_base_url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise SettingsError("PUBLIC_BASE_URL must be an http(s) URL such as https://mfa.example.org.")
+    if production and parts.scheme != "https":  # Twilio's signatures, cookies and links would go in clear
+        raise SettingsError("PUBLIC_BASE_URL must be an https URL when MFA_ENV=production, e.g. https://mfa.example.org.")
 
     provider = get("TELEPHONY_PROVIDER", "simulator")
     if provider not in ("twilio", "simulator"):
@@ -274,6 +278,9 @@ def load(environ: dict, instance: Path) -> Settings:
     except ValueError as exc:
         raise SettingsError(str(exc)) from None
     allowed_countries = _countries(get("TELEPHONY_ALLOWED_COUNTRIES", DEFAULT_ALLOWED_COUNTRIES))
+    retention_days = get("AUDIT_RETENTION_DAYS", "90")
+    if not (retention_days.isascii() and retention_days.isdigit()) or not 1 <= int(retention_days) <= 3650:
+        raise SettingsError("AUDIT_RETENTION_DAYS must be a whole number of days from 1 to 3650 (default 90).")
     if bench_reference and production:
         raise SettingsError("BENCH_REFERENCE_ENDPOINT is for benchmarks only; it is refused when MFA_ENV=production.")
 
@@ -316,6 +323,7 @@ def load(environ: dict, instance: Path) -> Settings:
         limits=limits,
         telephony_allowed_countries=allowed_countries,
         entra=_entra(get, production),
+        audit_retention_days=int(retention_days),
     )
 
 

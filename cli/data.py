@@ -5,7 +5,7 @@ import click
 from flask.cli import with_appcontext
 
 from cli.use_cases import run
-from mfa import key_rotation
+from mfa import data_key_check, key_rotation
 
 
 @click.group("data", help="Data encrypted at rest under DATA_KEY.")
@@ -29,6 +29,23 @@ def rotate_key():
     if r.do_not_call_left:
         click.echo(f"Left as they are: {r.do_not_call_left} do-not-call "
                    f"entr{'y' if r.do_not_call_left == 1 else 'ies'} for numbers no one has registered "
-                   "(only their hash is kept; see docs/deploy.md).")
+                   "(only their hash is kept; see docs/backups.md).")
     click.echo("Done: every method and the entries for its number are under the newest DATA_KEY. "
                "Older keys may leave DATA_KEY an hour from now (texted codes and hourly caps used them).")
+
+
+@data_group.command("check", help="Decrypt stored secrets with DATA_KEY (a sample of each kind; --all: every one): "
+                                   "the check after restoring a backup or changing DATA_KEY.")
+@click.option("--all", "every_row", is_flag=True, help="Decrypt every stored secret, not a sample.")
+@with_appcontext
+def check(every_row: bool):
+    how = data_key_check.everything if every_row else data_key_check.sample
+    result = run(lambda db, svc: how(db, svc.vault))
+    click.echo(f"{result.summary()}.")
+    problem = result.problem()
+    if problem is not None:
+        raise click.ClickException(problem)
+    if result.checked == 0:
+        click.echo("The database holds no encrypted secrets yet: nothing shows whether DATA_KEY is the right one.")
+    elif any(t.older for t in result.tallies):
+        click.echo("Some are under an older key: keep it in DATA_KEY until `flask --app app data rotate-key` has run.")

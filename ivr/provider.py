@@ -96,6 +96,17 @@ class TwilioProvider:
     # --- retries ---
 
     def _send(self, what: str, to: str | None, request):
+        """One request (mfa_twilio_requests_total), however many attempts it takes (mfa_twilio_attempts_total)."""
+        kind = what.replace("-", "_")  # call, sms, end_call: the metrics' label
+        try:
+            answer = self._attempts(what, kind, to, request)
+        except Exception:
+            counters.count_twilio_request(kind, ok=False)
+            raise
+        counters.count_twilio_request(kind, ok=True)
+        return answer
+
+    def _attempts(self, what: str, kind: str, to: str | None, request):
         """Retry only what Twilio cannot have received: 429 and connections never made.
 
         A create (a call or a text) that may have reached Twilio (a 5xx, a read time-out, a
@@ -106,7 +117,7 @@ class TwilioProvider:
         started = time.monotonic()
         for attempt in range(1, self.attempts + 1):
             try:
-                return request()
+                return _counted_attempt(kind, request)
             except NotSent as exc:
                 counters.count_twilio_error("connection")
                 reason = f"no connection ({exc})"
@@ -163,6 +174,17 @@ class TwilioProvider:
         return self._maybe_sent(what) if (200 <= status < 300 or status >= 500) else ProviderUnavailable()
 
 
+def _counted_attempt(kind: str, request):
+    """One HTTP attempt, counted by how it went (an exception is an error: a refusal, a time-out, no answer)."""
+    try:
+        answer = request()
+    except Exception:
+        counters.count_twilio_attempt(kind, ok=False)
+        raise
+    counters.count_twilio_attempt(kind, ok=True)
+    return answer
+
+
 # Refusals about the person's number that a retry will not change, as the domain's reasons.
 # (Twilio error dictionary; anything else the provider refuses is Refusal.PROVIDER_REJECTED.)
 REFUSALS: dict[int | None, Refusal] = {
@@ -191,6 +213,9 @@ ACCOUNT_ERRORS = {
     21659: "TWILIO_FROM_NUMBER (not a Twilio number)",
     21660: "TWILIO_FROM_NUMBER (belongs to another account)",
 }
+
+# At 0 from the start, so an alert's increase() sees the first one (docs/monitoring.md).
+counters.declare_account_error_codes([*ACCOUNT_ERRORS, "not_json"])
 
 
 def operator_setting(what: str, status: int, code: int | None) -> str | None:

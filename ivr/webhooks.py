@@ -14,6 +14,7 @@ from edge import db, runtime, services
 from ivr.webhook_urls import PREFIX, SMS_STATUS
 from mfa import sms
 from mfa.unit_of_work import use_case
+from ops import counters
 
 log = logging.getLogger("mfa.webhooks")
 
@@ -31,11 +32,13 @@ def _require_twilio_signature():
     signature = request.headers.get("X-Twilio-Signature", "")
     if not signature or not validator.validate(signed_url(), request.form, signature):
         log.warning("rejected unsigned or forged webhook %s", request.path)
+        counters.count_webhook_signature_failure()
         return "Invalid signature", 403
     # Twilio names the account on every webhook. A valid signature for another account means a
     # shared or leaked token (or a stand-in of another instance): none of its calls are ours.
     if request.form.get("AccountSid") != runtime().settings.twilio_account_sid:
         log.warning("rejected a signed webhook for another Twilio account %s", request.path)
+        counters.count_webhook_signature_failure()
         return "Wrong account", 403
 
 

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from models import Authentication, Challenge, RememberedBrowser, User
 from models.states import OPEN_STATUSES, RETRYABLE_DENIALS, AuthStatus, ChallengeStatus, Reason
 from models.base import is_id
-from mfa import audit, facts, lockout, remembered_browsers
+from mfa import audit, facts, lockout, remembered_browsers, unheard
 from mfa.accounts import find_user
 from mfa.compare_and_set import compare_and_set
 from mfa.errors import AccountLocked, BadRequest, InvalidCredentials, NotFound
@@ -28,6 +28,8 @@ END_PENDING = (
     update(Challenge)
     .where(Challenge.authentication_id == bindparam("auth_id"), Challenge.status == ChallengeStatus.PENDING)
     .values(status=ChallengeStatus.ENDED, reason=bindparam("reason", type_=String))
+    # What mfa/unheard.py needs to tell whether Twilio ever reported on them.
+    .returning(Challenge.id, Challenge.type, Challenge.provider_sid, Challenge.call_step, Challenge.last_sent_at)
     .execution_options(synchronize_session=False)
 )
 
@@ -202,7 +204,7 @@ def finish(db: Session, svc: Services, auth: Authentication, status: AuthStatus,
     could_go_on = or_(Authentication.status.in_(OPEN_STATUSES),
                       and_(Authentication.status == AuthStatus.DENIED, Authentication.reason.in_(RETRYABLE_DENIALS)))
     if not challenges_ended:
-        end_challenges(db, auth, reason)
+        end_challenges(db, svc, auth, reason)
     approving = status == AuthStatus.APPROVED
     if approving:
         # The one place every second factor approves a sign-in (codes, calls, the phone app, and
@@ -220,7 +222,7 @@ def finish(db: Session, svc: Services, auth: Authentication, status: AuthStatus,
     return won
 
 
-def end_challenges(db: Session, auth: Authentication, reason: Reason) -> None:
+def end_challenges(db: Session, svc: Services, auth: Authentication, reason: Reason) -> None:
     """End the calls and texts under way for a sign-in that is ending: before its compare-and-set.
 
     The challenges before the sign-in is the order a call's webhook takes them in (calls.claim,
@@ -230,7 +232,8 @@ def end_challenges(db: Session, auth: Authentication, reason: Reason) -> None:
     straggler's call only hears goodbye sooner, as its webhook would say for an ended sign-in).
     """
     if auth.status == AuthStatus.PENDING:  # only a pending sign-in has challenges under way
-        db.execute(END_PENDING, {"auth_id": auth.id, "reason": reason.value})
+        ended = db.execute(END_PENDING, {"auth_id": auth.id, "reason": reason.value}).all()
+        unheard.note_unheard(db, svc.clock.now(), ended)
 
 
 def hold_challenges(db: Session, auth: Authentication) -> None:

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from models import Authentication, Challenge, User
 from models.states import OPEN_STATUSES, AuthStatus, ChallengeStatus, Reason
-from mfa import audit, browser_sessions
+from mfa import audit, browser_sessions, unheard
 from mfa.authentications import can_continue, finish, get
 from mfa.errors import NotFound
 from mfa.locks import is_sqlite
@@ -34,7 +34,7 @@ END_PENDING = (
     .where(Challenge.authentication_id == bindparam("auth_id"), Challenge.status == ChallengeStatus.PENDING,
            not_(REPORTABLE))
     .values(status=ChallengeStatus.ENDED, reason=Reason.CANCELLED_BY_PERSON.value)
-    .returning(Challenge.type, Challenge.provider_sid)
+    .returning(Challenge.id, Challenge.type, Challenge.provider_sid, Challenge.call_step, Challenge.last_sent_at)
     .execution_options(synchronize_session=False)
 )
 
@@ -49,12 +49,13 @@ def cancel(db: Session, svc: Services, auth_or_id: Authentication | object) -> l
         return []
     # The challenges first, then the sign-in: the order a call's webhook takes them in (mfa/locks.py).
     ended = db.execute(END_PENDING, {"auth_id": auth.id}).all()
+    unheard.note_unheard(db, svc.clock.now(), ended)
     if finish(db, svc, auth, AuthStatus.DENIED, Reason.CANCELLED_BY_PERSON, challenges_ended=True,
               retryable_too=True):
         audit.record(db, svc.clock, "sign_in", "cancelled", user=auth.user, reason=Reason.CANCELLED_BY_PERSON,
                      source_ip=auth.source_ip, detail="Cancel pressed, or signed out, while it was under way")
     # Even if something else ended the sign-in meanwhile: the set-up calls ended here must not ring on.
-    return [sid for type_, sid in ended if type_ in CALL_TYPES and sid]
+    return [row.provider_sid for row in ended if row.type in CALL_TYPES and row.provider_sid]
 
 
 def sign_out_everywhere(db: Session, svc: Services, user: User, source_ip: str | None) -> list[str]:

@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 from models import Authentication, Challenge, Method, PushDevice, SendRecord
 from models.base import new_id
 from models.states import SUPERSEDED, AuthStatus, ChallengeStatus, Reason
-from mfa import audit, destinations, limits, push_approvals, spend
+from mfa import audit, destinations, limits, push_approvals, spend, unheard
 from mfa.authentications import can_continue, get, hold_challenges, set_status
 from mfa.compare_and_set import RowGone, compare_and_set, remember
 from mfa.calls import end_calls
@@ -113,7 +113,7 @@ def _start_push(db: Session, svc: Services, auth: Authentication, method: Method
     if auth.user.is_locked(svc.clock.now()):
         raise AccountLocked()
     challenge, delivery = push_approvals.new_request(db, svc, auth, method)
-    to_end = _supersede(db, auth, challenge.id)
+    to_end = _supersede(db, svc, auth, challenge.id)
     set_status(db, svc, auth, AuthStatus.PENDING)
     audit.record(db, svc.clock, "challenge_started", "pending", user=auth.user, method=method.label,
                  method_type=method.type, source_ip=source_ip, detail=f"type={method.type} purpose={challenge.purpose}")
@@ -217,7 +217,7 @@ def _record(db: Session, svc: Services, r: Reservation, sid: str | None,
         if challenge.status != ChallengeStatus.REPLACED:  # a busy line can end it first: it did start
             _started(db, svc, r, sid)
         return [sid] if sid and replaced_call else []
-    to_end = _supersede(db, auth, challenge.id)
+    to_end = _supersede(db, svc, auth, challenge.id)
     set_status(db, svc, auth, AuthStatus.PENDING)
     if after_sending is not None:
         after_sending(db, r)
@@ -320,8 +320,9 @@ def _count_send(db: Session, auth: Authentication, now: datetime) -> None:
     remember(auth, sends=auth.sends + 1, last_sent_at=now)  # read under the lock (_check_spacing)
 
 
-def _supersede(db: Session, auth: Authentication, newest_id: str) -> list[str]:
-    """Mark the sign-in's older challenges replaced; returns the calls that must now be ended."""
+def _supersede(db: Session, svc: Services, auth: Authentication, newest_id: str) -> list[str]:
+    """Mark the sign-in's older challenges replaced; returns the calls that must now be ended.
+    (An older one Twilio never reported on is why many ask again: mfa/unheard.py.)"""
     older = db.scalars(
         select(Challenge).where(Challenge.authentication_id == auth.id, Challenge.id != newest_id,
                                 Challenge.status.in_(SUPERSEDED))
@@ -334,4 +335,5 @@ def _supersede(db: Session, auth: Authentication, newest_id: str) -> list[str]:
         .values(status=ChallengeStatus.REPLACED, reason=Reason.REPLACED)
         .execution_options(synchronize_session=False)
     )
+    unheard.note_unheard(db, svc.clock.now(), [c for c in older if c.status == ChallengeStatus.PENDING])
     return [c.provider_sid for c in older if method_type(c).ends_by_hanging_up and c.provider_sid]

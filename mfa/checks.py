@@ -95,7 +95,7 @@ def _check_backup(db: Session, svc: Services, auth: Authentication, kind: Reason
         spent = access_passes.spend(db, svc, auth.user_id, normalised)
     if spent is None:
         return _refuse(db, svc, auth, f"wrong_{kind}", source_ip)
-    end_challenges(db, auth, kind)
+    end_challenges(db, svc, auth, kind)
     if not finish(db, svc, auth, AuthStatus.APPROVED, kind, challenges_ended=True):
         # Ended meanwhile (a `#`, a timeout): nothing was approved, so the code or use is given back.
         (recovery_codes.unspend if kind == Reason.RECOVERY_CODE else access_passes.unspend)(db, spent[0])
@@ -160,7 +160,7 @@ def _approve(db: Session, svc: Services, auth: Authentication, candidate: Candid
         raise NotPending(REGISTERED_MEANWHILE)
     # The order a call's `#` takes them in (calls._approve): the sign-in's challenges, the person
     # (reset_failures writes them), then the sign-in. Another order could deadlock with that `#`.
-    end_challenges(db, auth, Reason.VERIFIED)
+    end_challenges(db, svc, auth, Reason.VERIFIED)
     if auth.user.failed_count:
         lock_person(db, auth.user_id)
     if not finish(db, svc, auth, AuthStatus.APPROVED, Reason.VERIFIED, challenges_ended=True,

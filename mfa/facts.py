@@ -14,6 +14,9 @@ from sqlalchemy.orm import Session
 # Besides a method's own type (Method.type: totp, sms, voice), two that no method row has:
 PASSWORD = "password"  # the first factor alone decided (a wrong password, no second factor needed)
 TYPED_CODE = "code"  # a typed code that matched no method: it could have been a text's or the app's
+# The one fact that is no audit event: a call or text ended before Twilio said a word about it
+# (mfa/unheard.py). Its method_type is the challenge's (voice, sms).
+CHALLENGE_UNHEARD = "challenge_unheard"
 
 PENDING_KEY = "mfa_outcomes"
 

@@ -6,7 +6,7 @@ from sqlalchemy.orm import Session
 
 from models import Challenge
 from models.states import AuthStatus, ChallengeStatus, Reason
-from mfa import audit
+from mfa import audit, unheard
 from mfa.authentications import finish
 from mfa.compare_and_set import compare_and_set
 from mfa.method_types import Text
@@ -24,6 +24,7 @@ def record_delivery(db: Session, svc: Services, message_sid: str, status: str, e
     can overtake the commit of the request that sent the text.
     """
     if status not in FAILED_DELIVERY:
+        unheard.heard_of_text(db, message_sid, status)  # Twilio can reach us: this text is no silent one
         return True
     # Only a text: a CallSid posted here must never fail a call's challenge.
     challenge = db.scalar(select(Challenge).where(Challenge.provider_sid == message_sid, Challenge.type == Text.name)

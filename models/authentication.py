@@ -79,7 +79,8 @@ class Challenge(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     sends: Mapped[int] = mapped_column(Integer, default=1)
     provider_sid: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
-    # Where a phone call's flow has got to (prompts repeated, wrong keys so far).
+    # Where a phone call's flow has got to (prompts repeated, wrong keys so far); for a text, the
+    # first delivery report Twilio sent. None while pending: Twilio has not reported (mfa/unheard.py).
     call_step: Mapped[str | None] = mapped_column(String(32), nullable=True)
     call_retries: Mapped[int] = mapped_column(Integer, default=0)
     number_match: Mapped[str | None] = mapped_column(String(4), nullable=True)

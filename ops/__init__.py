@@ -18,6 +18,8 @@ def register(app: Flask) -> None:
         # these headers: they are checked against PUBLIC_BASE_URL.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies)  # type: ignore[method-assign]
     logs.register(app, settings.log_format)  # its before_request runs first and starts the clock
+    if settings.log_format is not None:  # production, or a server an operator asked to log
+        logs.announce_telephony(settings.telephony_provider, settings.twilio_api_base_url, settings.twilio_account_sid)
     metrics.register(app, settings.prometheus_multiproc_dir)
     # Only this app's sessions: the domain's facts are counted when the use case commits.
     counters.count_after_commit(app.extensions["mfa"].sessions)

@@ -17,6 +17,7 @@ import sys
 import time
 import uuid
 from datetime import datetime, timezone
+from urllib.parse import urlsplit, urlunsplit
 
 from flask import Flask, g, has_request_context, request
 
@@ -26,9 +27,10 @@ REQUEST_ID_HEADER = "X-Request-Id"
 REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 # +44 7700 900123, +447700900123, 447700900123 (E.164 without its plus), 07700900123 (UK national).
 PHONE_LIKE = re.compile(r"(?<![\w+])(?:\+[1-9](?:[ -]?\d){7,14}|[1-9]\d{9,14}|0\d{9,10})(?!\w)")
-ACCESS_FIELDS = ("method", "path", "status", "duration_ms")
+ACCESS_FIELDS = ("client", "method", "path", "status", "duration_ms")
 
 access_log = logging.getLogger("mfa.access")
+startup_log = logging.getLogger("mfa.startup")
 _installed: logging.Handler | None = None
 
 
@@ -127,7 +129,25 @@ def register(app: Flask, log_format: str | None) -> None:
         response.headers[REQUEST_ID_HEADER] = g.get("request_id") or uuid.uuid4().hex
         if access_log.isEnabledFor(logging.INFO):
             duration_ms = round((time.perf_counter() - g.get("ops_started", time.perf_counter())) * 1000, 1)
-            access_log.info("%s %s %s %.1fms", request.method, request.path, response.status_code, duration_ms,
-                            extra={"method": request.method, "path": request.path,
+            # remote_addr is the person's address once ProxyFix has read TRUSTED_PROXIES' X-Forwarded-For.
+            # The path is masked before it meets the status: "+447700900123 401" would read as one number.
+            access_log.info("%s %s %s %s %.1fms", request.remote_addr, request.method, mask_phone_numbers(request.path),
+                            response.status_code, duration_ms,
+                            extra={"client": request.remote_addr, "method": request.method, "path": request.path,
                                    "status": response.status_code, "duration_ms": duration_ms})
         return response
+
+
+def announce_telephony(provider: str, api_base_url: str, account_sid: str) -> None:
+    """One start-up line saying where calls and texts go: an operator pointing production at the
+    stand-in (or the stand-in's settings at Twilio) sees it at once. Never the token."""
+    parts = urlsplit(api_base_url)
+    # A user:password@, a query and a fragment left out: any of them could carry a credential.
+    where = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2], path=parts.path.rstrip("/"),
+                                      query="", fragment=""))
+    startup_log.info("telephony: %s at %s (account %s)", provider, where, mask_account_sid(account_sid))
+
+
+def mask_account_sid(sid: str) -> str:
+    """AC…1234: enough to tell accounts apart, not enough to use one."""
+    return f"{sid[:2]}…{sid[-4:]}" if len(sid) > 8 else f"{sid[:2]}…"

@@ -39,6 +39,10 @@ WEBHOOK_RESPONSES = Counter(
 
 
 def register(app: Flask, multiproc_dir: str | None) -> None:
+    for rule in app.url_map.iter_rules():  # every webhook's latency series from the first scrape, at 0
+        if rule.rule.startswith(WEBHOOK_PREFIX):
+            WEBHOOK_SECONDS.labels(rule.rule)
+
     @app.after_request
     def _time_webhook(response):
         if request.path.startswith(WEBHOOK_PREFIX):
@@ -72,15 +76,20 @@ class _Value:
 def budget_gauge() -> bytes:
     """mfa_telephony_budget_remaining, counted from the database at each scrape: the same value from
     every worker and every instance (the budget is the whole service's), there before the first
-    send, and current after every send and refusal. Left out, with a warning, if the database fails."""
+    send, and current after every send and refusal. Left out, with a warning, if the database fails;
+    mfa_database_up says which (1: it answered this scrape; 0: it did not, and /readyz answers 503)."""
+    registry = CollectorRegistry()
     try:
         remaining = spend.budget_remaining(db(), services())
     except SQLAlchemyError:
         log.warning("mfa_telephony_budget_remaining left out: the database did not answer", exc_info=True)
-        return b""
-    registry = CollectorRegistry()
+        remaining = None
     registry.register(_Value(GaugeMetricFamily(
-        "mfa_telephony_budget_remaining",
-        "Calls and texts the service may still place today (UTC): TELEPHONY_DAILY_BUDGET less those sent.",
-        value=remaining)))
+        "mfa_database_up", "1 when the database answered this scrape, 0 when not (this instance is not ready).",
+        value=0 if remaining is None else 1)))
+    if remaining is not None:
+        registry.register(_Value(GaugeMetricFamily(
+            "mfa_telephony_budget_remaining",
+            "Calls and texts the service may still place today (UTC): TELEPHONY_DAILY_BUDGET less those sent.",
+            value=remaining)))
     return generate_latest(registry)

@@ -7,12 +7,15 @@ a fresh I-Twilio-Idempotency-Token.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass
 from urllib.parse import quote_plus, urlencode, urlsplit, urlunsplit
 
 import requests
 from twilio.request_validator import RequestValidator
+
+log = logging.getLogger(__name__)
 
 # Left unescaped in GET query strings: these pass through `requests` untouched and Werkzeug's
 # request.url shows them unescaped, so the URL an app rebuilds is byte for byte the one signed.
@@ -41,6 +44,21 @@ def with_query(url: str, params: dict[str, str]) -> str:
     return url + ("&" if "?" in url else "?") + query
 
 
+def root_cause(exc: BaseException) -> str:
+    """The innermost reason (e.g. "[SSL: CERTIFICATE_VERIFY_FAILED] ... self-signed certificate"),
+    not requests' long "HTTPSConnectionPool(...): Max retries exceeded" wrapper."""
+    reason: BaseException = exc
+    for _ in range(10):  # requests → urllib3 → ssl is four deep; never loop on a cycle
+        inner = getattr(reason, "reason", None)
+        if not isinstance(inner, BaseException):
+            inner = next((arg for arg in reason.args if isinstance(arg, BaseException)), None)
+        inner = inner or reason.__cause__
+        if inner is None or inner is reason:
+            break
+        reason = inner
+    return str(reason) or type(reason).__name__
+
+
 class WebhookClient:
     def __init__(self, auth_token: str):
         self._validator = RequestValidator(auth_token)
@@ -63,9 +81,14 @@ class WebhookClient:
                 response = requests.post(url, data=params, headers=headers, timeout=TIMEOUT,
                                          allow_redirects=False)
         except requests.RequestException as exc:
-            return Reply(None, "", f"11205 HTTP connection failure: {url}: {exc}")
+            # Real Twilio shows this only in its console's debugger; say it where an operator looks.
+            problem = f"11205 HTTP connection failure: {method} {url}: {root_cause(exc)}"
+            log.warning("stand-in webhook failed: %s", problem)
+            return Reply(None, "", problem)
         problem = "" if 200 <= response.status_code < 300 else (
             f"11200 HTTP retrieval failure: {method} {url} answered {response.status_code}")
+        if problem:  # e.g. 403: the app and the stand-in disagree on the account or the token
+            log.warning("stand-in webhook failed: %s", problem)
         return Reply(response.status_code, response.text, problem)
 
     @staticmethod

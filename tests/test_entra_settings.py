@@ -18,7 +18,8 @@ def development(**entra: str) -> dict[str, str]:
 def production(**entra: str) -> dict[str, str]:
     """The least a production server needs (it refuses the simulator and generated secrets)."""
     return {**development(**entra), "MFA_ENV": "production", "TELEPHONY_PROVIDER": "twilio",
-            "TWILIO_ACCOUNT_SID": "AC1", "TWILIO_AUTH_TOKEN": "t", "TWILIO_FROM_NUMBER": "+441134960000"}
+            "TWILIO_ACCOUNT_SID": "AC1", "TWILIO_AUTH_TOKEN": "t", "TWILIO_FROM_NUMBER": "+441134960000",
+            "PUBLIC_BASE_URL": "https://mfa.example.org"}
 
 
 def refusal(environ: dict[str, str], tmp_path) -> str:

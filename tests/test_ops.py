@@ -19,6 +19,7 @@ from tests.helpers import (
     start_sign_in, state,
 )
 from tests.personas import ALICE
+from version import __version__
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -39,14 +40,14 @@ def redis_reachable() -> bool:
 # --- health and readiness ---------------------------------------------------------------
 
 
-def test_healthz_answers_while_the_process_runs(client):
-    assert client.get("/healthz").json == {"status": "ok"}
+def test_healthz_answers_while_the_process_runs_and_names_the_release(client):
+    assert client.get("/healthz").json == {"status": "ok", "version": __version__}
 
 
 def test_readyz_is_ready_when_the_database_answers(client):
     response = client.get("/readyz")
     assert response.status_code == 200
-    assert response.json == {"status": "ready", "checks": {"database": "ok"}}
+    assert response.json == {"status": "ready", "checks": {"database": "ok", "data_key": "ok"}}
 
 
 def test_readyz_answers_503_naming_the_database_when_it_cannot_be_reached(app_config, tmp_path):
@@ -62,7 +63,7 @@ def test_readyz_checks_redis_when_redis_url_is_set(app_config):
     app = create_app({**app_config, "REDIS_URL": REDIS_URL})
     response = app.test_client().get("/readyz")
     assert response.status_code == 200
-    assert response_json(response)["checks"] == {"database": "ok", "redis": "ok"}
+    assert response_json(response)["checks"] == {"database": "ok", "redis": "ok", "data_key": "ok"}
 
 
 def test_readyz_stays_ready_but_says_degraded_naming_redis_when_it_cannot_be_reached(app_config):
@@ -171,7 +172,7 @@ def production_environ() -> dict:
 
     return {"MFA_ENV": "production", "SECRET_KEY": "s", "DATA_KEY": Fernet.generate_key().decode(),
             "TELEPHONY_PROVIDER": "twilio", "TWILIO_ACCOUNT_SID": "AC1", "TWILIO_AUTH_TOKEN": "t",
-            "TWILIO_FROM_NUMBER": "+441134960000"}
+            "TWILIO_FROM_NUMBER": "+441134960000", "PUBLIC_BASE_URL": "https://mfa.example.org"}
 
 
 def test_production_defaults_to_json_logs(tmp_path):

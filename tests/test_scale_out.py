@@ -106,7 +106,8 @@ def webhook_answers(server: Gunicorn, path: str) -> float:
 
 def test_both_instances_are_ready_with_the_shared_database_and_redis(instances):
     for server in instances:
-        assert requests.get(server.url + "/readyz", timeout=5).json()["checks"] == {"database": "ok", "redis": "ok"}
+        assert requests.get(server.url + "/readyz", timeout=5).json()["checks"] == {"database": "ok", "redis": "ok",
+                                                                                   "data_key": "ok"}
 
 
 def test_a_call_started_through_one_instance_is_answered_at_the_other(instances, api_key_and_alice, phones):

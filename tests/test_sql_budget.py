@@ -38,8 +38,8 @@ BUDGET = {
     # hung up before a key (denies): the challenge with its context; claim (ending the rest);
     # finish; audit insert
     "voice_status_hung_up": 4,
-    # a delivered text changes nothing, so it reads nothing
-    "sms_status_delivered": 0,
+    # a delivered text reads nothing; one UPDATE notes that Twilio reported on it (mfa/unheard.py)
+    "sms_status_delivered": 1,
     # a failure (rare): the challenge with its context; fail it; finish (status, end its
     # challenges); audit insert
     "sms_status_undelivered": 5,

@@ -37,6 +37,10 @@ class MethodType(ABC):
     ends_by_hanging_up: ClassVar[bool] = False  # a replaced or ended challenge is a call to hang up
     respects_do_not_call: ClassVar[bool] = False  # refused to numbers that asked not to be called
     approved_on_device: ClassVar[bool] = False  # answered on an enrolled phone app (mfa/push_approvals.py)
+    # "call" or "text": placed through Twilio, which reports back on each one; one it never
+    # reports on is a sign that its webhooks cannot reach us (mfa/unheard.py).
+    twilio_sends_as: ClassVar[str | None] = None
+    matches_numbers: ClassVar[bool] = False  # may ask for the two digits the sign-in screen shows
 
     # --- responses ---
     takes_code_without_challenge: ClassVar[bool] = False  # a typed code is checked against the method

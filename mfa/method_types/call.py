@@ -29,6 +29,8 @@ class Call(MethodType):
     challenge_ttl = timedelta(minutes=2)
     ends_by_hanging_up = True
     respects_do_not_call = True
+    twilio_sends_as = "call"
+    matches_numbers = True  # in number mode (CALL_APPROVAL=number)
     phone_kinds = PHONE_KINDS  # any phone that rings, office phones included
 
     def choice(self, method: Method) -> str:

@@ -23,6 +23,7 @@ class PushApp(MethodType):
     amr = "swk"  # a key held in the phone app, with the number on the screen matched
     challenge_ttl = timedelta(minutes=2)
     approved_on_device = True
+    matches_numbers = True  # always
 
     def choice(self, method: Method) -> str:
         return f"Approve a request on my phone ({method.label})"

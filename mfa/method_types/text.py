@@ -31,6 +31,7 @@ class Text(MethodType):
     amr = "sms"
     challenge_ttl: ClassVar[timedelta] = timedelta(minutes=5)  # also what the text and the page say
     phone_kinds = ("mobile", "alternate")
+    twilio_sends_as = "text"
     proves_number_ownership = True  # the owner read the code: calls to the number may resume
 
     @classmethod
