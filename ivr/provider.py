@@ -215,7 +215,7 @@ ACCOUNT_ERRORS = {
 }
 
 # At 0 from the start, so an alert's increase() sees the first one (docs/monitoring.md).
-counters.declare_account_error_codes([*ACCOUNT_ERRORS, "not_json"])
+counters.declare_account_error_codes([*ACCOUNT_ERRORS, 20404, "http_401", "http_403", "http_404", "not_json"])
 
 
 def operator_setting(what: str, status: int, code: int | None) -> str | None:

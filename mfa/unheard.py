@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import String, bindparam, update
+from sqlalchemy import String, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from models import Challenge
@@ -31,6 +31,10 @@ log = logging.getLogger("mfa.telephony")
 # Twilio's first report comes within seconds: a challenge ended sooner than this proves nothing.
 REPORT_EXPECTED_WITHIN = timedelta(seconds=30)
 TEXTS = types_where(twilio_sends_as="text")
+SENT_BY_TWILIO = tuple(t.name for t in REGISTRY.values() if t.twilio_sends_as)
+# The awaiting gauge looks this far back: long enough for an alert's `for`, short enough that
+# one silent call does not hold it up for good.
+AWAITING_WINDOW = timedelta(hours=1)
 
 TEXT_HEARD_OF = (
     update(Challenge)
@@ -59,6 +63,21 @@ class Ending(Protocol):
 def heard_of_text(db: Session, message_sid: str, status: str) -> None:
     """A delivery report for a text still pending: Twilio can reach us (one UPDATE; the first report writes)."""
     db.execute(TEXT_HEARD_OF, {"sid": message_sid, "reported": status[:32] or "reported"})
+
+
+def awaiting_report(db: Session, now: datetime) -> dict[str, int]:
+    """Calls and texts placed in the last hour, more than REPORT_EXPECTED_WITHIN ago, still pending and
+    not yet reported on, by type. Read from the database, so it holds whether or not anyone looks at
+    their sign-in again (a cancelled sign-in's call stays pending for fraud reports; a closed tab
+    never expires its sign-in), and it falls back to 0 once Twilio's reports arrive."""
+    rows = db.execute(
+        select(Challenge.type, func.count())
+        .where(Challenge.type.in_(SENT_BY_TWILIO), Challenge.status == ChallengeStatus.PENDING,
+               Challenge.provider_sid.is_not(None), Challenge.call_step.is_(None),
+               Challenge.last_sent_at <= now - REPORT_EXPECTED_WITHIN,
+               Challenge.last_sent_at > now - AWAITING_WINDOW)
+        .group_by(Challenge.type)).all()
+    return {name: 0 for name in SENT_BY_TWILIO} | {name: count for name, count in rows}
 
 
 def note_unheard(db: Session, now: datetime, ending: Iterable[Ending]) -> None:

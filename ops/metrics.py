@@ -23,7 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from edge import db, services
 from ivr import webhook_urls
-from mfa import spend
+from mfa import spend, unheard
 
 log = logging.getLogger("mfa.ops")
 
@@ -81,6 +81,7 @@ def budget_gauge() -> bytes:
     registry = CollectorRegistry()
     try:
         remaining = spend.budget_remaining(db(), services())
+        awaiting = unheard.awaiting_report(db(), services().clock.now())
     except SQLAlchemyError:
         log.warning("mfa_telephony_budget_remaining left out: the database did not answer", exc_info=True)
         remaining = None
@@ -92,4 +93,12 @@ def budget_gauge() -> bytes:
             "mfa_telephony_budget_remaining",
             "Calls and texts the service may still place today (UTC): TELEPHONY_DAILY_BUDGET less those sent.",
             value=remaining)))
+        waiting = GaugeMetricFamily(
+            "mfa_challenges_awaiting_twilio",
+            "Calls and texts placed 30 s to 1 h ago, still pending, that Twilio has not reported on at all "
+            "(its webhooks cannot reach PUBLIC_BASE_URL?), by method. Counted from the database.",
+            labels=["method"])
+        for method, count in sorted(awaiting.items()):
+            waiting.add_metric([method], count)
+        registry.register(_Value(waiting))
     return generate_latest(registry)

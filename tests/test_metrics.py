@@ -16,7 +16,7 @@ from prometheus_client import REGISTRY
 from sqlalchemy import select
 
 from ivr.webhook_urls import WebhookUrls
-from mfa import app_passwords, facts
+from mfa import app_passwords, cancellation, facts
 from mfa.errors import InvalidCredentials
 from models import Challenge, User
 from tests.conftest import PASSWORD, TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, TEST_DATA_KEY
@@ -34,7 +34,7 @@ DECLARED = [
     "mfa_challenges_unheard_total", "mfa_webhook_signature_failures_total", "mfa_twilio_requests_total",
     "mfa_twilio_attempts_total", "mfa_twilio_errors_total", "mfa_twilio_account_errors_total",
     "mfa_webhook_duration_seconds", "mfa_webhook_responses_total", "mfa_telephony_budget_remaining",
-    "mfa_database_up",
+    "mfa_database_up", "mfa_challenges_awaiting_twilio",
 ]
 # Label sets that must read 0 in the first scrape, before anything has happened.
 ZERO_AT_START = [
@@ -257,6 +257,38 @@ def test_a_text_twilio_reported_sent_is_not_counted_as_unheard(api, client, fake
     clock.advance(minutes=10)
     assert api.get(f"/authentications/{auth['id']}").json["status"] == "expired"
     assert sample("mfa_challenges_unheard_total", method="sms") == before
+
+
+def awaiting(client, method: str) -> float:
+    scrape = client.get("/metrics").get_data(as_text=True)
+    found = re.search(rf'^mfa_challenges_awaiting_twilio{{method="{method}"}} (\S+)$', scrape, re.M)
+    assert found is not None, scrape
+    return float(found[1])
+
+
+def test_a_cancelled_sign_ins_silent_call_shows_in_the_awaiting_gauge_until_twilio_reports(
+        api, client, run, fake, alice, clock, session):
+    """The issue's case: Twilio cannot reach us, and nobody ever reads the sign-in again (cancelled:
+    its call stays pending for fraud reports), so nothing ends the challenge; the gauge still sees it."""
+    auth = start_sign_in(api, "alice", expect="mfa_required")
+    challenge_by(api, auth, "voice")
+    call = sent_challenge(session, auth)
+    assert awaiting(client, "voice") == 0  # just placed: Twilio's first report may be on its way
+    assert run(lambda db, svc: cancellation.cancel(db, svc, auth["id"])) == []  # the call is left ringing
+    clock.advance(31)
+    assert (awaiting(client, "voice"), awaiting(client, "sms")) == (1, 0)
+    url = WebhookUrls("http://localhost").voice_status(call.id)
+    assert post_signed(client, url, {"CallSid": call.provider_sid, "CallStatus": "ringing"}) in (200, 204)
+    assert awaiting(client, "voice") == 0
+
+
+def test_a_silent_text_leaves_the_awaiting_gauge_after_an_hour(api, client, fake, alice, clock):
+    auth = start_sign_in(api, "alice", expect="mfa_required")
+    challenge_by(api, auth, "sms")
+    clock.advance(31)
+    assert awaiting(client, "sms") == 1
+    clock.advance(minutes=60)
+    assert awaiting(client, "sms") == 0  # an old silent text does not hold the alert up for good
 
 
 def test_a_call_replaced_by_another_after_a_silent_minute_is_counted_as_unheard(api, fake, alice, clock):
